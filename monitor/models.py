@@ -1,0 +1,202 @@
+"""The SQL schema (SQLAlchemy 2 typed models).  Alembic (``migrations/``) owns changes to it.
+
+Raw probe results go to ``probe_results``; ``rollup_hourly`` and ``rollup_daily`` keep per
+(service, region, period) counts per outcome, a fixed log-bucket latency histogram
+(``monitor.histogram``), quality mean/min and cost, so pages and reports never scan raw rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from monitor.enums import Outcome
+from monitor.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite's INTEGER PRIMARY KEY autoincrements only as plain INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC; always returns timezone-aware UTC datetimes (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Service(Base):
+    """A monitored service, synced from the config at start-up (rows are never deleted: history stays)."""
+
+    __tablename__ = "services"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    group_name: Mapped[str] = mapped_column(String(200), default="")
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(default=True)  # False once removed from the config
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Canary(Base):
+    __tablename__ = "canaries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    size: Mapped[str] = mapped_column(String(20))
+    seed: Mapped[str | None] = mapped_column(String(20))  # an integer, "random" or NULL
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ProbeResultRow(Base):
+    """One probe run: every field of the result record (DESIGN.md §3)."""
+
+    __tablename__ = "probe_results"
+    __table_args__ = (
+        Index("ix_probe_results_service_started", "service_id", "started_at"),
+        Index("ix_probe_results_started", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    canary_id: Mapped[str | None] = mapped_column(ForeignKey("canaries.id"))
+    region: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(24))
+    submit_ms: Mapped[float | None] = mapped_column(Float)
+    queue_ms: Mapped[float | None] = mapped_column(Float)
+    generation_ms: Mapped[float | None] = mapped_column(Float)
+    download_ms: Mapped[float | None] = mapped_column(Float)
+    total_ms: Mapped[float | None] = mapped_column(Float)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(200))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    image_bytes: Mapped[int | None] = mapped_column(Integer)
+    image_format: Mapped[str | None] = mapped_column(String(16))
+    image_width: Mapped[int | None] = mapped_column(Integer)
+    image_height: Mapped[int | None] = mapped_column(Integer)
+    image_sha256: Mapped[str | None] = mapped_column(String(64))
+    phash: Mapped[str | None] = mapped_column(String(32))
+    dhash: Mapped[str | None] = mapped_column(String(32))
+    hashes: Mapped[dict | None] = mapped_column(JSON)  # every hash, including later ones (whash, colorhash)
+    quality_score: Mapped[float | None] = mapped_column(Float)
+    quality_verdict: Mapped[str | None] = mapped_column(String(16))
+    quality_flags: Mapped[list | None] = mapped_column(JSON)
+    quality_reasons: Mapped[list | None] = mapped_column(JSON)
+    cost: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    revised_prompt: Mapped[str | None] = mapped_column(Text)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+
+
+def _rollup_table(name: str) -> Table:
+    columns = [
+        Column("service_id", String(64), ForeignKey("services.id"), primary_key=True),
+        Column("region", String(64), primary_key=True),
+        Column("bucket_start", UTCDateTime, primary_key=True),
+        Column("n_total", Integer, nullable=False, default=0),
+        *[Column(f"n_{outcome.value}", Integer, nullable=False, default=0) for outcome in Outcome],
+        Column("latency_count", Integer, nullable=False, default=0),
+        Column("latency_sum_ms", Float, nullable=False, default=0.0),
+        Column("latency_max_ms", Float),
+        *[Column(h, Integer, nullable=False, default=0) for h in HISTOGRAM_COLUMNS],
+        Column("quality_count", Integer, nullable=False, default=0),
+        Column("quality_sum", Float, nullable=False, default=0.0),
+        Column("quality_min", Float),
+        Column("cost_sum", Float, nullable=False, default=0.0),
+    ]
+    return Table(name, Base.metadata, *columns, Index(f"ix_{name}_bucket_start", "bucket_start"))
+
+
+#: Rollups count canary and confirmation runs (not cheap health checks).
+rollup_hourly = _rollup_table("rollup_hourly")
+rollup_daily = _rollup_table("rollup_daily")
+
+
+class Incident(Base):
+    """An incident (detection logic arrives with the detection issue; the table is here from the start)."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_service_resolved", "service_id", "resolved_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service_id: Mapped[str | None] = mapped_column(ForeignKey("services.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str] = mapped_column(String(16), default="public")
+    impact: Mapped[str] = mapped_column(String(16), default="minor")
+    status: Mapped[str] = mapped_column(String(16), default="investigating")
+    title: Mapped[str] = mapped_column(String(300))
+    regions: Mapped[list | None] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    updates: Mapped[list["IncidentUpdate"]] = relationship(
+        back_populates="incident", order_by="IncidentUpdate.created_at", cascade="all, delete-orphan"
+    )
+
+
+class IncidentUpdate(Base):
+    __tablename__ = "incident_updates"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    display_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    incident: Mapped[Incident] = relationship(back_populates="updates")

@@ -1,0 +1,1 @@
+"""Probe adapters (one module per provider), the registry and the provider emulators."""

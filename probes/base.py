@@ -1,0 +1,265 @@
+"""The adapter interface and the probe result record (DESIGN.md §3).
+
+An adapter speaks one provider's protocol: ``generate`` sends the canary and
+returns the raw image (or raises :class:`ProbeFailure` with a classified
+outcome); ``health_check`` runs the provider's cheap check.  ``Adapter.probe``
+wraps either in timing, the deadline and error classification, so every
+adapter reports failures the same way and never lets an exception escape.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+
+import httpx
+
+from monitor.enums import Outcome, ProbeKind
+from probes.sanitize import sanitize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydantic import BaseModel
+
+    from monitor.config import CanaryConfig, ServiceConfig
+
+PHASES = ("submit", "queue", "generation", "download", "total")
+
+
+@dataclass
+class ProbeResult:
+    """One probe run. ``to_dict`` is the JSON record of ``genstatus probe --json``."""
+
+    service: str
+    canary: str | None
+    region: str
+    kind: ProbeKind
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: Outcome = Outcome.PROBE_ERROR
+    latency_ms: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(PHASES))
+    http_status: int | None = None
+    request_id: str | None = None
+    error_detail: str | None = None
+    image_bytes: int | None = None
+    image_format: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    image_sha256: str | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
+    quality_score: float | None = None
+    quality_verdict: str | None = None
+    quality_flags: list[str] = field(default_factory=list)
+    quality_reasons: list[str] = field(default_factory=list)
+    cost: float | None = None
+    model_version: str | None = None
+    revised_prompt: str | None = None
+    seed: int | None = None
+    # The generated image itself: handed to scoring, never stored or printed.
+    image: bytes | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("image")
+        data["kind"] = str(self.kind)
+        data["outcome"] = str(self.outcome)
+        data["started_at"] = _iso(self.started_at)
+        data["finished_at"] = _iso(self.finished_at)
+        return data
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class ProbeFailure(Exception):
+    """A classified failure: the provider said no, or said something unusable."""
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        detail: str,
+        *,
+        http_status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.outcome = Outcome(outcome)
+        self.detail = detail
+        self.http_status = http_status
+        self.request_id = request_id
+
+
+class DeadlineExceeded(ProbeFailure):
+    def __init__(self, detail: str = "deadline exceeded") -> None:
+        super().__init__(Outcome.TIMEOUT, detail)
+
+
+@dataclass
+class Generation:
+    """What an adapter got back from a successful generation request."""
+
+    image: bytes
+    content_type: str | None = None
+    http_status: int | None = None
+    request_id: str | None = None
+    model_version: str | None = None
+    revised_prompt: str | None = None
+    seed: int | None = None
+
+
+@dataclass
+class HealthCheck:
+    """What a successful cheap check returned."""
+
+    http_status: int | None = None
+    request_id: str | None = None
+    detail: str | None = None
+
+
+class ProbeContext:
+    """Per-run state: the deadline, the HTTP client, phase timers and the secrets to redact."""
+
+    def __init__(
+        self,
+        service: "ServiceConfig",
+        canary: "CanaryConfig | None",
+        client: httpx.Client,
+        *,
+        region: str = "default",
+        seed: int | None = None,
+        deadline_s: float | None = None,
+    ) -> None:
+        self.service = service
+        self.canary = canary
+        self.client = client
+        self.region = region
+        self.seed = seed
+        self.started_monotonic = time.monotonic()
+        total = deadline_s if deadline_s is not None else service.timeout.total_seconds()
+        self.deadline = self.started_monotonic + total
+        self.phases: dict[str, float | None] = dict.fromkeys(PHASES)
+        self.http_status: int | None = None
+        self.request_id: str | None = None
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def check_deadline(self, what: str = "run") -> float:
+        """Return the seconds left, or raise ``DeadlineExceeded``."""
+        left = self.remaining()
+        if left <= 0:
+            raise DeadlineExceeded(f"deadline of {self.service.timeout.total_seconds():g}s exceeded during {what}")
+        return left
+
+    def timeout(self, *, connect: float = 10.0, write: float = 30.0, pool: float = 5.0) -> httpx.Timeout:
+        """httpx timeouts that never reach past the run's deadline."""
+        left = max(self.check_deadline(), 0.001)
+        return httpx.Timeout(read=left, connect=min(connect, left), write=min(write, left), pool=min(pool, left))
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time a latency phase; repeated phases (polls) add up."""
+        assert name in PHASES and name != "total", name
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            spent = (time.monotonic() - began) * 1000.0
+            self.phases[name] = (self.phases[name] or 0.0) + spent
+
+    def note_response(self, response: httpx.Response, request_id_header: str = "x-request-id") -> None:
+        """Remember the latest HTTP status and provider request id."""
+        self.http_status = response.status_code
+        rid = response.headers.get(request_id_header)
+        if rid:
+            self.request_id = rid[:200]
+
+    def secrets(self) -> list[str]:
+        return self.service.secret_values()
+
+
+class Adapter(ABC):
+    """One provider's protocol.  Subclasses set ``provider`` and register in ``probes.registry``."""
+
+    provider: ClassVar[str]
+    #: optional pydantic model validating ``service.options`` (unknown keys rejected)
+    options_model: ClassVar["type[BaseModel] | None"] = None
+
+    def __init__(self, service: "ServiceConfig") -> None:
+        self.service = service
+        self.options = (
+            self.options_model.model_validate(service.options) if self.options_model else service.options
+        )
+
+    @abstractmethod
+    def generate(self, ctx: ProbeContext) -> Generation:
+        """Send ``ctx.canary`` and return the image, or raise ``ProbeFailure``."""
+
+    @abstractmethod
+    def health_check(self, ctx: ProbeContext) -> HealthCheck:
+        """The provider's cheap check; raise ``ProbeFailure`` when unhealthy."""
+
+    def headers(self) -> dict[str, str]:
+        """Headers for every request (credentials included)."""
+        return {}
+
+    # -- the template every adapter shares -------------------------------------------
+
+    def probe(self, ctx: ProbeContext, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
+        """Run one generation (or health check) and classify how it ended.  Never raises."""
+        canary_id = ctx.canary.id if ctx.canary is not None else None
+        result = ProbeResult(
+            service=self.service.id,
+            canary=canary_id if kind is not ProbeKind.HEALTH else None,
+            region=ctx.region,
+            kind=kind,
+            started_at=datetime.now(UTC),
+            seed=ctx.seed,
+        )
+        try:
+            if kind is ProbeKind.HEALTH:
+                check = self.health_check(ctx)
+                result.outcome = Outcome.OK
+                result.http_status = check.http_status
+                result.request_id = check.request_id
+                result.error_detail = sanitize(check.detail, ctx.secrets()) if check.detail else None
+            else:
+                generation = self.generate(ctx)
+                result.outcome = Outcome.OK
+                result.image = generation.image
+                result.http_status = generation.http_status
+                result.request_id = generation.request_id
+                result.model_version = generation.model_version
+                result.revised_prompt = generation.revised_prompt
+                if generation.seed is not None:
+                    result.seed = generation.seed
+                result.cost = self.service.cost_per_image
+        except ProbeFailure as failure:
+            result.outcome = failure.outcome
+            result.error_detail = sanitize(failure.detail, ctx.secrets())
+            result.http_status = failure.http_status or ctx.http_status
+            result.request_id = failure.request_id or ctx.request_id
+        except httpx.TimeoutException as exc:
+            result.outcome = Outcome.CONNECTION_ERROR if isinstance(exc, httpx.ConnectTimeout) else Outcome.TIMEOUT
+            result.error_detail = sanitize(f"{type(exc).__name__}: {exc}", ctx.secrets())
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            result.outcome = Outcome.CONNECTION_ERROR
+            result.error_detail = sanitize(f"{type(exc).__name__}: {exc}", ctx.secrets())
+        except Exception as exc:  # noqa: BLE001 - a bug on our side must not kill the scheduler
+            result.outcome = Outcome.PROBE_ERROR
+            result.error_detail = sanitize(f"{type(exc).__name__}: {exc}", ctx.secrets())
+        finally:
+            result.finished_at = datetime.now(UTC)
+            ctx.phases["total"] = (time.monotonic() - ctx.started_monotonic) * 1000.0
+            result.latency_ms = {k: (round(v, 1) if v is not None else None) for k, v in ctx.phases.items()}
+        if result.http_status is None:
+            result.http_status = ctx.http_status
+        if result.request_id is None:
+            result.request_id = ctx.request_id
+        return result
