@@ -1,0 +1,298 @@
+"""The ``genstatus`` command line (DESIGN.md §5).  Exit codes: 0 ok, 1 unhealthy, 2 usage/config error.
+
+The library modules of ``monitor`` never import Flask; the commands that serve pages import
+``web`` lazily, here, where the monitor and the web UI are put together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from importlib import resources
+from pathlib import Path
+
+from monitor.config import ConfigError, DEFAULT_CONFIG_NAME, config_path, load_config
+
+EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
+DEFAULT_WEB_PORT = 8080
+DEFAULT_EMULATOR_PORT = 8765
+
+log = logging.getLogger("genstatus")
+
+
+class UsageError(Exception):
+    """A usage problem the user can fix; printed as one line, exit 2."""
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("apscheduler", "httpx", "httpcore", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _wait_for_signal() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = Path(args.dir) / DEFAULT_CONFIG_NAME
+    if target.exists() and not args.force:
+        raise UsageError(f"{target} already exists (use --force to overwrite)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(resources.files("monitor").joinpath("starter.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    print(f"wrote {target}")
+    print("next: 'genstatus emulator' in one terminal, 'genstatus run' in another, then open http://127.0.0.1:8080/")
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(f"{config_path(args.config)}: OK ({len(config.services)} services, {len(config.canaries)} canaries)")
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from monitor.db import make_engine
+    from monitor.migrate import current_revision, upgrade
+
+    config = load_config(args.config)
+    engine = make_engine(config.database)
+    try:
+        upgrade(engine)
+        print(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return EXIT_OK
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from monitor.enums import Outcome, ProbeKind
+    from monitor.runner import ProbeRunner
+
+    config = load_config(args.config)
+    try:
+        service = config.service(args.service)
+    except KeyError:
+        raise UsageError(f"no service {args.service!r} in the config (have: {', '.join(s.id for s in config.services)})") from None
+    if args.health:
+        canary, kind = None, ProbeKind.HEALTH
+    else:
+        canary_id = args.canary or service.canaries[0]
+        if canary_id not in service.canaries:
+            raise UsageError(f"service {service.id} has no canary {canary_id!r} (has: {', '.join(service.canaries)})")
+        canary, kind = config.canary(canary_id), ProbeKind.CANARY
+    runner = ProbeRunner(config, region=args.region or config.region)
+    try:
+        result = runner.run(service, canary, kind)
+    finally:
+        runner.close()
+    if not args.dry_run:
+        _store_one(config, result)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        total = result.latency_ms.get("total")
+        line = f"{result.service} {result.canary or 'health'} [{result.region}]: {result.outcome} in {total:.0f} ms"
+        if result.http_status:
+            line += f" (HTTP {result.http_status})"
+        print(line)
+        if result.error_detail:
+            print(f"  {result.error_detail}")
+    return EXIT_OK if result.outcome in (Outcome.OK, Outcome.SLOW) else EXIT_UNHEALTHY
+
+
+def _store_one(config, result) -> None:
+    from monitor.db import make_engine
+    from monitor.migrate import upgrade
+    from monitor.store import ResultStore
+
+    engine = make_engine(config.database)
+    try:
+        upgrade(engine)
+        store = ResultStore(engine)
+        store.sync_catalog(config)
+        store.record(result)
+    finally:
+        engine.dispose()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.runtime import MonitorRuntime
+
+    config = load_config(args.config)
+    runtime = MonitorRuntime(config, region=args.region)
+    web = None
+    runtime.start()
+    try:
+        if not args.no_web:
+            web = _start_web(config, runtime.engine, args.host, args.port)
+            print(f"status page: {web.url}/", flush=True)
+        _wait_for_signal()
+    finally:
+        print("stopping: letting in-flight probes finish...", file=sys.stderr, flush=True)
+        if web:
+            web.shutdown()
+        runtime.stop()
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from monitor.db import make_engine
+    from monitor.migrate import upgrade
+
+    config = load_config(args.config)
+    engine = make_engine(config.database)
+    upgrade(engine)
+    web = _start_web(config, engine, args.host, args.port)
+    print(f"status page: {web.url}/", flush=True)
+    try:
+        _wait_for_signal()
+    finally:
+        web.shutdown()
+        engine.dispose()
+    return EXIT_OK
+
+
+def _start_web(config, engine, host: str, port: int):
+    from web import create_app
+    from web.server import start_server
+
+    try:
+        return start_server(create_app(config, engine=engine), host=host, port=port)
+    except OSError as exc:
+        raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from probes.emulator.server import EmulatorServer
+
+    server = EmulatorServer(host=args.host, port=args.port)
+    try:
+        server.start()
+    except OSError as exc:
+        raise UsageError(f"cannot serve the emulator on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    print(f"emulator: {server.url}  (OpenAI base_url {server.base_url('openai')})", flush=True)
+    print(f"force a fault:  curl -X POST '{server.url}/_faults/openai?fault=server_error'", flush=True)
+    print(f"clear faults:   curl -X DELETE '{server.url}/_faults'", flush=True)
+    try:
+        _wait_for_signal()
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    return run_demo(host=args.host, port=args.port, interval=args.interval)
+
+
+# -- parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", help=f"config file (default: $GENSTATUS_CONFIG or ./{DEFAULT_CONFIG_NAME})")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    parser = argparse.ArgumentParser(
+        prog="genstatus",
+        description="Reliability monitor and status page for AI image-generation services.",
+        epilog="Exit codes: 0 ok, 1 the checked thing is unhealthy, 2 usage or config error.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("init", parents=[common], help="write a commented starter config",
+                       description="Write a commented starter genstatus.yaml that runs as is against the emulator.")
+    p.add_argument("dir", nargs="?", default=".", help="directory to write genstatus.yaml into (default: .)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("check-config", parents=[common], help="validate the config (exit 0, or 2 with the error)",
+                       description="Validate the config; print each problem as FILE:LINE key.path: message.")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("db", parents=[common], help="database maintenance", description="Database maintenance.")
+    db_sub = p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    q = db_sub.add_parser("upgrade", parents=[common], help="migrate the database to the latest schema",
+                          description="Alembic upgrade to head (run, serve and probe also do this at start-up).")
+    q.set_defaults(func=cmd_db_upgrade)
+
+    p = sub.add_parser("run", parents=[common], help="probe, store and serve the status page in one process",
+                       description="Everything in one process: scheduler, probes, store and status page. Ctrl-C stops cleanly.")
+    p.add_argument("--region", help="region name this process probes from (default: the config's region)")
+    p.add_argument("--host", default="127.0.0.1", help="address for the status page (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=DEFAULT_WEB_PORT, help=f"port for the status page (default {DEFAULT_WEB_PORT})")
+    p.add_argument("--no-web", action="store_true", help="do not serve the status page")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", parents=[common], help="serve the status page only",
+                       description="Serve the status page from the configured database (no probing).")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=DEFAULT_WEB_PORT, help=f"port (default {DEFAULT_WEB_PORT})")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("probe", parents=[common], help="run one probe now and print the result",
+                       description="Run one probe now, print the result and store it (unless --dry-run). "
+                                   "Exit 0 when the service answered well (ok or slow), 1 otherwise.")
+    p.add_argument("service", help="service id from the config")
+    p.add_argument("--canary", help="canary id (default: the service's first canary)")
+    p.add_argument("--health", action="store_true", help="run the cheap health check instead of a generation")
+    p.add_argument("--region", help="region name to record (default: the config's region)")
+    p.add_argument("--json", action="store_true", help="print the full result record as JSON")
+    p.add_argument("--dry-run", action="store_true", help="do not store the result")
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("emulator", parents=[common], help="serve the provider emulators on loopback",
+                       description="Serve the protocol-faithful provider emulators under /<provider>/ on one port, "
+                                   "with the fault switch at /_faults/<provider>.")
+    p.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=DEFAULT_EMULATOR_PORT, help=f"port (default {DEFAULT_EMULATOR_PORT})")
+    p.set_defaults(func=cmd_emulator)
+
+    p = sub.add_parser("demo", parents=[common], help="a self-contained demo: emulator, monitor and status page",
+                       description="Temporary SQLite database, the emulated providers on loopback, the monitor probing "
+                                   "them every few seconds and the status page. Prints the URL; Ctrl-C stops everything.")
+    p.add_argument("--host", default="127.0.0.1", help="address for the status page (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=DEFAULT_WEB_PORT, help=f"port for the status page (default {DEFAULT_WEB_PORT})")
+    p.add_argument("--interval", default="5s", help="probe interval of the demo services (default 5s)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"genstatus: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

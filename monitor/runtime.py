@@ -1,0 +1,37 @@
+"""The long-running monitor: migrate, sync the catalog, schedule probes, store their results."""
+
+from __future__ import annotations
+
+import logging
+
+from monitor.config import Config
+from monitor.db import make_engine
+from monitor.migrate import upgrade
+from monitor.runner import ProbeRunner
+from monitor.scheduler import ProbeScheduler
+from monitor.store import ResultStore
+
+log = logging.getLogger("genstatus")
+
+
+class MonitorRuntime:
+    """Everything ``genstatus run`` does except the web server (which lives in ``web``)."""
+
+    def __init__(self, config: Config, region: str | None = None, spool_path: str | None = None) -> None:
+        self.config = config
+        self.region = region or config.region
+        self.engine = make_engine(config.database)
+        upgrade(self.engine)
+        self.store = ResultStore(self.engine, spool_path=spool_path)
+        self.store.sync_catalog(config)
+        self.runner = ProbeRunner(config, region=self.region)
+        self.scheduler = ProbeScheduler(config, self.runner, self.store.record)
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Let in-flight probes finish and store them, then release connections."""
+        self.scheduler.shutdown(wait=True)
+        self.runner.close()
+        self.engine.dispose()

@@ -1,0 +1,149 @@
+"""Schedules canary runs and health checks with APScheduler and hands results to the store.
+
+One job per (service, canary) at the service interval with jitter, ``max_instances=1`` and
+coalescing; a per-service semaphore caps concurrent runs against one provider; the monthly
+budget stretches the interval when the configured cadence would cost more than allowed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import CanaryConfig, Config, ServiceConfig
+from monitor.durations import format_duration
+from monitor.enums import ProbeKind
+from monitor.runner import ProbeRunner
+from probes.base import ProbeResult
+
+log = logging.getLogger("genstatus.scheduler")
+
+BUDGET_MONTH = timedelta(days=30)
+JITTER_FRACTION = 0.1
+MAX_JITTER_S = 30.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The cadence the scheduler will actually use for one service."""
+
+    service_id: str
+    configured: timedelta
+    effective: timedelta
+    monthly_spend: float  # USD planned at the effective interval, per region
+    reason: str | None = None
+
+
+def plan_interval(service: ServiceConfig) -> Plan:
+    """Stretch the interval so that the planned monthly spend never exceeds ``monthly_budget``.
+
+    Spend = cost_per_image x canaries x runs per 30 days.  Jitter only delays runs, so it never
+    raises the spend above plan.
+    """
+    configured = service.interval
+    per_round = service.cost_per_image * len(service.canaries)
+    spend = per_round * (BUDGET_MONTH / configured)
+    if not service.monthly_budget or per_round == 0 or spend <= service.monthly_budget:
+        return Plan(service.id, configured, configured, round(spend, 4))
+    stretched = timedelta(seconds=int(BUDGET_MONTH.total_seconds() * per_round / service.monthly_budget) + 1)
+    new_spend = per_round * (BUDGET_MONTH / stretched)
+    reason = (
+        f"service {service.id}: every {format_duration(configured)} would cost ${spend:.2f}/month, over the "
+        f"${service.monthly_budget:g} budget; probing every {format_duration(stretched)} instead (${new_spend:.2f}/month)"
+    )
+    return Plan(service.id, configured, stretched, round(new_spend, 4), reason)
+
+
+class ProbeScheduler:
+    def __init__(
+        self,
+        config: Config,
+        runner: ProbeRunner,
+        on_result: Callable[[ProbeResult], None],
+        *,
+        jitter_fraction: float = JITTER_FRACTION,
+    ) -> None:
+        self.config = config
+        self.runner = runner
+        self.on_result = on_result
+        self.jitter_fraction = jitter_fraction
+        self.plans = {service.id: plan_interval(service) for service in config.services}
+        self._limits = {service.id: threading.BoundedSemaphore(service.concurrency) for service in config.services}
+        workers = max(4, sum(service.concurrency for service in config.services))
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        for plan in self.plans.values():
+            if plan.reason:
+                log.warning("%s", plan.reason)
+        now = datetime.now(UTC)
+        jobs = [(service, canary) for service in self.config.services for canary in self.config.canaries_of(service)]
+        for index, (service, canary) in enumerate(jobs):
+            interval = self.plans[service.id].effective
+            # spread the first round over a few seconds instead of firing every job at once
+            first = now + timedelta(seconds=min(index * 0.5, interval.total_seconds()))
+            self._scheduler.add_job(
+                self._run_canary,
+                IntervalTrigger(seconds=interval.total_seconds(), jitter=self._jitter(interval), timezone=UTC),
+                args=(service, canary),
+                id=f"{service.id}:{canary.id}",
+                name=f"canary {canary.id} on {service.id}",
+                next_run_time=first,
+            )
+        for service in self.config.services:
+            if service.health_interval:
+                self._scheduler.add_job(
+                    self._run_health,
+                    IntervalTrigger(seconds=service.health_interval.total_seconds(), timezone=UTC),
+                    args=(service,),
+                    id=f"{service.id}:health",
+                    name=f"health check of {service.id}",
+                    next_run_time=now + timedelta(seconds=1),
+                )
+        self._scheduler.start()
+        log.info("scheduler started: %d canary jobs, region %s", len(jobs), self.runner.region)
+
+    def _jitter(self, interval: timedelta) -> float:
+        return min(interval.total_seconds() * self.jitter_fraction, MAX_JITTER_S)
+
+    def _run_canary(self, service: ServiceConfig, canary: CanaryConfig) -> None:
+        self._run(service, canary, ProbeKind.CANARY)
+
+    def _run_health(self, service: ServiceConfig) -> None:
+        self._run(service, None, ProbeKind.HEALTH)
+
+    def _run(self, service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind) -> None:
+        if self._stopping.is_set():
+            return
+        with self._limits[service.id]:
+            result = self.runner.run(service, canary, kind)
+        try:
+            self.on_result(result)
+        except Exception:  # noqa: BLE001 - one failed hand-off must not stop the schedule
+            log.exception("could not hand over the result of %s", service.id)
+        log.info("%s %s %s: %s in %.0f ms", kind, service.id, canary.id if canary else "-", result.outcome,
+                 result.latency_ms.get("total") or 0)
+
+    def run_now(self, service_id: str) -> None:
+        """Fire every canary job of a service at once (used by tests and the demo)."""
+        for job in self._scheduler.get_jobs():
+            if job.id.startswith(f"{service_id}:") and not job.id.endswith(":health"):
+                job.modify(next_run_time=datetime.now(UTC))
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop scheduling; with ``wait`` let in-flight probes finish (their results are stored)."""
+        self._stopping.set()
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=wait)

@@ -1,0 +1,99 @@
+"""Scheduler: budget stretching, per-service concurrency, no self-overlap, clean shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from monitor.config import parse_config
+from monitor.enums import Outcome, ProbeKind
+from monitor.scheduler import BUDGET_MONTH, ProbeScheduler, plan_interval
+from probes.base import ProbeResult
+
+
+def make_config(interval="1s", concurrency=1, canaries=1, cost=0.0, budget=None):
+    ids = [f"c{i}" for i in range(canaries)]
+    canary_yaml = "".join(f"  - {{id: {cid}, prompt: p{cid}}}\n" for cid in ids)
+    extra = f"    monthly_budget: {budget}\n" if budget else ""
+    return parse_config(
+        f"canaries:\n{canary_yaml}services:\n  - id: s1\n    provider: openai\n    canaries: [{', '.join(ids)}]\n"
+        f"    interval: {interval}\n    concurrency: {concurrency}\n    cost_per_image: {cost}\n{extra}",
+        env={},
+    )
+
+
+class SlowRunner:
+    """Stands in for the probe runner: records concurrency, takes ``seconds`` per run."""
+
+    region = "test"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.active = self.peak = self.calls = 0
+        self.lock = threading.Lock()
+        self.per_job: dict[str, list[tuple[float, float]]] = {}
+
+    def run(self, service, canary, kind=ProbeKind.CANARY):
+        began = time.monotonic()
+        with self.lock:
+            self.active += 1
+            self.calls += 1
+            self.peak = max(self.peak, self.active)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.active -= 1
+            self.per_job.setdefault(canary.id, []).append((began, time.monotonic()))
+        return ProbeResult(service=service.id, canary=canary.id, region="test", kind=kind,
+                           started_at=datetime.now(UTC), outcome=Outcome.OK)
+
+
+def test_budget_stretches_interval_and_never_overspends():
+    config = make_config(interval="1m", canaries=2, cost=0.04, budget=40)
+    plan = plan_interval(config.services[0])
+    # 2 canaries every minute = 86,400 images a month = $3,456 > $40
+    assert plan.effective > plan.configured
+    assert plan.monthly_spend <= 40
+    assert 0.04 * 2 * (BUDGET_MONTH / plan.effective) <= 40
+    assert "over the $40 budget" in plan.reason
+
+
+def test_within_budget_keeps_interval():
+    plan = plan_interval(make_config(interval="10m", cost=0.04, budget=40).services[0])
+    assert plan.effective == timedelta(minutes=10) and plan.reason is None
+    assert plan.monthly_spend == round(0.04 * 4320, 4)
+
+
+def test_concurrency_limit_per_service():
+    for limit in (1, 2):
+        runner = SlowRunner(0.4)
+        results = []
+        scheduler = ProbeScheduler(make_config(interval="1s", concurrency=limit, canaries=3), runner, results.append,
+                                   jitter_fraction=0)
+        scheduler.start()
+        time.sleep(2.5)
+        scheduler.shutdown()
+        assert runner.peak == limit, (limit, runner.peak)
+        assert len(results) == runner.calls > 3
+
+
+def test_a_job_never_overlaps_itself():
+    runner = SlowRunner(1.5)  # longer than the 1 s interval
+    scheduler = ProbeScheduler(make_config(interval="1s"), runner, lambda r: None, jitter_fraction=0)
+    scheduler.start()
+    time.sleep(4)
+    scheduler.shutdown()
+    runs = runner.per_job["c0"]
+    assert len(runs) >= 2
+    for (_, end), (start, _) in zip(runs, runs[1:]):
+        assert start >= end - 0.01
+
+
+def test_shutdown_lets_in_flight_probes_finish_and_hand_over():
+    runner = SlowRunner(1.0)
+    results = []
+    scheduler = ProbeScheduler(make_config(interval="1h"), runner, results.append, jitter_fraction=0)
+    scheduler.start()
+    time.sleep(0.3)  # the first run is in flight now
+    scheduler.shutdown(wait=True)
+    assert runner.calls == 1 and len(results) == 1
