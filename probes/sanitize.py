@@ -9,8 +9,9 @@ MAX_DETAIL_BYTES = 1024
 REDACTED = "[REDACTED]"
 
 _PATTERNS = [
-    # Authorization-style values: "Bearer xyz", "Key xyz", "Basic xyz", "Token xyz"
-    re.compile(r"(?i)\b(bearer|key|basic|token)\s+[A-Za-z0-9._~+/=:-]{8,}"),
+    # Authorization-style values: "Bearer xyz", "Key xyz", "Basic xyz", "Token xyz" (a credential
+    # has a digit in it, which keeps prose such as "API key provided" readable)
+    re.compile(r"(?i)\b(bearer|key|basic|token)\s+(?=[A-Za-z._~+/=:-]*\d)[A-Za-z0-9._~+/=:-]{8,}"),
     # Well-known key shapes: OpenAI sk-..., Replicate r8_..., Hugging Face hf_..., Google AIza...
     re.compile(r"\b(sk-[A-Za-z0-9_-]{8,}|r8_[A-Za-z0-9]{8,}|hf_[A-Za-z0-9]{8,}|AIza[A-Za-z0-9_-]{20,})"),
     # key=value pairs in query strings or text

@@ -59,7 +59,7 @@ def test_budget_stretches_interval_and_never_overspends():
 
 
 def test_within_budget_keeps_interval():
-    plan = plan_interval(make_config(interval="10m", cost=0.04, budget=40).services[0])
+    plan = plan_interval(make_config(interval="10m", cost=0.04, budget=200).services[0])
     assert plan.effective == timedelta(minutes=10) and plan.reason is None
     assert plan.monthly_spend == round(0.04 * 4320, 4)
 

@@ -1,0 +1,1 @@
+"""Loopback emulators of the provider APIs, with injectable faults (``EmulatorServer``)."""

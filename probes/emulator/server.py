@@ -1,0 +1,145 @@
+"""One loopback HTTP server for all provider emulators, plus the fault control API.
+
+Providers live under ``/<provider>/...`` (``/openai/v1/images/generations``).  Adding a
+provider is one module exposing a class like ``OpenAIEmulator`` plus one line in
+``EMULATORS``.  Faults are set over HTTP so tests, demos and people with curl
+can break a provider on purpose::
+
+    curl -X POST 'http://127.0.0.1:PORT/_faults/openai?fault=server_error&count=2'
+    curl -X POST http://127.0.0.1:PORT/_faults/openai -d '{"fault": "slow", "seconds": 2}'
+    curl http://127.0.0.1:PORT/_faults
+    curl -X DELETE http://127.0.0.1:PORT/_faults
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from importlib import import_module
+from typing import Any, Protocol
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from probes.emulator.faults import FaultBoard
+
+# provider key -> "module:Class" of its emulator
+EMULATORS: dict[str, str] = {
+    "openai": "probes.emulator.openai:OpenAIEmulator",
+}
+
+
+class ProviderEmulator(Protocol):
+    """What a provider module offers: it answers every request under ``/<provider>/``."""
+
+    def __init__(self, faults: FaultBoard, stop: threading.Event) -> None: ...
+
+    def handle(self, request: Request, path: str) -> Response:
+        """Answer ``request``; ``path`` is the part after ``/<provider>`` (starts with ``/``)."""
+        ...
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class EmulatorServer:
+    """The emulators on ``host:port`` (port 0 = any free port), served from a daemon thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, log_requests: bool = False) -> None:
+        self.faults = FaultBoard()
+        self._stop = threading.Event()
+        self._emulators: dict[str, ProviderEmulator] = {
+            name: _load(target)(self.faults, self._stop) for name, target in EMULATORS.items()
+        }
+        self._control = Map(
+            [
+                Rule("/_faults", methods=["GET", "DELETE"], endpoint="all"),
+                Rule("/_faults/<provider>", methods=["POST", "DELETE"], endpoint="provider"),
+            ]
+        )
+        handler = WSGIRequestHandler if log_requests else _QuietHandler
+        self._server: BaseWSGIServer = make_server(host, port, self._app, threaded=True, request_handler=handler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def base_url(self, provider: str) -> str:
+        """What a service's ``base_url`` should be to talk to ``provider``'s emulator."""
+        if provider not in self._emulators:
+            raise KeyError(f"no emulator for {provider!r} (known: {', '.join(sorted(self._emulators))})")
+        return f"{self.url}/{provider}/v1"
+
+    def start(self) -> "EmulatorServer":
+        self._thread = threading.Thread(target=self._server.serve_forever, name="genstatus-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Wake hung requests, stop accepting, close the socket and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> "EmulatorServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- WSGI -------------------------------------------------------------------------
+
+    @Request.application
+    def _app(self, request: Request) -> Response:
+        if request.path == "/_faults" or request.path.startswith("/_faults/"):
+            return self._control_api(request)
+        provider, _, rest = request.path.lstrip("/").partition("/")
+        emulator = self._emulators.get(provider)
+        if emulator is None:
+            known = ", ".join(f"/{name}/" for name in sorted(self._emulators))
+            return _json({"error": f"no emulator at /{provider}/ (known: {known}; faults under /_faults)"}, 404)
+        return emulator.handle(request, "/" + rest)
+
+    def _control_api(self, request: Request) -> Response:
+        try:
+            endpoint, args = self._control.bind_to_environ(request.environ).match()
+        except HTTPException as exc:
+            return _json({"error": f"{exc.name}: {request.method} {request.path}"}, exc.code or 400)
+        provider = args.get("provider")
+        if provider is not None and provider not in self._emulators:
+            return _json({"error": f"unknown provider {provider!r} (known: {', '.join(sorted(self._emulators))})"}, 400)
+        if request.method == "DELETE":
+            self.faults.clear(provider)
+        elif request.method == "POST":
+            params: dict[str, Any] = dict(request.args.items())
+            if request.get_data():
+                body = request.get_json(force=True, silent=True)
+                if not isinstance(body, dict):
+                    return _json({"error": 'body must be a JSON object like {"fault": "server_error", "count": 2}'}, 400)
+                params.update(body)
+            fault = params.pop("fault", None)
+            if not isinstance(fault, str):
+                return _json({"error": "missing 'fault' (JSON body or ?fault=NAME)"}, 400)
+            try:
+                self.faults.set(provider, fault, **params)
+            except ValueError as exc:
+                return _json({"error": str(exc)}, 400)
+        return _json({"faults": self.faults.snapshot()})
+
+
+def _load(target: str) -> type[ProviderEmulator]:
+    module_name, _, class_name = target.partition(":")
+    return getattr(import_module(module_name), class_name)
+
+
+def _json(payload: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype="application/json")

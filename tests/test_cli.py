@@ -1,0 +1,156 @@
+"""The command line contract (DESIGN.md §5): commands, --help, exit codes 0/1/2, probe output."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from monitor.cli import main
+
+COMMANDS = [["init"], ["check-config"], ["db", "upgrade"], ["run"], ["serve"], ["probe"], ["emulator"], ["demo"]]
+
+
+def genstatus(*args: str, timeout: float = 60, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "monitor.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    assert "usage: genstatus" in capsys.readouterr().out
+
+
+def test_top_level_help_lists_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("init", "check-config", "db", "run", "probe", "emulator", "demo"):
+        assert command in out
+
+
+def test_unknown_command_is_usage_error():
+    assert genstatus("frobnicate").returncode == 2
+
+
+def test_init_then_check_config(tmp_path, capsys):
+    assert main(["init", str(tmp_path)]) == 0
+    config = tmp_path / "genstatus.yaml"
+    assert config.exists()
+    assert main(["check-config", "-c", str(config)]) == 0
+    assert "OK (1 services, 1 canaries)" in capsys.readouterr().out
+    assert main(["init", str(tmp_path)]) == 2  # refuses to overwrite
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_check_config_error_is_one_line_and_exit_2(tmp_path):
+    config = tmp_path / "genstatus.yaml"
+    config.write_text("canaries:\n  - {id: a, prompt: x}\nservices:\n  - id: s\n    provider: openai\n"
+                      "    canaries: [a]\n    interval: 5 minutes\n")
+    done = genstatus("check-config", "-c", str(config))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"{config}:7 services[0].interval: invalid duration '5 minutes' (use e.g. 30s, 5m, 1h)"
+    missing = genstatus("check-config", "-c", str(tmp_path / "absent.yaml"))
+    assert missing.returncode == 2 and "no such config file" in missing.stderr
+
+
+def test_config_from_environment_variable(tmp_path, monkeypatch, capsys):
+    main(["init", str(tmp_path)])
+    monkeypatch.setenv("GENSTATUS_CONFIG", str(tmp_path / "genstatus.yaml"))
+    assert main(["check-config"]) == 0
+
+
+def write_emulator_config(tmp_path, emulator, model="dall-e-3", extra="") -> str:
+    config = tmp_path / "genstatus.yaml"
+    config.write_text(f"""\
+database: sqlite:///{tmp_path / 'gs.db'}
+region: test
+canaries:
+  - {{id: apple, prompt: "a red apple on a table", size: 1024x1024, seed: 7}}
+services:
+  - id: svc
+    provider: openai
+    base_url: {emulator.base_url('openai')}
+    api_key: sk-secret-test-key-123456
+    model: {model}
+    canaries: [apple]
+    timeout: 4s
+    cost_per_image: 0.04
+    allow_private_network: true
+{extra}""")
+    return str(config)
+
+
+def test_probe_json_prints_full_record_and_stores_it(tmp_path, emulator, capsys):
+    config = write_emulator_config(tmp_path, emulator)
+    assert main(["probe", "svc", "-c", config, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["outcome"] == "ok" and record["service"] == "svc" and record["canary"] == "apple"
+    assert record["region"] == "test" and record["http_status"] == 200
+    assert record["image_width"] == 1024 and record["image_format"] == "PNG" and len(record["image_sha256"]) == 64
+    assert set(record["latency_ms"]) == {"submit", "queue", "generation", "download", "total"}
+    assert record["latency_ms"]["total"] > 0 and record["hashes"]["phash"]
+    assert record["model_version"] and record["request_id"] and record["cost"] == 0.04
+    assert record["quality_verdict"] == "pass"
+    rows = sqlite3.connect(tmp_path / "gs.db").execute("select outcome, region from probe_results").fetchall()
+    assert rows == [("ok", "test")]
+
+
+@pytest.mark.parametrize(
+    "fault, outcome",
+    [
+        ("server_error", "server_error"),
+        ("rate_limited", "rate_limited"),
+        ("quota_exhausted", "auth_error"),
+        ("invalid_key", "auth_error"),
+        ("content_policy", "content_filtered"),
+        ("malformed_json", "bad_output"),
+        ("truncated_image", "bad_output"),
+        ("undecodable_image", "bad_output"),
+        ("wrong_size", "bad_output"),
+        ("blank_image", "degraded_quality"),
+        ("bad_request", "client_error"),
+        ("hang", "timeout"),
+    ],
+)
+def test_probe_outcome_per_fault(tmp_path, emulator, capsys, fault, outcome):
+    config = write_emulator_config(tmp_path, emulator)
+    emulator.faults.set("openai", fault)
+    assert main(["probe", "svc", "-c", config, "--json", "--dry-run"]) == 1
+    record = json.loads(capsys.readouterr().out)
+    assert record["outcome"] == outcome, record
+    assert "sk-secret-test-key-123456" not in json.dumps(record)
+    assert not (tmp_path / "gs.db").exists()  # --dry-run stores nothing
+
+
+def test_probe_connection_refused_and_unknown_service(tmp_path, capsys):
+    config = tmp_path / "genstatus.yaml"
+    config.write_text("canaries:\n  - {id: a, prompt: x}\nservices:\n  - id: s\n    provider: openai\n"
+                      "    base_url: http://127.0.0.1:9/v1\n    api_key: sk-x\n    canaries: [a]\n"
+                      "    allow_private_network: true\n    timeout: 3s\n")
+    assert main(["probe", "s", "-c", str(config), "--dry-run"]) == 1
+    assert "connection_error" in capsys.readouterr().out
+    assert main(["probe", "nope", "-c", str(config), "--dry-run"]) == 2
+    assert "no service 'nope'" in capsys.readouterr().err
+
+
+def test_health_probe(tmp_path, emulator, capsys):
+    config = write_emulator_config(tmp_path, emulator)
+    assert main(["probe", "svc", "-c", config, "--health", "--dry-run"]) == 0
+    assert "svc health" in capsys.readouterr().out
+
+
+def test_db_upgrade_creates_schema(tmp_path, capsys):
+    main(["init", str(tmp_path)])
+    config = tmp_path / "genstatus.yaml"
+    config.write_text(config.read_text().replace("sqlite:///genstatus.db", f"sqlite:///{tmp_path / 'x.db'}"))
+    assert main(["db", "upgrade", "-c", str(config)]) == 0
+    assert "database at revision" in capsys.readouterr().out
+    tables = {r[0] for r in sqlite3.connect(tmp_path / "x.db").execute("select name from sqlite_master where type='table'")}
+    assert {"services", "probe_results", "rollup_hourly", "rollup_daily", "incidents", "alembic_version"} <= tables

@@ -1,0 +1,357 @@
+"""The status page: queries, state rules, uptime bars, escaping, health check and headers."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from sqlalchemy import create_engine, insert
+
+from monitor.config import Config, ServiceConfig
+from monitor.db import make_engine, session_factory
+from monitor.enums import ComponentStatus
+from monitor.histogram import bucket_index
+from monitor.models import Base, ProbeResultRow, Service, rollup_daily, rollup_hourly
+from web import SECURITY_HEADERS, create_app
+from web.queries import daily_uptime, latency_summary, latest_results, service_states
+from web.status import overall_banner
+
+NOW = datetime.now(UTC).replace(microsecond=0)  # the page uses the real clock
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'web.db'}")
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine):
+    with session_factory(engine)() as session:
+        yield session
+
+
+@pytest.fixture
+def client(engine):
+    return create_app(engine=engine, testing=True).test_client()
+
+
+def add_service(session, id: str, name: str | None = None, group: str = "", position: int = 0, active: bool = True):
+    session.add(Service(id=id, name=name or id, group_name=group, provider="openai", position=position, active=active))
+    session.commit()
+
+
+def add_result(session, service_id: str, region: str, outcome: str, started_at: datetime, kind: str = "canary", **fields):
+    session.add(
+        ProbeResultRow(
+            service_id=service_id, region=region, kind=kind, outcome=outcome, started_at=started_at,
+            finished_at=started_at + timedelta(seconds=5), **fields,
+        )
+    )
+    session.commit()
+
+
+def add_rollup(session, table, service_id: str, region: str, bucket_start: datetime, **counts: int):
+    """One rollup row; ``counts`` are outcome counts (``ok=8, timeout=1``) or ``h05=3`` histogram cells."""
+    outcomes = {f"n_{k}": v for k, v in counts.items() if not re.fullmatch(r"h\d\d", k)}
+    cells = {k: v for k, v in counts.items() if re.fullmatch(r"h\d\d", k)}
+    session.execute(
+        insert(table).values(
+            service_id=service_id, region=region, bucket_start=bucket_start,
+            n_total=sum(outcomes.values()), **outcomes, **cells,
+        )
+    )
+    session.commit()
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def service_order(html: str) -> list[str]:
+    return re.findall(r'<li class="service" data-service="([^"]+)"', html)
+
+
+def service_status(html: str, service_id: str) -> str:
+    return re.search(rf'data-service="{re.escape(service_id)}" data-status="([^"]+)"', html).group(1)
+
+
+def banner(html: str) -> tuple[str, str]:
+    match = re.search(r'id="overall-status"[^>]*data-status="([^"]+)"[^>]*>\s*<h1>([^<]+)</h1>', html)
+    return match.group(1), match.group(2)
+
+
+# ---------------------------------------------------------------------------------------
+# service list
+
+
+def test_services_grouped_and_ordered_by_position(session, client):
+    add_service(session, "flux", "FLUX", group="Black Forest", position=2)
+    add_service(session, "dalle3", "DALL·E 3", group="OpenAI", position=0)
+    add_service(session, "gone", "Removed", group="OpenAI", position=1, active=False)
+    add_service(session, "gpt-image", "GPT Image", group="OpenAI", position=3)
+
+    html = client.get("/").get_data(as_text=True)
+
+    # groups in order of their first service; services by position within a group
+    assert re.findall(r'<h2 class="group-name">([^<]+)</h2>', html) == ["OpenAI", "Black Forest"]
+    assert service_order(html) == ["dalle3", "gpt-image", "flux"]
+    assert "Removed" not in html
+
+
+def test_services_come_from_the_config_when_given(engine, session):
+    add_service(session, "b")
+    add_service(session, "a")
+    config = Config(
+        site={"title": "Imaging Status"},
+        services=[
+            ServiceConfig(id="b", name="Bee", group="G2", provider="openai", canaries=["c"]),
+            ServiceConfig(id="a", group="G1", provider="openai", canaries=["c"]),
+        ],
+    )
+    html = create_app(config, engine=engine, testing=True).test_client().get("/").get_data(as_text=True)
+
+    assert service_order(html) == ["b", "a"]
+    assert "<title>Imaging Status</title>" in html
+    assert ">Bee</a>" in html and ">a</a>" in html  # display name falls back to the id
+
+
+# ---------------------------------------------------------------------------------------
+# current state rules
+
+T = NOW - timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(
+    ("results", "expected"),
+    [
+        ([("eu", "timeout", 0), ("us", "server_error", 0)], ComponentStatus.MAJOR_OUTAGE),
+        ([("eu", "timeout", 0)], ComponentStatus.MAJOR_OUTAGE),
+        ([("eu", "connection_error", 0), ("us", "ok", 0)], ComponentStatus.PARTIAL_OUTAGE),
+        ([("eu", "slow", 0), ("us", "ok", 0)], ComponentStatus.DEGRADED_PERFORMANCE),
+        ([("eu", "degraded_quality", 0)], ComponentStatus.DEGRADED_PERFORMANCE),
+        ([("eu", "rate_limited", 0), ("us", "content_filtered", 0)], ComponentStatus.DEGRADED_PERFORMANCE),
+        ([("eu", "ok", 0), ("us", "ok", 0)], ComponentStatus.OPERATIONAL),
+        # only the latest result of each region counts
+        ([("eu", "timeout", 0), ("eu", "ok", 10)], ComponentStatus.OPERATIONAL),
+        ([("eu", "ok", 0), ("eu", "bad_output", 10)], ComponentStatus.MAJOR_OUTAGE),
+        # operator outcomes are skipped: the region's previous result stands
+        ([("eu", "ok", 0), ("eu", "auth_error", 10), ("us", "ok", 0), ("us", "probe_error", 10)], ComponentStatus.OPERATIONAL),
+        ([("eu", "timeout", 0), ("eu", "probe_error", 10)], ComponentStatus.MAJOR_OUTAGE),
+        ([("eu", "ok", 0), ("us", "auth_error", 0)], ComponentStatus.OPERATIONAL),
+        ([("eu", "auth_error", 0), ("us", "probe_error", 0)], None),
+        ([], None),
+    ],
+)
+def test_state_rules(session, client, results, expected):
+    add_service(session, "svc")
+    for region, outcome, minute in results:
+        add_result(session, "svc", region, outcome, T + timedelta(minutes=minute))
+
+    state = service_states(session, ["svc"], NOW)["svc"]
+    assert state.status == expected
+    html = client.get("/").get_data(as_text=True)
+    assert service_status(html, "svc") == (expected.value if expected else "unknown")
+
+
+def test_state_ignores_health_checks_and_stale_results(session):
+    add_service(session, "svc")
+    add_service(session, "old")
+    add_result(session, "svc", "eu", "ok", T)
+    add_result(session, "svc", "eu", "timeout", T + timedelta(minutes=5), kind="health")
+    add_result(session, "svc", "us", "ok", T, kind="confirmation")
+    add_result(session, "old", "eu", "ok", NOW - timedelta(days=2))
+
+    states = service_states(session, ["svc", "old"], NOW)
+
+    assert states["svc"].status is ComponentStatus.OPERATIONAL
+    assert set(states["svc"].regions) == {"eu", "us"}
+    assert states["svc"].checked_at == T
+    assert states["old"].status is None and states["old"].key == "unknown"
+
+
+def test_banner_follows_the_worst_state(session, client):
+    add_service(session, "a", position=0)
+    add_service(session, "b", position=1)
+    assert banner(client.get("/").get_data(as_text=True)) == ("unknown", "No data yet")
+
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    add_result(session, "a", "eu", "ok", now)
+    assert banner(client.get("/").get_data(as_text=True)) == ("operational", "All systems operational")
+    add_result(session, "b", "eu", "slow", now)
+    assert banner(client.get("/").get_data(as_text=True)) == ("degraded_performance", "Some services are degraded")
+    add_result(session, "b", "us", "timeout", now)
+    assert banner(client.get("/").get_data(as_text=True)) == ("partial_outage", "Some services are degraded")
+    add_result(session, "a", "eu", "timeout", now + timedelta(seconds=1))
+    assert banner(client.get("/").get_data(as_text=True)) == ("major_outage", "Major outage")
+
+
+def test_overall_banner_without_services():
+    assert overall_banner([]).status == "unknown"
+
+
+# ---------------------------------------------------------------------------------------
+# 90-day uptime from rollup_daily
+
+
+def test_daily_uptime_maths(session):
+    add_service(session, "svc")
+    today = NOW.date()
+    busy, operator_only, first = today - timedelta(days=3), today - timedelta(days=5), today - timedelta(days=89)
+    add_rollup(session, rollup_daily, "svc", "eu", day_start(busy), ok=8, timeout=1, auth_error=1)
+    add_rollup(session, rollup_daily, "svc", "us", day_start(busy), ok=9, slow=1)
+    add_rollup(session, rollup_daily, "svc", "eu", day_start(operator_only), probe_error=4)
+    add_rollup(session, rollup_daily, "svc", "eu", day_start(first), ok=20)
+    add_rollup(session, rollup_daily, "svc", "eu", day_start(today - timedelta(days=90)), server_error=50)  # too old
+
+    history = daily_uptime(session, ["svc"], days=90, today=today)["svc"]
+
+    assert len(history.days) == 90
+    assert history.days[0].day == first and history.days[-1].day == today
+    by_day = {d.day: d for d in history.days}
+    day = by_day[busy]
+    assert (day.counted, day.down, day.degraded) == (19, 1, 1)
+    assert day.uptime == pytest.approx(100 * 18 / 19)
+    assert day.level == "partial"
+    assert by_day[operator_only].uptime is None and by_day[operator_only].level == "none"
+    assert by_day[first].level == "up"
+    assert sum(d.uptime is None for d in history.days) == 88
+    assert history.uptime == pytest.approx(100 * 38 / 39)  # weighted by counted results
+
+
+def test_day_levels(session):
+    add_service(session, "svc")
+    today = NOW.date()
+    add_rollup(session, rollup_daily, "svc", "eu", day_start(today), ok=5, degraded_quality=1)
+    add_rollup(session, rollup_daily, "svc", "eu", day_start(today - timedelta(days=1)), ok=1, client_error=1)
+    days = daily_uptime(session, ["svc"], days=2, today=today)["svc"].days
+    assert [d.level for d in days] == ["major", "degraded"]
+    assert daily_uptime(session, ["nothing"], days=3, today=today)["nothing"].uptime is None
+
+
+def test_index_draws_90_bars_with_titles(session, client):
+    add_service(session, "svc")
+    today = datetime.now(UTC).date()
+    add_rollup(session, rollup_daily, "svc", "eu", day_start(today - timedelta(days=1)), ok=3, timeout=1)
+    html = client.get("/").get_data(as_text=True)
+
+    bars = re.findall(r'<span class="bar bar-(\w+)" data-day="([\d-]+)"[^>]*title="([^"]*)"', html)
+    assert len(bars) == 90
+    assert [b[0] for b in bars].count("none") == 89
+    level, day, title = bars[-2]
+    assert level == "major" and day == (today - timedelta(days=1)).isoformat()
+    assert title.startswith(f"{day}: 75.00% uptime") and "4 checks, 1 down, 0 degraded" in title
+    assert bars[-1][2] == f"{today.isoformat()}: no data"
+    assert "75.00% uptime</span>" in html  # the 90-day figure
+
+
+# ---------------------------------------------------------------------------------------
+# service page
+
+
+def test_service_page(session, client):
+    add_service(session, "svc", "Stable Diffusion", group="Self-hosted")
+    now = datetime.now(UTC)
+    add_result(session, "svc", "eu", "ok", now - timedelta(minutes=20), total_ms=12_400, http_status=200, quality_score=0.91)
+    add_result(
+        session, "svc", "us", "server_error", now - timedelta(minutes=10),
+        total_ms=800, http_status=502, error_detail="upstream returned 502",
+    )
+    add_result(session, "svc", "us", "ok", now - timedelta(minutes=5), kind="health")
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    add_rollup(session, rollup_hourly, "svc", "eu", hour, ok=10, **{f"h{bucket_index(10_000):02d}": 10})
+    add_rollup(session, rollup_hourly, "svc", "eu", hour - timedelta(days=3), ok=5, h51=5)  # outside 24 h
+
+    response = client.get("/services/svc")
+    html = response.get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert 'data-service="svc" data-status="partial_outage"' in html
+    assert "Stable Diffusion" in html and "Self-hosted" in html
+    rows = re.findall(r'<tr data-outcome="(\w+)">', html)
+    assert rows == ["server_error", "ok"]  # newest first, health checks left out
+    assert "upstream returned 502" in html and "502" in html and "12.4 s" in html and "0.91" in html
+    p50 = re.search(r'data-latency="p50">([^<]+)<', html).group(1)
+    assert p50.endswith(" s") and 8 < float(p50[:-2]) < 13
+    assert len(re.findall(r'class="bar bar-', html)) == 90
+
+
+def test_unknown_service_is_404(session, client):
+    response = client.get("/services/nope")
+    assert response.status_code == 404
+    assert "nope" in response.get_data(as_text=True)
+
+
+def test_latest_results_and_latency_queries(session):
+    add_service(session, "svc")
+    for minute in range(5):
+        add_result(session, "svc", "eu", "ok", T + timedelta(minutes=minute))
+    assert [r.started_at for r in latest_results(session, "svc", limit=2)] == [T + timedelta(minutes=4), T + timedelta(minutes=3)]
+    empty = latency_summary(session, "svc", NOW - timedelta(hours=24))
+    assert (empty.count, empty.p50_ms, empty.p95_ms) == (0, None, None)
+    add_rollup(session, rollup_hourly, "svc", "eu", NOW.replace(minute=0, second=0) - timedelta(hours=1), ok=19, slow=1, h10=19, h30=1)
+    summary = latency_summary(session, "svc", NOW - timedelta(hours=24))
+    assert summary.count == 20 and summary.p50_ms < summary.p95_ms
+
+
+# ---------------------------------------------------------------------------------------
+# escaping, errors, health, headers
+
+
+def test_provider_text_is_escaped(session, client):
+    add_service(session, "svc", name='<script>alert("name")</script>', group="<b>group</b>")
+    add_result(session, "svc", "eu", "bad_output", datetime.now(UTC), error_detail='<script>alert("detail")</script>')
+
+    for path in ("/", "/services/svc"):
+        html = client.get(path).get_data(as_text=True)
+        assert "<script" not in html and "<b>group" not in html
+        assert "&lt;script&gt;" in html and "&lt;b&gt;group&lt;/b&gt;" in html
+
+
+def test_error_pages_escape_and_hide_details(engine, session):
+    response = create_app(engine=engine, testing=True).test_client().get("/services/%3Cscript%3Ex")
+    assert response.status_code == 404
+    assert "<script" not in response.get_data(as_text=True) and "&lt;script&gt;x" in response.get_data(as_text=True)
+
+    app = create_app(engine=engine)
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret <internals>")
+
+    response = app.test_client().get("/boom")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "500 Internal Server Error" in html and "secret" not in html
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_healthz(engine, client, tmp_path):
+    response = client.get("/healthz")
+    assert (response.status_code, response.get_json()) == (200, {"status": "ok"})
+
+    broken = create_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'db.sqlite'}")
+    response = create_app(engine=broken, testing=True).test_client().get("/healthz")
+    body = response.get_json()
+    assert response.status_code == 503
+    assert body["status"] == "error" and "unable to open database file" in body["detail"]
+
+
+def test_security_headers(client):
+    for path in ("/", "/healthz", "/services/nope"):
+        response = client.get(path)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers[name] == value
+    csp = SECURITY_HEADERS["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "script-src" not in csp  # default-src 'none' forbids scripts
+    assert client.get("/").headers["Content-Type"].startswith("text/html")
+
+
+def test_pages_have_no_inline_scripts_or_styles(session, client):
+    add_service(session, "svc")
+    for path in ("/", "/services/svc", "/services/nope"):
+        html = client.get(path).get_data(as_text=True)
+        assert "<script" not in html and "style=" not in html and "<style" not in html

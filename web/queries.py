@@ -1,0 +1,224 @@
+"""Read-only queries behind the status pages (no Flask here).
+
+Pages read only the rollup tables and the newest raw rows, so rendering time does not
+grow with the length of the history (ANCHORS.md: "served from rollups").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy.orm import Session
+
+from monitor.enums import ComponentStatus, Outcome, ProbeKind, UptimeEffect
+from monitor.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
+from monitor.histogram import percentile
+from monitor.models import ProbeResultRow, Service, rollup_daily, rollup_hourly
+
+#: Kinds that are real generations; cheap health checks do not decide the public state.
+PUBLIC_KINDS = (ProbeKind.CANARY.value, ProbeKind.CONFIRMATION.value)
+OPERATOR_OUTCOMES = tuple(o.value for o in Outcome if o.uptime_effect is UptimeEffect.OPERATOR)
+DOWN_COLUMNS = tuple(f"n_{o.value}" for o in Outcome if o.uptime_effect is UptimeEffect.DOWN)
+DEGRADED_COLUMNS = tuple(f"n_{o.value}" for o in Outcome if o.uptime_effect is UptimeEffect.DEGRADED)
+OPERATOR_COLUMNS = tuple(f"n_{o}" for o in OPERATOR_OUTCOMES)
+
+#: A region's latest result older than this is stale and no longer decides the state.
+STATE_WINDOW = timedelta(hours=24)
+#: A day whose downtime share reaches this is drawn as a major outage (red), below it orange.
+MAJOR_DOWN_SHARE = 0.10
+
+NO_DATA = "unknown"
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    id: str
+    name: str
+    group: str
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """The current state of one service; ``status`` is None when there is no recent data."""
+
+    status: ComponentStatus | None
+    regions: dict[str, Outcome]
+    checked_at: datetime | None
+
+    @property
+    def key(self) -> str:
+        """The machine-readable state used in ``data-status`` (``unknown`` for no data)."""
+        return self.status.value if self.status else NO_DATA
+
+
+@dataclass(frozen=True)
+class DayUptime:
+    day: date
+    counted: int  # results that count for public uptime (operator outcomes excluded)
+    down: int
+    degraded: int
+
+    @property
+    def uptime(self) -> float | None:
+        """Percentage of counted results that were not down; None when the day has no data."""
+        return 100.0 * (self.counted - self.down) / self.counted if self.counted else None
+
+    @property
+    def level(self) -> str:
+        """The bar colour class: none, up, degraded, partial or major."""
+        if not self.counted:
+            return "none"
+        if self.down:
+            return "major" if self.down / self.counted >= MAJOR_DOWN_SHARE else "partial"
+        return "degraded" if self.degraded else "up"
+
+
+@dataclass(frozen=True)
+class UptimeHistory:
+    days: list[DayUptime]  # oldest first, one per UTC day, today last
+
+    @property
+    def uptime(self) -> float | None:
+        """Uptime over every day with data, weighted by the number of counted results."""
+        counted = sum(d.counted for d in self.days)
+        down = sum(d.down for d in self.days)
+        return 100.0 * (counted - down) / counted if counted else None
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    count: int
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+def active_services(session: Session) -> list[ServiceInfo]:
+    """Active services from the ``services`` table, in display order."""
+    rows = session.scalars(select(Service).where(Service.active.is_(True)).order_by(Service.position, Service.id))
+    return [ServiceInfo(id=s.id, name=s.name, group=s.group_name or "") for s in rows]
+
+
+def _component_status(outcomes: Sequence[Outcome]) -> ComponentStatus:
+    effects = [o.uptime_effect for o in outcomes]
+    down = effects.count(UptimeEffect.DOWN)
+    if down and down == len(effects):
+        return ComponentStatus.MAJOR_OUTAGE
+    if down:
+        return ComponentStatus.PARTIAL_OUTAGE
+    if UptimeEffect.DEGRADED in effects:
+        return ComponentStatus.DEGRADED_PERFORMANCE
+    return ComponentStatus.OPERATIONAL
+
+
+def service_states(
+    session: Session, service_ids: Sequence[str], now: datetime, window: timedelta = STATE_WINDOW
+) -> dict[str, ServiceState]:
+    """The current state of each service from the latest public result of each region.
+
+    Operator outcomes (our bugs, credentials) are skipped so the region's previous result
+    stands.  One window-function query over the (service_id, started_at) index, limited to
+    ``window`` before ``now`` so it never walks the whole history.
+    """
+    P = ProbeResultRow
+    ranked = (
+        select(
+            P.service_id,
+            P.region,
+            P.outcome,
+            P.started_at,
+            func.row_number()
+            .over(partition_by=(P.service_id, P.region), order_by=(P.started_at.desc(), P.id.desc()))
+            .label("rank"),
+        )
+        .where(
+            P.service_id.in_(list(service_ids)),
+            P.started_at >= now - window,
+            P.kind.in_(PUBLIC_KINDS),
+            P.outcome.not_in(OPERATOR_OUTCOMES),
+        )
+        .subquery()
+    )
+    latest = session.execute(
+        select(ranked.c.service_id, ranked.c.region, ranked.c.outcome, ranked.c.started_at).where(ranked.c.rank == 1)
+    )
+    regions: dict[str, dict[str, Outcome]] = {sid: {} for sid in service_ids}
+    checked: dict[str, datetime] = {}
+    for service_id, region, outcome, started_at in latest:
+        regions[service_id][region] = Outcome(outcome)
+        checked[service_id] = max(started_at, checked.get(service_id, started_at))
+    return {
+        sid: ServiceState(
+            status=_component_status(list(by_region.values())) if by_region else None,
+            regions=dict(sorted(by_region.items())),
+            checked_at=checked.get(sid),
+        )
+        for sid, by_region in regions.items()
+    }
+
+
+def _sum(table: Table, columns: Sequence[str]) -> ColumnElement[int]:
+    """``col1 + col2 + ...`` within one row."""
+    return sum((table.c[name] for name in columns[1:]), table.c[columns[0]])
+
+
+def daily_uptime(
+    session: Session, service_ids: Sequence[str], days: int = 90, today: date | None = None
+) -> dict[str, UptimeHistory]:
+    """Per service, ``days`` daily entries (oldest first) summed across regions from ``rollup_daily``."""
+    today = today or datetime.now(UTC).date()
+    first = today - timedelta(days=days - 1)
+    start = datetime.combine(first, time(), tzinfo=UTC)
+    end = datetime.combine(today + timedelta(days=1), time(), tzinfo=UTC)
+    t = rollup_daily
+    rows = session.execute(
+        select(
+            t.c.service_id,
+            t.c.bucket_start,
+            func.sum(t.c.n_total - _sum(t, OPERATOR_COLUMNS)),
+            func.sum(_sum(t, DOWN_COLUMNS)),
+            func.sum(_sum(t, DEGRADED_COLUMNS)),
+        )
+        .where(t.c.service_id.in_(list(service_ids)), t.c.bucket_start >= start, t.c.bucket_start < end)
+        .group_by(t.c.service_id, t.c.bucket_start)
+    )
+    found: dict[tuple[str, date], DayUptime] = {}
+    for service_id, bucket_start, counted, down, degraded in rows:
+        day = bucket_start.date()
+        found[(service_id, day)] = DayUptime(day, int(counted or 0), int(down or 0), int(degraded or 0))
+    calendar = [first + timedelta(days=i) for i in range(days)]
+    return {
+        sid: UptimeHistory([found.get((sid, day)) or DayUptime(day, 0, 0, 0) for day in calendar])
+        for sid in service_ids
+    }
+
+
+def latest_results(session: Session, service_id: str, limit: int = 50) -> list[ProbeResultRow]:
+    """The newest canary and confirmation results of a service, newest first."""
+    P = ProbeResultRow
+    return list(
+        session.scalars(
+            select(P)
+            .where(P.service_id == service_id, P.kind.in_(PUBLIC_KINDS))
+            .order_by(P.started_at.desc(), P.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def latency_summary(session: Session, service_id: str, since: datetime) -> LatencySummary:
+    """p50/p95 total latency from the summed ``rollup_hourly`` histograms of the hours from ``since``.
+
+    The hour that contains ``since`` is included whole (rollups have hourly resolution).
+    """
+    t = rollup_hourly
+    floor = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    row = session.execute(
+        select(*(func.coalesce(func.sum(t.c[name]), 0) for name in HISTOGRAM_COLUMNS)).where(
+            t.c.service_id == service_id, t.c.bucket_start >= floor
+        )
+    ).one()
+    counts = [int(value) for value in row]
+    return LatencySummary(count=sum(counts), p50_ms=percentile(counts, 0.5), p95_ms=percentile(counts, 0.95))

@@ -1,0 +1,167 @@
+"""The public status page: overview, one page per service, and the health check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, abort, render_template
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.enums import ComponentStatus, Outcome
+from web import db_session, state
+from web.queries import (
+    NO_DATA,
+    ServiceInfo,
+    ServiceState,
+    UptimeHistory,
+    daily_uptime,
+    latency_summary,
+    latest_results,
+    service_states,
+)
+
+bp = Blueprint("status", __name__)
+
+UPTIME_DAYS = 90
+LATENCY_WINDOW = timedelta(hours=24)
+
+STATUS_LABELS = {
+    ComponentStatus.OPERATIONAL.value: "Operational",
+    ComponentStatus.DEGRADED_PERFORMANCE.value: "Degraded performance",
+    ComponentStatus.PARTIAL_OUTAGE.value: "Partial outage",
+    ComponentStatus.MAJOR_OUTAGE.value: "Major outage",
+    NO_DATA: "No data",
+}
+LEVEL_LABELS = {
+    "up": "No downtime",
+    "degraded": "Degraded",
+    "partial": "Partial outage",
+    "major": "Major outage",
+    "none": "No data",
+}
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    info: ServiceInfo
+    state: ServiceState
+    history: UptimeHistory
+
+
+@dataclass(frozen=True)
+class Banner:
+    status: str  # worst component status, or "unknown" when no service has data
+    text: str
+
+
+def overall_banner(states: Iterable[ServiceState]) -> Banner:
+    """The page-level summary, from the worst current state of any service."""
+    known = {s.status for s in states if s.status is not None}
+    if not known:
+        return Banner(NO_DATA, "No data yet")
+    if ComponentStatus.MAJOR_OUTAGE in known:
+        return Banner(ComponentStatus.MAJOR_OUTAGE.value, "Major outage")
+    for worse in (ComponentStatus.PARTIAL_OUTAGE, ComponentStatus.DEGRADED_PERFORMANCE):
+        if worse in known:
+            return Banner(worse.value, "Some services are degraded")
+    return Banner(ComponentStatus.OPERATIONAL.value, "All systems operational")
+
+
+def _views(services: list[ServiceInfo], now: datetime) -> list[ServiceView]:
+    session = db_session()
+    ids = [s.id for s in services]
+    states = service_states(session, ids, now)
+    histories = daily_uptime(session, ids, UPTIME_DAYS, now.date())
+    return [ServiceView(s, states[s.id], histories[s.id]) for s in services]
+
+
+def _grouped(views: list[ServiceView]) -> list[tuple[str, list[ServiceView]]]:
+    """Views grouped by their group, groups in order of first appearance."""
+    groups: dict[str, list[ServiceView]] = {}
+    for view in views:
+        groups.setdefault(view.info.group, []).append(view)
+    return list(groups.items())
+
+
+@bp.get("/")
+def index() -> str:
+    now = datetime.now(UTC)
+    views = _views(state().services(db_session()), now)
+    return render_template(
+        "index.html",
+        groups=_grouped(views),
+        banner=overall_banner(v.state for v in views),
+        now=now,
+    )
+
+
+@bp.get("/services/<service_id>")
+def service(service_id: str) -> str:
+    session = db_session()
+    info = next((s for s in state().services(session) if s.id == service_id), None)
+    if info is None:
+        abort(404, f"There is no service named {service_id!r}.")
+    now = datetime.now(UTC)
+    (view,) = _views([info], now)
+    return render_template(
+        "service.html",
+        view=view,
+        latency=latency_summary(session, service_id, now - LATENCY_WINDOW),
+        results=latest_results(session, service_id),
+        now=now,
+    )
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[dict, int]:
+    try:
+        with state().engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        detail = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0][:200]
+        return {"status": "error", "detail": f"database unavailable: {detail}"}, 503
+    return {"status": "ok"}, 200
+
+
+@bp.app_template_filter("status_label")
+def status_label(key: str) -> str:
+    return STATUS_LABELS.get(key, key)
+
+
+@bp.app_template_filter("level_label")
+def level_label(level: str) -> str:
+    return LEVEL_LABELS[level]
+
+
+@bp.app_template_filter("outcome_effect")
+def outcome_effect(outcome: str) -> str:
+    """none, degraded, down or operator; ``unknown`` for an outcome this version does not know."""
+    try:
+        return Outcome(outcome).uptime_effect.value
+    except ValueError:
+        return "unknown"
+
+
+@bp.app_template_filter("duration_ms")
+def duration_ms(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.0f} ms" if value < 1000 else f"{value / 1000:.1f} s"
+
+
+@bp.app_template_filter("percent")
+def percent(value: float | None) -> str:
+    """Uptime with enough digits that 99.95 % never shows as 100 %."""
+    if value is None:
+        return "no data"
+    if value >= 100:
+        return "100%"
+    return f"{min(value, 99.99):.2f}%"
+
+
+@bp.app_template_filter("utc")
+def utc(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "–"
