@@ -49,6 +49,14 @@ def _version_key(path: str) -> int:
     return int(version) if version.isdigit() else 0
 
 
+def _has_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -104,6 +112,8 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     bindir = find_pg_bindir()
     if bindir is None:
         pytest.skip(SKIP_REASON)
+    if os.geteuid() == 0 and not _has_user("postgres"):
+        pytest.skip("running as root and there is no 'postgres' user to own the throwaway cluster")
     cluster = PostgresCluster(bindir)
     try:
         cluster.init()

@@ -1,0 +1,490 @@
+"""Storing probe results: the raw row and its hourly/daily rollups in one transaction.
+
+Rollups are maintained with ``INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n``:
+increments only, no read-modify-write, so any number of agents can write one PostgreSQL
+concurrently and the counts stay exact.  Each rollup table has one statement, the same
+text on SQLite and PostgreSQL, binding eight values per result (see ``rollup_upsert``).
+
+When the database is unreachable, results go to a spool (a JSON Lines file, or a bounded
+in-memory deque) and are replayed in order, before anything newer, once it is back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Engine,
+    Float,
+    Insert,
+    Integer,
+    String,
+    Table,
+    TextClause,
+    bindparam,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session
+
+from monitor.config import Config
+from monitor.enums import Outcome, ProbeKind
+from monitor.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
+from monitor.histogram import bucket_index
+from monitor.models import Canary, ProbeResultRow, Service, rollup_daily, rollup_hourly, utcnow
+
+if TYPE_CHECKING:  # pragma: no cover - the web imports this module and must not pull in probes
+    from probes.base import ProbeResult
+
+logger = logging.getLogger("genstatus.store")
+
+#: Health checks are stored raw only; availability and latency come from real generations.
+ROLLUP_KINDS = frozenset({ProbeKind.CANARY, ProbeKind.CONFIRMATION})
+#: Outcomes that returned an image: only their total latency feeds the latency histogram.
+IMAGE_OUTCOMES = frozenset({Outcome.OK, Outcome.SLOW, Outcome.DEGRADED_QUALITY})
+MEMORY_SPOOL_LIMIT = 10_000
+REPLAY_BATCH = 200
+
+probe_results: Table = ProbeResultRow.__table__  # type: ignore[assignment]
+LATENCY_PHASES = ("submit", "queue", "generation", "download", "total")  # probes.base.PHASES
+ROLLUP_KEY = ("service_id", "region", "bucket_start")
+SUMMED = (
+    "n_total", *(f"n_{o.value}" for o in Outcome), "latency_count", "latency_sum_ms",
+    *HISTOGRAM_COLUMNS, "quality_count", "quality_sum", "cost_sum",
+)
+
+
+def _hour(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _day(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+ROLLUPS: tuple[tuple[Table, Callable[[datetime], datetime]], ...] = ((rollup_hourly, _hour), (rollup_daily, _day))
+
+
+# -- rows ------------------------------------------------------------------------------
+
+
+def raw_row(result: ProbeResult) -> dict[str, Any]:
+    """The ``probe_results`` row of a result."""
+    latency = result.latency_ms or {}
+    hashes = result.hashes or {}
+    return {
+        "service_id": result.service,
+        "canary_id": result.canary,
+        "region": result.region,
+        "kind": str(result.kind),
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+        "outcome": str(result.outcome),
+        **{f"{phase}_ms": latency.get(phase) for phase in LATENCY_PHASES},
+        "http_status": result.http_status,
+        "request_id": result.request_id,
+        "error_detail": result.error_detail,
+        "image_bytes": result.image_bytes,
+        "image_format": result.image_format,
+        "image_width": result.image_width,
+        "image_height": result.image_height,
+        "image_sha256": result.image_sha256,
+        "phash": hashes.get("phash"),
+        "dhash": hashes.get("dhash"),
+        "hashes": hashes,
+        "quality_score": result.quality_score,
+        "quality_verdict": result.quality_verdict,
+        "quality_flags": result.quality_flags,
+        "quality_reasons": result.quality_reasons,
+        "cost": result.cost,
+        "model_version": result.model_version,
+        "revised_prompt": result.revised_prompt,
+        "seed": result.seed,
+    }
+
+
+def rollup_event(result: ProbeResult, floor: Callable[[datetime], datetime]) -> dict[str, Any]:
+    """The parameters of the rollup upsert for one result; the increments are computed in SQL."""
+    total = (result.latency_ms or {}).get("total")
+    timed = total is not None and result.outcome in IMAGE_OUTCOMES
+    return {
+        "service_id": result.service,
+        "region": result.region,
+        "bucket_start": floor(result.started_at),
+        "outcome": str(result.outcome),
+        "latency": float(total) if timed else None,
+        "bucket": bucket_index(total) if timed else None,
+        "quality": None if result.quality_score is None else float(result.quality_score),
+        "cost": float(result.cost or 0.0),
+    }
+
+
+def rollup_events(results: Iterable[ProbeResult], floor: Callable[[datetime], datetime]) -> list[dict[str, Any]]:
+    """Events of the results that roll up, sorted by row key (a fixed lock order for concurrent writers)."""
+    events = [rollup_event(r, floor) for r in results if r.kind in ROLLUP_KINDS]
+    events.sort(key=lambda e: (e["service_id"], e["region"], e["bucket_start"]))
+    return events
+
+
+# -- statements ------------------------------------------------------------------------
+
+
+def dialect_insert(table: Table, dialect_name: str) -> Insert:
+    """An INSERT that supports ``on_conflict_do_update`` (SQLite and PostgreSQL)."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(table)
+    if dialect_name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"unsupported database dialect {dialect_name!r} (use SQLite or PostgreSQL)")
+
+
+def _keep(op: str, column: str, table: str) -> str:
+    """SQL keeping the smaller (``<``) or larger (``>``) non-NULL of the stored and new value."""
+    old, new = f"{table}.{column}", f"excluded.{column}"
+    return f"CASE WHEN {new} IS NULL THEN {old} WHEN {old} IS NULL OR {new} {op} {old} THEN {new} ELSE {old} END"
+
+
+def rollup_upsert(table: Table) -> TextClause:
+    """The upsert adding one result (a ``rollup_event``) to a rollup row; the same SQL for SQLite and PostgreSQL.
+
+    It binds eight parameters, each once (in the derived table ``e``), and derives the ~80
+    increments (outcome counters, histogram bucket, ...) from them with CASE expressions.
+    Plain text on purpose: a Core statement this wide costs ~40 us per execution just to
+    hash its cache key, more than the insert itself.  (SQLite needs the ``WHERE`` to parse
+    ``INSERT ... SELECT ... ON CONFLICT``.)
+    """
+    name = table.name
+    values = {
+        "service_id": "e.service_id",
+        "region": "e.region",
+        "bucket_start": "e.bucket_start",
+        "n_total": "1",
+        **{f"n_{o.value}": f"CASE WHEN e.outcome = '{o.value}' THEN 1 ELSE 0 END" for o in Outcome},
+        "latency_count": "CASE WHEN e.latency IS NULL THEN 0 ELSE 1 END",
+        "latency_sum_ms": "COALESCE(e.latency, 0.0)",
+        "latency_max_ms": "e.latency",
+        **{column: f"CASE WHEN e.bucket = {i} THEN 1 ELSE 0 END" for i, column in enumerate(HISTOGRAM_COLUMNS)},
+        "quality_count": "CASE WHEN e.quality IS NULL THEN 0 ELSE 1 END",
+        "quality_sum": "COALESCE(e.quality, 0.0)",
+        "quality_min": "e.quality",
+        "cost_sum": "e.cost",
+    }
+    assert set(values) == {c.name for c in table.columns}, "rollup columns changed: update rollup_upsert"
+    event = (
+        "SELECT CAST(:service_id AS VARCHAR(64)) AS service_id, CAST(:region AS VARCHAR(64)) AS region, "
+        ":bucket_start AS bucket_start, CAST(:outcome AS VARCHAR(24)) AS outcome, "
+        "CAST(:latency AS FLOAT) AS latency, CAST(:bucket AS INTEGER) AS bucket, "
+        "CAST(:quality AS FLOAT) AS quality, CAST(:cost AS FLOAT) AS cost"
+    )
+    updates = [f"{column} = {name}.{column} + excluded.{column}" for column in SUMMED]
+    updates += [f"latency_max_ms = {_keep('>', 'latency_max_ms', name)}",
+                f"quality_min = {_keep('<', 'quality_min', name)}"]
+    sql = (
+        f"INSERT INTO {name} ({', '.join(values)}) SELECT {', '.join(values.values())} FROM ({event}) AS e WHERE 1 = 1 "
+        f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET {', '.join(updates)}"
+    )
+    return text(sql).bindparams(
+        bindparam("service_id", type_=String()),
+        bindparam("region", type_=String()),
+        bindparam("bucket_start", type_=table.c.bucket_start.type),
+        bindparam("outcome", type_=String()),
+        bindparam("latency", type_=Float()),
+        bindparam("bucket", type_=Integer()),
+        bindparam("quality", type_=Float()),
+        bindparam("cost", type_=Float()),
+    )
+
+
+def _catalog_upsert(table: Table, dialect_name: str, columns: tuple[str, ...]) -> Insert:
+    """Upsert that touches a row (and its ``updated_at``) only when a value changed."""
+    stmt = dialect_insert(table, dialect_name)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={**{c: new[c] for c in columns}, "updated_at": new.updated_at},
+        where=or_(*(table.c[c].is_distinct_from(new[c]) for c in columns)),
+    )
+
+
+# -- the spool -------------------------------------------------------------------------
+
+
+def result_from_dict(data: dict[str, Any]) -> ProbeResult:
+    """Rebuild a result from ``ProbeResult.to_dict()`` output (the spool format)."""
+    from probes.base import ProbeResult
+
+    known = {f.name for f in fields(ProbeResult)} - {"image"}
+    values = {key: value for key, value in data.items() if key in known}
+    values["kind"] = ProbeKind(values["kind"])
+    values["outcome"] = Outcome(values["outcome"])
+    for key in ("started_at", "finished_at"):
+        if values.get(key) is not None:
+            values[key] = _parse_time(values[key])
+    return ProbeResult(**values)
+
+
+def _parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class _MemorySpool:
+    def __init__(self, limit: int) -> None:
+        self.items: deque[dict[str, Any]] = deque()
+        self.limit = limit
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def describe(self) -> str:
+        return "memory (lost if the process exits; give the store a spool file)"
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            if len(self.items) >= self.limit:
+                self.items.popleft()
+                self.dropped += 1
+            self.items.append(record)
+
+    def head(self, n: int) -> list[dict[str, Any]]:
+        return [self.items[i] for i in range(min(n, len(self.items)))]
+
+    def drop(self, n: int) -> None:
+        for _ in range(n):
+            self.items.popleft()
+
+
+class _FileSpool:
+    """JSON Lines, oldest first; appends are fsynced, removal rewrites the file atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.dropped = 0
+        self.count = len(self._read())
+
+    def __len__(self) -> int:
+        return self.count
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def _read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        records = []
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a torn last line after a crash
+                logger.error("spool %s line %d is not JSON, skipped: %.200s", self.path, number, line)
+        return records
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        with self.path.open("a", encoding="utf-8") as spool:
+            spool.writelines(json.dumps(record) + "\n" for record in records)
+            spool.flush()
+            os.fsync(spool.fileno())
+        self.count += len(records)
+
+    def head(self, n: int) -> list[dict[str, Any]]:
+        return self._read()[:n]
+
+    def drop(self, n: int) -> None:
+        rest = self._read()[n:]
+        if not rest:
+            self.path.unlink(missing_ok=True)
+            self.count = 0
+            return
+        temp = self.path.with_name(self.path.name + ".tmp")
+        with temp.open("w", encoding="utf-8") as spool:
+            spool.writelines(json.dumps(record) + "\n" for record in rest)
+            spool.flush()
+            os.fsync(spool.fileno())
+        os.replace(temp, self.path)
+        self.count = len(rest)
+
+
+def is_connection_problem(exc: BaseException) -> bool:
+    """The database is unreachable (worth spooling), as opposed to a bad statement or row."""
+    if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+# -- the store -------------------------------------------------------------------------
+
+
+class ResultStore:
+    """Writes results and keeps the rollups; spools through database outages."""
+
+    def __init__(
+        self, engine: Engine, spool_path: str | Path | None = None, *, memory_limit: int = MEMORY_SPOOL_LIMIT
+    ) -> None:
+        self.engine = engine
+        dialect = engine.dialect.name
+        self._raw_insert = insert(probe_results)
+        self._upserts = [(rollup_upsert(table), floor) for table, floor in ROLLUPS]
+        self._service_upsert = _catalog_upsert(
+            Service.__table__, dialect, ("name", "group_name", "provider", "model", "position", "active")
+        )
+        self._canary_upsert = _catalog_upsert(Canary.__table__, dialect, ("prompt", "size", "seed"))
+        self._spool: _FileSpool | _MemorySpool = (
+            _FileSpool(Path(spool_path)) if spool_path is not None else _MemorySpool(memory_limit)
+        )
+        self._lock = threading.RLock()
+        self._outage = False
+
+    @property
+    def spooled(self) -> int:
+        """How many results wait in the spool."""
+        return len(self._spool)
+
+    # catalog
+
+    def sync_catalog(self, config: Config) -> None:
+        """Upsert services and canaries from the config; services no longer configured become inactive."""
+        now = utcnow()
+        services = Service.__table__
+        service_rows = [
+            {"id": s.id, "name": s.display_name, "group_name": s.group, "provider": s.provider,
+             "model": s.model, "position": position, "active": True, "created_at": now, "updated_at": now}
+            for position, s in enumerate(config.services)
+        ]
+        canary_rows = [
+            {"id": c.id, "prompt": c.prompt, "size": c.size, "seed": None if c.seed is None else str(c.seed),
+             "created_at": now, "updated_at": now}
+            for c in config.canaries
+        ]
+        with self.engine.begin() as connection:
+            if service_rows:
+                connection.execute(self._service_upsert, service_rows)
+            if canary_rows:
+                connection.execute(self._canary_upsert, canary_rows)
+            connection.execute(
+                update(services)
+                .where(services.c.id.not_in([s.id for s in config.services]), services.c.active.is_(True))
+                .values(active=False, updated_at=now)
+            )
+
+    # results
+
+    def record(self, result: ProbeResult) -> None:
+        """Store one result (raw row + rollups, one transaction), or spool it if the database is down."""
+        self.record_many([result])
+
+    def record_many(self, results: Iterable[ProbeResult]) -> None:
+        """Store a batch in one transaction (executemany of the same statements)."""
+        batch = list(results)
+        if not batch:
+            return
+        if len(self._spool):
+            self.flush_spool()
+            if len(self._spool):  # still down: newer results queue behind the spooled ones
+                self._spool_results(batch)
+                return
+        try:
+            self._write(batch)
+        except Exception as exc:
+            if not is_connection_problem(exc):
+                raise
+            self._note_outage(exc)
+            self._spool_results(batch)
+
+    def _write(self, batch: list[ProbeResult]) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(self._raw_insert, [raw_row(r) for r in batch])
+            for statement, floor in self._upserts:
+                events = rollup_events(batch, floor)
+                if events:
+                    connection.execute(statement, events)
+
+    # outages
+
+    def _note_outage(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._outage:
+                return
+            self._outage = True
+        log = logger.error if isinstance(self._spool, _MemorySpool) else logger.warning
+        log("database unavailable (%s); spooling results to %s until it is back",
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self._spool.describe())
+
+    def _spool_results(self, batch: list[ProbeResult]) -> None:
+        with self._lock:
+            dropped = self._spool.dropped
+            self._spool.append([r.to_dict() for r in batch])
+            if dropped == 0 and self._spool.dropped:
+                logger.error("memory spool full (%d results): dropping the oldest", len(self._spool))
+
+    def flush_spool(self) -> int:
+        """Replay spooled results in order; each batch leaves the spool only after its commit.
+
+        Returns how many were written.  Stops quietly while the database is still down.
+        A spooled result the database rejects for good (not a connection problem) is
+        logged with its full record and dropped, so it cannot block the ones behind it.
+        """
+        written = 0
+        with self._lock:
+            while chunk := self._spool.head(REPLAY_BATCH):
+                try:
+                    try:
+                        self._write([result_from_dict(d) for d in chunk])
+                    except Exception as exc:
+                        if is_connection_problem(exc):
+                            raise
+                        chunk = chunk[:1]  # one is bad: go one at a time from the front
+                        self._write_or_reject(chunk[0])
+                except Exception as exc:
+                    if not is_connection_problem(exc):
+                        raise
+                    self._note_outage(exc)
+                    return written
+                self._spool.drop(len(chunk))
+                written += len(chunk)
+            if self._outage:
+                self._outage = False
+                self._spool.dropped = 0
+                logger.warning("database is back; replayed %d spooled results", written)
+        return written
+
+    def _write_or_reject(self, record: dict[str, Any]) -> None:
+        """Write one spooled record alone; log and drop it if it can never be written."""
+        try:
+            self._write([result_from_dict(record)])
+        except Exception as exc:
+            if is_connection_problem(exc):
+                raise
+            logger.error("spooled result rejected, dropped: %s (%s)", json.dumps(record), exc)
+
+
+# -- queries ---------------------------------------------------------------------------
+
+
+def latest_results(session: Session, service_id: str, limit: int = 20) -> list[ProbeResultRow]:
+    """The newest raw results of a service, newest first."""
+    stmt = (
+        select(ProbeResultRow)
+        .where(ProbeResultRow.service_id == service_id)
+        .order_by(ProbeResultRow.started_at.desc(), ProbeResultRow.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
