@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -103,7 +104,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
     finally:
         runner.close()
     if not args.dry_run:
-        _store_one(config, result)
+        try:
+            _store_one(config, result)
+        except Exception as exc:  # noqa: BLE001 - the probe ran; report it even if storing failed
+            print(f"genstatus: result not stored: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                  file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -136,7 +141,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor.runtime import MonitorRuntime
 
     config = load_config(args.config)
-    runtime = MonitorRuntime(config, region=args.region)
+    region = args.region or config.region
+    # Results that cannot be written while the database is down wait here (replayed on recovery).
+    spool = os.environ.get("GENSTATUS_SPOOL") or config_path(args.config).resolve().parent / f"genstatus-spool-{region}.jsonl"
+    runtime = MonitorRuntime(config, region=region, spool_path=str(spool))
     web = None
     runtime.start()
     try:

@@ -66,7 +66,7 @@ def run_demo(host: str, port: int, interval: str) -> int:
     try:
         emulator.start()
         config = parse_config(demo_config_text(workdir / "demo.db", emulator.base_url("openai"), interval), "demo.yaml")
-        runtime = MonitorRuntime(config)
+        runtime = MonitorRuntime(config, spool_path=str(workdir / "spool.jsonl"))
         web = _start_web(config, runtime.engine, host, port)
         runtime.start()
         print(f"genstatus demo: status page at {web.url}/", flush=True)

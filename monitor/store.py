@@ -33,14 +33,12 @@ from sqlalchemy import (
     bindparam,
     insert,
     or_,
-    select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.orm import Session
 
 from monitor.config import Config
 from monitor.enums import Outcome, ProbeKind
@@ -474,17 +472,3 @@ class ResultStore:
             if is_connection_problem(exc):
                 raise
             logger.error("spooled result rejected, dropped: %s (%s)", json.dumps(record), exc)
-
-
-# -- queries ---------------------------------------------------------------------------
-
-
-def latest_results(session: Session, service_id: str, limit: int = 20) -> list[ProbeResultRow]:
-    """The newest raw results of a service, newest first."""
-    stmt = (
-        select(ProbeResultRow)
-        .where(ProbeResultRow.service_id == service_id)
-        .order_by(ProbeResultRow.started_at.desc(), ProbeResultRow.id.desc())
-        .limit(limit)
-    )
-    return list(session.scalars(stmt))

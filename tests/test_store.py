@@ -18,7 +18,8 @@ from monitor.enums import Outcome, ProbeKind
 from monitor.histogram import COLUMN_NAMES, bucket_index, percentile
 from monitor.migrate import upgrade
 from monitor.models import Canary, ProbeResultRow, Service, rollup_daily, rollup_hourly
-from monitor.store import ResultStore, latest_results, result_from_dict
+from monitor.store import ResultStore, result_from_dict
+from web.queries import latest_results
 from probes.base import ProbeResult
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
