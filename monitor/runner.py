@@ -76,7 +76,8 @@ class ProbeRunner:
     def run(self, service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
         """One probe run, scored.  Never raises for provider behaviour."""
         adapter, client = self._parts(service)
-        context = ProbeContext(service, canary, client, region=self.region, seed=resolve_seed(canary))
+        seed = resolve_seed(canary) if adapter.supports_seed else None
+        context = ProbeContext(service, canary, client, region=self.region, seed=seed)
         result = adapter.probe(context, kind)
         if kind is not ProbeKind.HEALTH:
             try:

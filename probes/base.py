@@ -188,6 +188,8 @@ class Adapter(ABC):
     """One provider's protocol.  Subclasses set ``provider`` and register in ``probes.registry``."""
 
     provider: ClassVar[str]
+    #: False for providers without a seed parameter: no seed is drawn or recorded for them
+    supports_seed: ClassVar[bool] = True
     #: optional pydantic model validating ``service.options`` (unknown keys rejected)
     options_model: ClassVar["type[BaseModel] | None"] = None
 

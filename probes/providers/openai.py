@@ -42,6 +42,7 @@ class OpenAIOptions(BaseModel):
 
 class OpenAIAdapter(Adapter):
     provider: ClassVar[str] = "openai"
+    supports_seed: ClassVar[bool] = False
     options_model: ClassVar[type[BaseModel]] = OpenAIOptions
     options: OpenAIOptions
 

@@ -1,0 +1,68 @@
+"""The runner settles the final outcome from adapter result, scoring and latency threshold."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import numpy as np
+from PIL import Image
+
+from monitor.config import CanaryConfig, ServiceConfig
+from monitor.enums import Outcome, ProbeKind
+from monitor.runner import apply_scoring, resolve_seed
+from probes.base import ProbeResult
+
+SERVICE = ServiceConfig(id="s", provider="openai", canaries=["c"], latency_threshold="2s")
+CANARY = CanaryConfig(id="c", prompt="p", size="64x64")
+
+
+def image_bytes(size=(64, 64), blank=False) -> bytes:
+    pixels = np.zeros((*size[::-1], 3), "uint8") if blank else np.random.default_rng(1).integers(0, 255, (*size[::-1], 3), dtype="uint8")
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+def result_with(image: bytes, total_ms: float = 500.0) -> ProbeResult:
+    result = ProbeResult(service="s", canary="c", region="r", kind=ProbeKind.CANARY, started_at=datetime.now(UTC),
+                         outcome=Outcome.OK, image=image)
+    result.latency_ms["total"] = total_ms
+    return result
+
+
+def test_good_image_is_ok_with_image_fields():
+    result = result_with(image_bytes())
+    apply_scoring(result, SERVICE, CANARY)
+    assert result.outcome is Outcome.OK and result.quality_verdict == "pass"
+    assert (result.image_width, result.image_height, result.image_format) == (64, 64, "PNG")
+    assert result.hashes["phash"] and result.image_bytes > 0
+
+
+def test_slow_when_total_latency_over_threshold():
+    result = result_with(image_bytes(), total_ms=2500)
+    apply_scoring(result, SERVICE, CANARY)
+    assert result.outcome is Outcome.SLOW and "2s threshold" in result.error_detail
+
+
+def test_blank_is_degraded_quality_and_wrong_size_bad_output():
+    blank = result_with(image_bytes(blank=True))
+    apply_scoring(blank, SERVICE, CANARY)
+    assert blank.outcome is Outcome.DEGRADED_QUALITY and "blank" in blank.quality_flags
+    wrong = result_with(image_bytes(size=(32, 64)))
+    apply_scoring(wrong, SERVICE, CANARY)
+    assert wrong.outcome is Outcome.BAD_OUTPUT and "32x64" in wrong.error_detail
+
+
+def test_failed_runs_are_left_alone():
+    result = result_with(b"")
+    result.outcome = Outcome.SERVER_ERROR
+    apply_scoring(result, SERVICE, CANARY)
+    assert result.outcome is Outcome.SERVER_ERROR and result.quality_score is None
+
+
+def test_random_seed_is_drawn_per_run_and_fixed_seed_kept():
+    assert resolve_seed(CanaryConfig(id="a", prompt="p", seed=42)) == 42
+    assert resolve_seed(CanaryConfig(id="a", prompt="p")) is None
+    drawn = {resolve_seed(CanaryConfig(id="a", prompt="p", seed="random")) for _ in range(20)}
+    assert len(drawn) > 15
