@@ -35,7 +35,7 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("apscheduler", "httpx", "httpcore", "werkzeug"):
+    for noisy in ("alembic", "apscheduler", "httpx", "httpcore", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -185,6 +185,8 @@ def _start_web(config, engine, host: str, port: int):
         return start_server(create_app(config, engine=engine), host=host, port=port)
     except OSError as exc:
         raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    except SystemExit:  # werkzeug exits when the port is taken, after explaining why on stderr
+        raise UsageError(f"cannot serve on {host}:{port}: the address is in use (choose another with --port)") from None
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:

@@ -154,3 +154,17 @@ def test_db_upgrade_creates_schema(tmp_path, capsys):
     assert "database at revision" in capsys.readouterr().out
     tables = {r[0] for r in sqlite3.connect(tmp_path / "x.db").execute("select name from sqlite_master where type='table'")}
     assert {"services", "probe_results", "rollup_hourly", "rollup_daily", "incidents", "alembic_version"} <= tables
+
+
+def test_serve_on_a_taken_port_is_a_usage_error(tmp_path, capsys):
+    import socket
+
+    main(["init", str(tmp_path)])
+    config = tmp_path / "genstatus.yaml"
+    config.write_text(config.read_text().replace("sqlite:///genstatus.db", f"sqlite:///{tmp_path / 'x.db'}"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "-c", str(config), "--port", str(port)]) == 2
+    assert "address is in use" in capsys.readouterr().err
