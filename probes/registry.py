@@ -10,7 +10,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # provider key -> "module:Class"; imported lazily so a broken optional adapter cannot break the rest
 ADAPTERS: dict[str, str] = {
+    "automatic1111": "probes.providers.automatic1111:Automatic1111Adapter",
+    "bfl": "probes.providers.bfl:BFLAdapter",
+    "comfyui": "probes.providers.comfyui:ComfyUIAdapter",
+    "fal": "probes.providers.fal:FalAdapter",
+    "gemini": "probes.providers.gemini:GeminiAdapter",
+    "http": "probes.providers.http:HTTPAdapter",
+    "huggingface": "probes.providers.huggingface:HuggingFaceAdapter",
+    "midjourney_proxy": "probes.providers.midjourney_proxy:MidjourneyProxyAdapter",
     "openai": "probes.providers.openai:OpenAIAdapter",
+    "replicate": "probes.providers.replicate:ReplicateAdapter",
+    "stability": "probes.providers.stability:StabilityAdapter",
 }
 
 

@@ -1,7 +1,10 @@
 """Injected faults: which failure each emulated provider should show next.
 
-One fault per provider at a time; setting a new one replaces the old.  Each
-provider emulator turns a fault into that provider's own wire form.
+One fault per (provider, service) at a time; setting a new one replaces the old.  A
+fault set without a service applies to every service of that provider; a service is
+addressed through the base URL ``/s/<service>/<provider>/...`` (``EmulatorServer.base_url``),
+and its own fault wins over the provider-wide one.  Each provider emulator turns a fault
+into that provider's own wire form.
 """
 
 from __future__ import annotations
@@ -26,7 +29,27 @@ FAULTS: dict[str, dict[str, Any]] = {
     "wrong_size": {},
     "expired_url": {},
     "bad_request": {},
+    # provider-native failures of asynchronous jobs
+    "job_failure": {},          # the job ends in the provider's failed state
+    "stuck_job": {},            # the job never reaches a terminal state
+    "unknown_job": {},          # polling answers the provider's "no such job" form
+    "output_safety": {},        # the output-stage safety block (content_policy is the input stage)
+    # degenerate images with a 200
+    "black_image": {},
+    "noise_image": {},
+    "blurred_image": {},
+    "model_swap": {},           # same request, another model's style: fixed-seed drift
 }
+
+#: faults answered with a (bad) image instead of an error; see ``images.faulty_image``
+IMAGE_FAULTS = frozenset(
+    {"truncated_image", "undecodable_image", "blank_image", "wrong_size", "black_image", "noise_image",
+     "blurred_image", "model_swap"}
+)
+#: faults that only asynchronous (submit-then-poll) providers can show
+JOB_FAULTS = frozenset({"job_failure", "stuck_job", "unknown_job"})
+#: WSGI environ key under which the server passes the service named in the URL
+SERVICE_KEY = "genstatus.emulator.service"
 
 #: faults that delay a request rather than replace its answer
 DELAY_FAULTS = frozenset({"hang", "slow"})
@@ -47,14 +70,19 @@ class Fault:
         return {"fault": self.name, **self.params, "remaining": self.remaining}
 
 
+def service_of(environ: dict[str, Any]) -> str | None:
+    """The service a request was addressed to (``/s/<service>/...``), if any."""
+    return environ.get(SERVICE_KEY)
+
+
 class FaultBoard:
-    """Thread-safe map of provider -> active fault."""
+    """Thread-safe map of (provider, service or None) -> active fault."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._faults: dict[str, Fault] = {}
+        self._faults: dict[tuple[str, str | None], Fault] = {}
 
-    def set(self, provider: str, fault: str, /, **params: Any) -> Fault:
+    def set(self, provider: str, fault: str, /, service: str | None = None, **params: Any) -> Fault:
         """Activate ``fault`` for ``provider``; raise ``ValueError`` for unknown names or bad values.
 
         Values may be strings (from a query string); they are converted to the
@@ -74,41 +102,47 @@ class FaultBoard:
             raise ValueError("count must be at least 1")
         active = Fault(fault, values, remaining)
         with self._lock:
-            self._faults[provider] = active
+            self._faults[(provider, service or None)] = active
         return active
 
-    def clear(self, provider: str | None = None) -> None:
+    def clear(self, provider: str | None = None, service: str | None = None) -> None:
+        """Clear everything, one provider's faults (all services), or one service's fault."""
         with self._lock:
-            if provider is None:
-                self._faults.clear()
-            else:
-                self._faults.pop(provider, None)
+            for key in list(self._faults):
+                if provider is None or (key[0] == provider and (service is None or key[1] == service)):
+                    del self._faults[key]
 
-    def active(self, provider: str) -> Fault | None:
-        """The provider's fault, without using it up."""
+    def active(self, provider: str, service: str | None = None) -> Fault | None:
+        """The fault that applies to ``service`` of ``provider``, without using it up."""
         with self._lock:
-            return self._faults.get(provider)
+            return self._faults.get((provider, service)) or self._faults.get((provider, None))
 
-    def take(self, provider: str, applicable: Collection[str] | None = None) -> Fault | None:
+    def take(self, provider: str, applicable: Collection[str] | None = None, service: str | None = None) -> Fault | None:
         """The fault for one request, counting it against ``count``.
 
-        Faults not in ``applicable`` (e.g. an image fault on a model listing) are
-        neither returned nor used up.
+        The service's own fault wins over the provider-wide one.  Faults not in
+        ``applicable`` (e.g. an image fault on a model listing) are neither returned
+        nor used up.
         """
         with self._lock:
-            fault = self._faults.get(provider)
+            key = (provider, service) if (provider, service) in self._faults else (provider, None)
+            fault = self._faults.get(key)
             if fault is None or (applicable is not None and fault.name not in applicable):
                 return None
             if fault.remaining is not None:
                 if fault.remaining <= 1:
-                    del self._faults[provider]
+                    del self._faults[key]
                 else:
-                    self._faults[provider] = Fault(fault.name, fault.params, fault.remaining - 1)
+                    self._faults[key] = Fault(fault.name, fault.params, fault.remaining - 1)
             return fault
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
+        """``{"openai": {...}, "openai/dalle3": {...}}``: provider-wide and per-service faults."""
         with self._lock:
-            return {provider: fault.to_dict() for provider, fault in sorted(self._faults.items())}
+            return {
+                provider if service is None else f"{provider}/{service}": fault.to_dict()
+                for (provider, service), fault in sorted(self._faults.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
+            }
 
 
 def _convert(name: str, value: Any, kind: type) -> Any:

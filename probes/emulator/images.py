@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 SHAPES = 12
 GRADIENT_CELLS = 64
@@ -87,3 +88,36 @@ def encode(img: Image.Image, fmt: str, quality: int = 90) -> bytes:
 def blank_png(width: int, height: int) -> bytes:
     """A uniform grey image: the shape of a provider's "blank output" failure."""
     return encode_png(Image.new("RGB", (width, height), (128, 128, 128)))
+
+
+def image_for(
+    fault: str | None, prompt: str, seed: int, model: str, width: int, height: int, *, fmt: str = "png",
+    style: str = "default",
+) -> bytes:
+    """The image an emulator returns: the canary picture, or the degenerate one a fault asks for.
+
+    Every emulator uses this, so a fault name means the same picture for every provider.
+    """
+    if fault == "undecodable_image":
+        return os.urandom(4096)
+    if fault == "blank_image":
+        return blank_png(width, height)
+    if fault == "black_image":
+        return encode(Image.new("RGB", (width, height), (3, 3, 3)), fmt)
+    if fault == "noise_image":
+        rng = np.random.default_rng(seed)
+        return encode(Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB"), fmt)
+    if fault == "wrong_size":
+        width, height = max(64, width // 2), max(64, height // 2)
+    if fault == "model_swap":
+        model, style = f"{model}-swapped", "swapped"
+    if fault == "blurred_image":
+        picture = render_image(prompt, seed, model, width, height, style=style)
+        data = encode(picture.filter(ImageFilter.GaussianBlur(radius=max(width, height) / 64)), fmt)
+    elif fmt == "png":
+        data = render_png(prompt, seed, model, width, height, style=style)
+    else:
+        data = encode(render_image(prompt, seed, model, width, height, style=style), fmt)
+    if fault == "truncated_image":
+        return data[: len(data) // 2]
+    return data

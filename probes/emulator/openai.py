@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 import time
 import uuid
@@ -23,8 +22,8 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from probes.emulator.faults import FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay
-from probes.emulator.images import blank_png, encode, render_image, render_png
+from probes.emulator.faults import FAULTS, IMAGE_FAULTS, JOB_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
+from probes.emulator.images import image_for
 
 PROVIDER = "openai"
 MODELS = ("dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5")
@@ -54,7 +53,6 @@ GPT_IMAGE_CHOICES = {
     "moderation": ("low", "auto"),
 }
 MAX_FILES = 64  # url-mode images kept in memory, oldest dropped first
-WRONG_SIZE = (512, 512)
 
 
 class ApiError(Exception):
@@ -97,6 +95,8 @@ class ImageRequest:
 
 
 class OpenAIEmulator:
+    BASE_PATH = "/v1"
+
     def __init__(self, faults: FaultBoard, stop: threading.Event) -> None:
         self.faults = faults
         self.stop = stop
@@ -129,8 +129,8 @@ class OpenAIEmulator:
     def _generate(self, request: Request) -> Response:
         api_key = _authorize(request)
         spec = _parse_generation(request)
-        applicable = set(FAULTS) - ({"expired_url"} if spec.response_format != "url" else set())
-        fault = self.faults.take(PROVIDER, applicable)
+        applicable = set(FAULTS) - JOB_FAULTS - ({"expired_url"} if spec.response_format != "url" else set())
+        fault = self.faults.take(PROVIDER, applicable, service=service_of(request.environ))
         delay(fault, self.stop)
         _raise_for_fault(fault, api_key, spec)
         data = [self._image_item(request, spec, index, fault) for index in range(spec.n)]
@@ -147,7 +147,7 @@ class OpenAIEmulator:
 
     def _models(self, request: Request) -> Response:
         api_key = _authorize(request)
-        fault = self.faults.take(PROVIDER, REQUEST_FAULTS)
+        fault = self.faults.take(PROVIDER, REQUEST_FAULTS, service=service_of(request.environ))
         delay(fault, self.stop)
         _raise_for_fault(fault, api_key, None)
         models = [{"id": model, "object": "model", "created": 1698785189, "owned_by": "system"} for model in MODELS]
@@ -186,19 +186,8 @@ class OpenAIEmulator:
 
 
 def _image_bytes(spec: ImageRequest, seed: int, fault: Fault | None) -> bytes:
-    if _is(fault, "undecodable_image"):
-        return os.urandom(4096)
-    if _is(fault, "blank_image"):
-        return blank_png(spec.width, spec.height)
-    width, height = WRONG_SIZE if _is(fault, "wrong_size") else (spec.width, spec.height)
-    style = spec.style
-    if spec.output_format == "png":
-        image = render_png(spec.prompt, seed, spec.model, width, height, style=style)
-    else:
-        image = encode(render_image(spec.prompt, seed, spec.model, width, height, style=style), spec.output_format)
-    if _is(fault, "truncated_image"):
-        return image[: len(image) // 2]
-    return image
+    name = fault.name if fault is not None and fault.name in IMAGE_FAULTS else None
+    return image_for(name, spec.prompt, seed, spec.model, spec.width, spec.height, fmt=spec.output_format, style=spec.style)
 
 
 def _usage(spec: ImageRequest) -> dict[str, Any]:
@@ -343,14 +332,15 @@ def _raise_for_fault(fault: Fault | None, api_key: str, spec: ImageRequest | Non
         )
     if name == "bad_request":
         raise ApiError(400, "Invalid request (emulated fault bad_request).", code="invalid_value")
-    if name == "content_policy" and spec is not None:
+    if name in ("content_policy", "output_safety") and spec is not None:
         if spec.gpt_image:
+            stage = "input" if name == "content_policy" else "output"
             raise ApiError(
                 400,
                 "Your request was rejected by the safety system. If you believe this is an error, contact us.",
                 type="image_generation_user_error",
                 code="moderation_blocked",
-                extra={"moderation_details": {"moderation_stage": "input", "categories": ["violence"]}},
+                extra={"moderation_details": {"moderation_stage": stage, "categories": ["violence"]}},
             )
         raise ApiError(
             400,

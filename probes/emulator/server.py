@@ -1,11 +1,13 @@
 """One loopback HTTP server for all provider emulators, plus the fault control API.
 
-Providers live under ``/<provider>/...`` (``/openai/v1/images/generations``).  Adding a
-provider is one module exposing a class like ``OpenAIEmulator`` plus one line in
-``EMULATORS``.  Faults are set over HTTP so tests, demos and people with curl
-can break a provider on purpose::
+Providers live under ``/<provider>/...`` (``/openai/v1/images/generations``); the same
+provider addressed as ``/s/<service>/<provider>/...`` lets faults target one service.
+Adding a provider is one module exposing a class like ``OpenAIEmulator`` plus one line
+in ``EMULATORS``.  Faults are set over HTTP so tests, demos and people with curl can
+break a provider on purpose::
 
     curl -X POST 'http://127.0.0.1:PORT/_faults/openai?fault=server_error&count=2'
+    curl -X POST 'http://127.0.0.1:PORT/_faults/openai?fault=blank_image&service=dalle3'
     curl -X POST http://127.0.0.1:PORT/_faults/openai -d '{"fault": "slow", "seconds": 2}'
     curl http://127.0.0.1:PORT/_faults
     curl -X DELETE http://127.0.0.1:PORT/_faults
@@ -23,7 +25,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from probes.emulator.faults import FaultBoard
+from probes.emulator.faults import SERVICE_KEY, FaultBoard
 
 # provider key -> "module:Class" of its emulator
 EMULATORS: dict[str, str] = {
@@ -33,6 +35,9 @@ EMULATORS: dict[str, str] = {
 
 class ProviderEmulator(Protocol):
     """What a provider module offers: it answers every request under ``/<provider>/``."""
+
+    #: the path under ``/<provider>`` that a service's ``base_url`` ends with (e.g. ``/v1``)
+    BASE_PATH: str
 
     def __init__(self, faults: FaultBoard, stop: threading.Event) -> None: ...
 
@@ -70,11 +75,15 @@ class EmulatorServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def base_url(self, provider: str) -> str:
-        """What a service's ``base_url`` should be to talk to ``provider``'s emulator."""
+    def base_url(self, provider: str, service: str | None = None) -> str:
+        """What a service's ``base_url`` should be to talk to ``provider``'s emulator.
+
+        With ``service``, faults set for that service (``faults.set(..., service=...)``) apply.
+        """
         if provider not in self._emulators:
             raise KeyError(f"no emulator for {provider!r} (known: {', '.join(sorted(self._emulators))})")
-        return f"{self.url}/{provider}/v1"
+        scope = f"/s/{service}" if service else ""
+        return f"{self.url}{scope}/{provider}{self._emulators[provider].BASE_PATH}"
 
     def start(self) -> "EmulatorServer":
         self._thread = threading.Thread(target=self._server.serve_forever, name="genstatus-emulator", daemon=True)
@@ -102,7 +111,11 @@ class EmulatorServer:
     def _app(self, request: Request) -> Response:
         if request.path == "/_faults" or request.path.startswith("/_faults/"):
             return self._control_api(request)
-        provider, _, rest = request.path.lstrip("/").partition("/")
+        path = request.path
+        if path.startswith("/s/"):
+            service, _, path = path[len("/s/"):].partition("/")
+            request.environ[SERVICE_KEY] = service or None
+        provider, _, rest = path.lstrip("/").partition("/")
         emulator = self._emulators.get(provider)
         if emulator is None:
             known = ", ".join(f"/{name}/" for name in sorted(self._emulators))
@@ -117,20 +130,21 @@ class EmulatorServer:
         provider = args.get("provider")
         if provider is not None and provider not in self._emulators:
             return _json({"error": f"unknown provider {provider!r} (known: {', '.join(sorted(self._emulators))})"}, 400)
+        params: dict[str, Any] = dict(request.args.items())
+        if request.method == "POST" and request.get_data():
+            body = request.get_json(force=True, silent=True)
+            if not isinstance(body, dict):
+                return _json({"error": 'body must be a JSON object like {"fault": "server_error", "count": 2}'}, 400)
+            params.update(body)
+        service = params.pop("service", None)
         if request.method == "DELETE":
-            self.faults.clear(provider)
+            self.faults.clear(provider, service)
         elif request.method == "POST":
-            params: dict[str, Any] = dict(request.args.items())
-            if request.get_data():
-                body = request.get_json(force=True, silent=True)
-                if not isinstance(body, dict):
-                    return _json({"error": 'body must be a JSON object like {"fault": "server_error", "count": 2}'}, 400)
-                params.update(body)
             fault = params.pop("fault", None)
             if not isinstance(fault, str):
                 return _json({"error": "missing 'fault' (JSON body or ?fault=NAME)"}, 400)
             try:
-                self.faults.set(provider, fault, **params)
+                self.faults.set(provider, fault, service=service, **params)
             except ValueError as exc:
                 return _json({"error": str(exc)}, 400)
         return _json({"faults": self.faults.snapshot()})

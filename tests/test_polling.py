@@ -1,0 +1,47 @@
+"""poll(): backoff until a terminal answer, deadline held, cancel on deadline."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from monitor.config import ServiceConfig
+from probes.base import DeadlineExceeded, ProbeContext
+from probes.polling import poll
+
+SERVICE = ServiceConfig(id="s", provider="openai", canaries=["c"], timeout="2s")
+
+
+def context() -> ProbeContext:
+    return ProbeContext(SERVICE, None, httpx.Client())
+
+
+def test_returns_the_first_terminal_answer_with_growing_delays():
+    calls = []
+
+    def step():
+        calls.append(time.monotonic())
+        return "done" if len(calls) == 4 else None
+
+    assert poll(context(), step, first_delay=0.05) == "done"
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert gaps[0] < gaps[1] < gaps[2]
+
+
+def test_deadline_holds_and_cancel_runs():
+    cancelled = []
+    began = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        poll(context(), lambda: None, what="prediction", on_deadline=lambda: cancelled.append(True), first_delay=0.1)
+    assert 1.9 <= time.monotonic() - began < 2.5
+    assert cancelled == [True]
+
+
+def test_a_failing_cancel_does_not_hide_the_timeout():
+    def broken_cancel():
+        raise httpx.ConnectError("refused")
+
+    with pytest.raises(DeadlineExceeded):
+        poll(context(), lambda: None, on_deadline=broken_cancel, first_delay=0.5)
