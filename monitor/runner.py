@@ -34,6 +34,7 @@ def apply_scoring(result: ProbeResult, service: ServiceConfig, canary: CanaryCon
         result.image,
         requested_size=canary.dimensions if canary else None,
         prompt=canary.prompt if canary else None,
+        size_check=result.size_check,
     )
     result.image_bytes = assessment.size_bytes
     result.image_format = assessment.format

@@ -226,7 +226,7 @@ def result_from_dict(data: dict[str, Any]) -> ProbeResult:
     """Rebuild a result from ``ProbeResult.to_dict()`` output (the spool format)."""
     from probes.base import ProbeResult
 
-    known = {f.name for f in fields(ProbeResult)} - {"image"}
+    known = {f.name for f in fields(ProbeResult)} - {"image", "size_check"}
     values = {key: value for key, value in data.items() if key in known}
     values["kind"] = ProbeKind(values["kind"])
     values["outcome"] = Outcome(values["outcome"])

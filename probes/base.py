@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import httpx
@@ -58,12 +59,14 @@ class ProbeResult:
     model_version: str | None = None
     revised_prompt: str | None = None
     seed: int | None = None
-    # The generated image itself: handed to scoring, never stored or printed.
+    # The generated image itself and how to check its size: handed to scoring, never stored or printed.
     image: bytes | None = field(default=None, repr=False, compare=False)
+    size_check: "SizeCheck" = field(default="exact", repr=False, compare=False)  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("image")
+        data.pop("size_check")
         data["kind"] = str(self.kind)
         data["outcome"] = str(self.outcome)
         data["started_at"] = _iso(self.started_at)
@@ -100,6 +103,19 @@ class DeadlineExceeded(ProbeFailure):
         super().__init__(Outcome.TIMEOUT, detail)
 
 
+class SizeCheck(StrEnum):
+    """How scoring compares the image's size with the canary's ``size``.
+
+    Providers that take an aspect ratio instead of pixels (Stability v2beta, Gemini) pick
+    their own resolution: ``aspect`` checks the ratio only; ``none`` skips the check
+    (e.g. a Midjourney grid).
+    """
+
+    EXACT = "exact"
+    ASPECT = "aspect"
+    NONE = "none"
+
+
 @dataclass
 class Generation:
     """What an adapter got back from a successful generation request."""
@@ -111,6 +127,7 @@ class Generation:
     model_version: str | None = None
     revised_prompt: str | None = None
     seed: int | None = None
+    size_check: SizeCheck = SizeCheck.EXACT
 
 
 @dataclass
@@ -235,6 +252,7 @@ class Adapter(ABC):
                 generation = self.generate(ctx)
                 result.outcome = Outcome.OK
                 result.image = generation.image
+                result.size_check = SizeCheck(generation.size_check)
                 result.http_status = generation.http_status
                 result.request_id = generation.request_id
                 result.model_version = generation.model_version

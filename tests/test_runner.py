@@ -66,3 +66,15 @@ def test_random_seed_is_drawn_per_run_and_fixed_seed_kept():
     assert resolve_seed(CanaryConfig(id="a", prompt="p")) is None
     drawn = {resolve_seed(CanaryConfig(id="a", prompt="p", seed="random")) for _ in range(20)}
     assert len(drawn) > 15
+
+
+def test_size_check_aspect_and_none():
+    from probes.base import SizeCheck
+
+    canary = CanaryConfig(id="c", prompt="p", size="128x64")
+    for size, check, outcome in [((256, 128), SizeCheck.ASPECT, Outcome.OK), ((256, 256), SizeCheck.ASPECT, Outcome.BAD_OUTPUT),
+                                 ((300, 300), SizeCheck.NONE, Outcome.OK), ((256, 128), SizeCheck.EXACT, Outcome.BAD_OUTPUT)]:
+        result = result_with(image_bytes(size=size))
+        result.size_check = check
+        apply_scoring(result, SERVICE, canary)
+        assert result.outcome is outcome, (size, check, result.error_detail)

@@ -15,6 +15,7 @@ class ScoringInput:
     data: bytes
     requested_size: tuple[int, int] | None = None  # (width, height), None when the size was "auto"
     prompt: str | None = None
+    size_check: str = "exact"  # "exact", "aspect" (ratio only) or "none" (see probes.base.SizeCheck)
 
 
 @dataclass
@@ -66,9 +67,11 @@ def _stages() -> list[Stage]:
     return [validate.decode_and_validate, detectors.blank_or_uniform, hashes.perceptual_hashes]
 
 
-def score_image(data: bytes, *, requested_size: tuple[int, int] | None = None, prompt: str | None = None) -> Assessment:
+def score_image(
+    data: bytes, *, requested_size: tuple[int, int] | None = None, prompt: str | None = None, size_check: str = "exact"
+) -> Assessment:
     """Run every stage in order; a stage that fails decisively ends the run."""
-    given = ScoringInput(data=data, requested_size=requested_size, prompt=prompt)
+    given = ScoringInput(data=data, requested_size=requested_size, prompt=prompt, size_check=str(size_check))
     assessment = Assessment(size_bytes=len(data))
     for stage in _stages():
         stage(given, assessment)

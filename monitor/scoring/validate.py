@@ -40,8 +40,22 @@ def decode_and_validate(given: ScoringInput, out: Assessment) -> None:
     if out.format not in ALLOWED_FORMATS:
         out.fail("unexpected_format", f"unexpected image format {out.format}", invalid=True)
         return
-    if given.requested_size and (out.width, out.height) != given.requested_size:
+    if given.requested_size and not _size_matches(given, out.width, out.height):
         want = "x".join(map(str, given.requested_size))
-        out.fail("wrong_size", f"image is {out.width}x{out.height}, {want} was requested", invalid=True)
+        what = "the aspect ratio of " if given.size_check == "aspect" else ""
+        out.fail("wrong_size", f"image is {out.width}x{out.height}, {what}{want} was requested", invalid=True)
         return
     out.image = image
+
+
+ASPECT_TOLERANCE = 0.03  # providers round aspect-ratio sizes to multiples of 8, 16 or 64
+
+
+def _size_matches(given: ScoringInput, width: int, height: int) -> bool:
+    assert given.requested_size is not None
+    if given.size_check == "none":
+        return True
+    want_w, want_h = given.requested_size
+    if given.size_check == "aspect":
+        return abs((width / height) / (want_w / want_h) - 1) <= ASPECT_TOLERANCE
+    return (width, height) == (want_w, want_h)
