@@ -94,6 +94,27 @@ class ImageRequest:
         return self.response_format is None
 
 
+#: what a service needs to talk to this emulator (used by examples and the cross-provider tests)
+SERVICE_DEFAULTS: dict[str, Any] = {"model": "dall-e-3"}
+#: the outcome each emulated fault must produce (image-quality faults are scoring's to judge)
+FAULT_OUTCOMES: dict[str, str] = {
+    "server_error": "server_error",
+    "rate_limited": "rate_limited",
+    "quota_exhausted": "auth_error",
+    "hang": "timeout",
+    "slow": "ok",
+    "content_policy": "content_filtered",
+    "invalid_key": "auth_error",
+    "malformed_json": "bad_output",
+    "truncated_image": "bad_output",
+    "undecodable_image": "bad_output",
+    "blank_image": "degraded_quality",
+    "black_image": "degraded_quality",
+    "wrong_size": "bad_output",
+    "bad_request": "client_error",
+}
+
+
 class OpenAIEmulator:
     BASE_PATH = "/v1"
 

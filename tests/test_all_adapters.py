@@ -1,0 +1,112 @@
+"""Every adapter x every fault its emulator supports -> the expected outcome, over real loopback HTTP.
+
+The table is each emulator module's ``FAULT_OUTCOMES`` (and ``SERVICE_DEFAULTS`` for the
+service settings), so a new provider is covered as soon as its emulator is registered.
+Faults are set per service (``/s/<service>/<provider>``), so cases never disturb each other
+and the deadline cases run concurrently.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from importlib import import_module
+
+import pytest
+
+from monitor.config import CanaryConfig, ServiceConfig
+from monitor.enums import Outcome, ProbeKind
+from monitor.runner import ProbeRunner
+from monitor.config import Config
+from probes.emulator.server import EMULATORS
+
+TIMEOUT_S = 2.0
+DEADLINE_SLACK_S = 1.0
+QUALITY_FAULTS = ("noise_image", "blurred_image", "model_swap")  # judged by quality scoring, not adapters
+API_KEY = "test-key-0123456789abcdef"
+
+
+def emulator_module(provider: str):
+    return import_module(EMULATORS[provider].partition(":")[0])
+
+
+def cases() -> list[tuple[str, str, str]]:
+    table = []
+    for provider in sorted(EMULATORS):
+        for fault, outcome in sorted(getattr(emulator_module(provider), "FAULT_OUTCOMES", {}).items()):
+            table.append((provider, fault, outcome))
+    return table
+
+
+CASES = cases()
+TIMED = [case for case in CASES if case[2] == "timeout"]
+ANSWERED = [case for case in CASES if case[2] != "timeout"]
+CANARY = CanaryConfig(id="canary", prompt="a red apple on a wooden table", size="1024x1024", seed=4242)
+
+
+def service_for(emulator, provider: str, service_id: str) -> ServiceConfig:
+    defaults = dict(getattr(emulator_module(provider), "SERVICE_DEFAULTS", {}))
+    return ServiceConfig(
+        id=service_id, provider=provider, base_url=emulator.base_url(provider, service=service_id), api_key=API_KEY,
+        canaries=[CANARY.id], timeout=timedelta(seconds=TIMEOUT_S), allow_private_network=True, **defaults,
+    )
+
+
+def probe(emulator, provider: str, service_id: str, kind: ProbeKind = ProbeKind.CANARY):
+    service = service_for(emulator, provider, service_id)
+    runner = ProbeRunner(Config(canaries=[CANARY], services=[service]), region="test")
+    try:
+        began = time.monotonic()
+        result = runner.run(service, CANARY if kind is not ProbeKind.HEALTH else None, kind)
+        return result, time.monotonic() - began
+    finally:
+        runner.close()
+
+
+def test_every_registered_emulator_declares_its_fault_table():
+    for provider in EMULATORS:
+        module = emulator_module(provider)
+        assert isinstance(getattr(module, "FAULT_OUTCOMES", None), dict), provider
+        assert "server_error" in module.FAULT_OUTCOMES and "hang" in module.FAULT_OUTCOMES, provider
+        assert set(module.FAULT_OUTCOMES.values()) <= {o.value for o in Outcome}, provider
+
+
+@pytest.mark.parametrize("provider", sorted(EMULATORS))
+def test_clean_run_is_ok_and_health_check_passes(emulator, provider):
+    result, _ = probe(emulator, provider, f"clean-{provider}")
+    assert result.outcome is Outcome.OK, (provider, result.error_detail)
+    assert result.image_sha256 and result.hashes.get("phash") and result.latency_ms["total"] > 0
+    health, _ = probe(emulator, provider, f"health-{provider}", ProbeKind.HEALTH)
+    assert health.outcome is Outcome.OK, (provider, health.error_detail)
+
+
+@pytest.mark.parametrize("provider, fault, expected", ANSWERED, ids=[f"{p}-{f}" for p, f, _ in ANSWERED])
+def test_fault_gives_expected_outcome(emulator, provider, fault, expected):
+    service_id = f"{provider}-{fault}"
+    params = {"seconds": 0.3} if fault == "slow" else {}
+    emulator.faults.set(provider, fault, service=service_id, **params)
+    result, _ = probe(emulator, provider, service_id)
+    assert result.outcome == expected, (provider, fault, result.error_detail)
+    assert API_KEY not in (result.error_detail or "")
+
+
+@pytest.mark.parametrize("provider", sorted(EMULATORS))
+def test_quality_faults_still_return_a_decodable_image(emulator, provider):
+    for fault in QUALITY_FAULTS:
+        service_id = f"{provider}-{fault}"
+        emulator.faults.set(provider, fault, service=service_id)
+        result, _ = probe(emulator, provider, service_id)
+        assert result.outcome in (Outcome.OK, Outcome.DEGRADED_QUALITY), (provider, fault, result.error_detail)
+
+
+def test_deadlines_hold_for_every_adapter(emulator):
+    """Hung requests, stuck and unknown jobs end as ``timeout`` within the deadline plus one second."""
+    assert TIMED
+    for provider, fault, _ in TIMED:
+        emulator.faults.set(provider, fault, service=f"dl-{provider}-{fault}")
+    with ThreadPoolExecutor(max_workers=len(TIMED)) as pool:
+        runs = list(pool.map(lambda case: (case, probe(emulator, case[0], f"dl-{case[0]}-{case[1]}")), TIMED))
+    for (provider, fault, _), (result, took) in runs:
+        assert result.outcome is Outcome.TIMEOUT, (provider, fault, result.outcome, result.error_detail)
+        assert took <= TIMEOUT_S + DEADLINE_SLACK_S, (provider, fault, took)
