@@ -9,21 +9,29 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from monitor.durations import format_duration, parse_duration
+from monitor.detect import DetectionSettings
+from monitor.durations import Duration, format_duration
 from monitor.enums import Impact
 
 DEFAULT_CONFIG_NAME = "genstatus.yaml"
 DEFAULT_DATABASE = "sqlite:///genstatus.db"
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
 Slug = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
@@ -182,12 +190,34 @@ class ReportsConfig(Strict):
     weekly: WeeklyReportConfig | None = None
 
 
+class MaintenanceWindow(Strict):
+    """Planned work: public incidents and alerts are suppressed and services show ``under_maintenance``."""
+
+    title: str = "Scheduled maintenance"
+    services: list[str] = []  # empty = every service
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "MaintenanceWindow":
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
 class Config(Strict):
     site: SiteConfig = SiteConfig()
     database: str = DEFAULT_DATABASE
     region: str = "default"
     canaries: list[CanaryConfig] = []
     services: list[ServiceConfig] = []
+    detection: DetectionSettings = DetectionSettings()
+    maintenance: list[MaintenanceWindow] = []
     alerts: AlertsConfig = AlertsConfig()
     reports: ReportsConfig = ReportsConfig()
 
@@ -343,6 +373,10 @@ def _cross_check(config: Config) -> list[ConfigIssue]:
             except ValidationError as exc:
                 for issue in _pydantic_issues(exc, service.options):
                     issues.append(ConfigIssue(("services", i, "options") + issue.path, issue.message))
+    for i, window in enumerate(config.maintenance):
+        for j, service_id in enumerate(window.services):
+            if service_id not in service_ids:
+                issues.append(ConfigIssue(("maintenance", i, "services", j), f"service {service_id!r} is not defined"))
     channel_ids = {channel.id for channel in config.alerts.channels}
     for i, route in enumerate(config.alerts.routes):
         for j, channel_id in enumerate(route.channels):
@@ -355,8 +389,21 @@ def _cross_check(config: Config) -> list[ConfigIssue]:
     return issues
 
 
-def parse_config(text: str, file: str = DEFAULT_CONFIG_NAME, env: dict[str, str] | None = None) -> Config:
-    """Parse and validate config text; raise ``ConfigError`` naming file, line and key path."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_yaml_model(
+    text: str,
+    file: str,
+    model_cls: type[M],
+    env: dict[str, str] | None = None,
+    check: Callable[[M], list[ConfigIssue]] | None = None,
+) -> M:
+    """Parse YAML into ``model_cls``; raise ``ConfigError`` naming file, line and key path.
+
+    ``${VAR}`` is replaced from ``env`` (default: the environment); ``check`` adds the
+    rules that span several keys, reported with the same line numbers.
+    """
     env = dict(os.environ) if env is None else env
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -369,20 +416,28 @@ def parse_config(text: str, file: str = DEFAULT_CONFIG_NAME, env: dict[str, str]
     reader = _Reader(env)
     data = reader.read(root)
     if not isinstance(data, dict):
-        raise ConfigError(file, [f"{file}:1 (top level): expected a mapping of keys (site, database, canaries, services, ...)"])
+        keys = ", ".join(model_cls.model_fields)
+        raise ConfigError(file, [f"{file}:1 (top level): expected a mapping of keys ({keys})"])
     issues = list(reader.issues)
-    config = None
+    model = None
     if not issues:
         try:
-            config = Config.model_validate(data)
+            model = model_cls.model_validate(data)
         except ValidationError as exc:
             issues = _pydantic_issues(exc, data)
-    if config is not None:
-        issues = _cross_check(config)
+    if model is not None and check is not None:
+        issues = check(model)
     if issues:
         lines = [f"{file}:{_line_for(reader.lines, i.path)} {format_path(i.path)}: {i.message}" for i in issues]
         raise ConfigError(file, lines)
-    assert config is not None
+    assert model is not None
+    return model
+
+
+def parse_config(text: str, file: str = DEFAULT_CONFIG_NAME, env: dict[str, str] | None = None) -> Config:
+    """Parse and validate config text; raise ``ConfigError`` naming file, line and key path."""
+    env = dict(os.environ) if env is None else env
+    config = parse_yaml_model(text, file, Config, env, check=_cross_check)
     if env.get("GENSTATUS_DATABASE_URL"):
         config.database = env["GENSTATUS_DATABASE_URL"]
     return config

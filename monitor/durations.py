@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -42,3 +45,7 @@ def format_duration(delta: timedelta) -> str:
         if count:
             parts.append(f"{int(count)}{unit}")
     return "".join(parts) or "0s"
+
+
+#: A pydantic field type for durations written as in the config ("30s", "5m"), printed back the same way.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]

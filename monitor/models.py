@@ -200,3 +200,28 @@ class IncidentUpdate(Base):
     display_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     incident: Mapped[Incident] = relationship(back_populates="updates")
+
+
+class AlertOutbox(Base):
+    """Alert events written in the same transaction as the incident change that caused them.
+
+    Channels deliver them later with retries (``delivered_at`` set once sent), so a crash
+    between the two loses nothing and sends nothing twice.
+    """
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (Index("ix_alert_outbox_pending", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    service_id: Mapped[str | None] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(24))  # open, escalate, ..., resolve, slo_burn
+    audience: Mapped[str] = mapped_column(String(16))
+    impact: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

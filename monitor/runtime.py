@@ -1,10 +1,12 @@
-"""The long-running monitor: migrate, sync the catalog, schedule probes, store their results."""
+"""The long-running monitor: migrate, sync the catalog, schedule probes, store their results,
+and run detection over them (the coordinator role, in-process)."""
 
 from __future__ import annotations
 
 import logging
 
 from monitor.config import Config
+from monitor.coordinator import Coordinator
 from monitor.db import make_engine
 from monitor.migrate import upgrade
 from monitor.runner import ProbeRunner
@@ -17,7 +19,9 @@ log = logging.getLogger("genstatus")
 class MonitorRuntime:
     """Everything ``genstatus run`` does except the web server (which lives in ``web``)."""
 
-    def __init__(self, config: Config, region: str | None = None, spool_path: str | None = None) -> None:
+    def __init__(
+        self, config: Config, region: str | None = None, spool_path: str | None = None, *, detect_every: float = 5.0
+    ) -> None:
         self.config = config
         self.region = region or config.region
         self.engine = make_engine(config.database)
@@ -25,13 +29,20 @@ class MonitorRuntime:
         self.store = ResultStore(self.engine, spool_path=spool_path)
         self.store.sync_catalog(config)
         self.runner = ProbeRunner(config, region=self.region)
-        self.scheduler = ProbeScheduler(config, self.runner, self.store.record)
+        self.coordinator = Coordinator(self.engine, config, every=detect_every)
+        self.scheduler = ProbeScheduler(config, self.runner, self._handle)
+
+    def _handle(self, result) -> None:
+        self.store.record(result)
+        self.coordinator.poke()
 
     def start(self) -> None:
         self.scheduler.start()
+        self.coordinator.start()
 
     def stop(self) -> None:
         """Let in-flight probes finish and store them, then release connections."""
         self.scheduler.shutdown(wait=True)
+        self.coordinator.stop()
         self.runner.close()
         self.engine.dispose()

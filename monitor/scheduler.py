@@ -3,6 +3,12 @@
 One job per (service, canary) at the service interval with jitter, ``max_instances=1`` and
 coalescing; a per-service semaphore caps concurrent runs against one provider; the monthly
 budget stretches the interval when the configured cadence would cost more than allowed.
+
+A scheduled canary that fails is run once more after ``detection.confirm_delay`` (a
+confirmation run), so an outage is confirmed in seconds instead of a whole interval.
+Confirmation runs are paid from a reserve of the budget (``CONFIRM_RESERVE``): the
+scheduled cadence is planned against the rest, and confirmations stop for the month once
+the reserve is spent.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import CanaryConfig, Config, ServiceConfig
 from monitor.durations import format_duration
-from monitor.enums import ProbeKind
+from monitor.enums import Outcome, ProbeKind
 from monitor.runner import ProbeRunner
 from probes.base import ProbeResult
 
 log = logging.getLogger("genstatus.scheduler")
 
 BUDGET_MONTH = timedelta(days=30)
+CONFIRM_RESERVE = 0.1  # share of monthly_budget kept for confirmation runs
 JITTER_FRACTION = 0.1
 MAX_JITTER_S = 30.0
 
@@ -50,13 +57,15 @@ def plan_interval(service: ServiceConfig) -> Plan:
     configured = service.interval
     per_round = service.cost_per_image * len(service.canaries)
     spend = per_round * (BUDGET_MONTH / configured)
-    if not service.monthly_budget or per_round == 0 or spend <= service.monthly_budget:
+    budget = service.monthly_budget * (1 - CONFIRM_RESERVE) if service.monthly_budget else None
+    if not budget or per_round == 0 or spend <= budget:
         return Plan(service.id, configured, configured, round(spend, 4))
-    stretched = timedelta(seconds=int(BUDGET_MONTH.total_seconds() * per_round / service.monthly_budget) + 1)
+    stretched = timedelta(seconds=int(BUDGET_MONTH.total_seconds() * per_round / budget) + 1)
     new_spend = per_round * (BUDGET_MONTH / stretched)
     reason = (
         f"service {service.id}: every {format_duration(configured)} would cost ${spend:.2f}/month, over the "
-        f"${service.monthly_budget:g} budget; probing every {format_duration(stretched)} instead (${new_spend:.2f}/month)"
+        f"${service.monthly_budget:g} budget less {CONFIRM_RESERVE:.0%} kept for confirmation runs; probing every "
+        f"{format_duration(stretched)} instead (${new_spend:.2f}/month)"
     )
     return Plan(service.id, configured, stretched, round(new_spend, 4), reason)
 
@@ -83,6 +92,9 @@ class ProbeScheduler:
             timezone=UTC,
         )
         self._stopping = threading.Event()
+        self.confirm_delay = config.detection.confirm_delay
+        self._confirm_spend: dict[tuple[str, str], float] = {}  # (service, "YYYY-MM") -> USD
+        self._reserve_spent_logged: set[tuple[str, str]] = set()
 
     def start(self) -> None:
         for plan in self.plans.values():
@@ -124,6 +136,9 @@ class ProbeScheduler:
     def _run_health(self, service: ServiceConfig) -> None:
         self._run(service, None, ProbeKind.HEALTH)
 
+    def _run_confirmation(self, service: ServiceConfig, canary: CanaryConfig) -> None:
+        self._run(service, canary, ProbeKind.CONFIRMATION)
+
     def _run(self, service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind) -> None:
         if self._stopping.is_set():
             return
@@ -133,13 +148,43 @@ class ProbeScheduler:
             self.on_result(result)
         except Exception:  # noqa: BLE001 - one failed hand-off must not stop the schedule
             log.exception("could not hand over the result of %s", service.id)
+        if kind is ProbeKind.CANARY and canary is not None and result.outcome not in (Outcome.OK, Outcome.SLOW):
+            self._confirm(service, canary)
         log.info("%s %s %s: %s in %.0f ms", kind, service.id, canary.id if canary else "-", result.outcome,
                  result.latency_ms.get("total") or 0)
+
+    def _confirm(self, service: ServiceConfig, canary: CanaryConfig) -> None:
+        """Schedule one confirmation run of a failed canary, if the budget's reserve allows."""
+        if self._stopping.is_set():
+            return
+        month = datetime.now(UTC).strftime("%Y-%m")
+        key = (service.id, month)
+        if service.monthly_budget:
+            spent = self._confirm_spend.get(key, 0.0)
+            if spent + service.cost_per_image > service.monthly_budget * CONFIRM_RESERVE:
+                if key not in self._reserve_spent_logged:
+                    self._reserve_spent_logged.add(key)
+                    log.warning("service %s: the confirmation reserve of this month's budget is spent; "
+                                "failures are confirmed by the next scheduled run instead", service.id)
+                return
+            self._confirm_spend[key] = spent + service.cost_per_image
+        try:
+            self._scheduler.add_job(
+                self._run_confirmation,
+                "date",
+                run_date=datetime.now(UTC) + self.confirm_delay,
+                args=(service, canary),
+                id=f"{service.id}:{canary.id}:confirm",
+                name=f"confirmation of {canary.id} on {service.id}",
+                replace_existing=True,
+            )
+        except Exception:  # noqa: BLE001 - shutting down, or the scheduler is gone: nothing to confirm
+            log.debug("confirmation of %s not scheduled", service.id, exc_info=True)
 
     def run_now(self, service_id: str) -> None:
         """Fire every canary job of a service at once (used by tests and the demo)."""
         for job in self._scheduler.get_jobs():
-            if job.id.startswith(f"{service_id}:") and not job.id.endswith(":health"):
+            if job.id.startswith(f"{service_id}:") and not job.id.endswith((":health", ":confirm")):
                 job.modify(next_run_time=datetime.now(UTC))
 
     def shutdown(self, wait: bool = True) -> None:

@@ -12,7 +12,7 @@ from monitor.config import Config, ServiceConfig
 from monitor.db import make_engine, session_factory
 from monitor.enums import ComponentStatus
 from monitor.histogram import bucket_index
-from monitor.models import Base, ProbeResultRow, Service, rollup_daily, rollup_hourly
+from monitor.models import Base, Incident, ProbeResultRow, Service, rollup_daily, rollup_hourly
 from web import SECURITY_HEADERS, create_app
 from web.queries import daily_uptime, latency_summary, latest_results, service_states
 from web.status import overall_banner
@@ -125,36 +125,63 @@ def test_services_come_from_the_config_when_given(engine, session):
 T = NOW - timedelta(minutes=30)
 
 
+def add_incident(session, service_id: str, kind: str = "outage", impact: str = "major", audience: str = "public",
+                 resolved: bool = False, title: str = "svc: major outage"):
+    session.add(Incident(service_id=service_id, kind=kind, audience=audience, impact=impact, status="investigating",
+                         title=title, regions=["eu"], started_at=T, detected_at=T, resolved_at=NOW if resolved else None))
+    session.commit()
+
+
 @pytest.mark.parametrize(
-    ("results", "expected"),
+    ("incidents", "expected"),
     [
-        ([("eu", "timeout", 0), ("us", "server_error", 0)], ComponentStatus.MAJOR_OUTAGE),
-        ([("eu", "timeout", 0)], ComponentStatus.MAJOR_OUTAGE),
-        ([("eu", "connection_error", 0), ("us", "ok", 0)], ComponentStatus.PARTIAL_OUTAGE),
-        ([("eu", "slow", 0), ("us", "ok", 0)], ComponentStatus.DEGRADED_PERFORMANCE),
-        ([("eu", "degraded_quality", 0)], ComponentStatus.DEGRADED_PERFORMANCE),
-        ([("eu", "rate_limited", 0), ("us", "content_filtered", 0)], ComponentStatus.DEGRADED_PERFORMANCE),
-        ([("eu", "ok", 0), ("us", "ok", 0)], ComponentStatus.OPERATIONAL),
-        # only the latest result of each region counts
-        ([("eu", "timeout", 0), ("eu", "ok", 10)], ComponentStatus.OPERATIONAL),
-        ([("eu", "ok", 0), ("eu", "bad_output", 10)], ComponentStatus.MAJOR_OUTAGE),
-        # operator outcomes are skipped: the region's previous result stands
-        ([("eu", "ok", 0), ("eu", "auth_error", 10), ("us", "ok", 0), ("us", "probe_error", 10)], ComponentStatus.OPERATIONAL),
-        ([("eu", "timeout", 0), ("eu", "probe_error", 10)], ComponentStatus.MAJOR_OUTAGE),
-        ([("eu", "ok", 0), ("us", "auth_error", 0)], ComponentStatus.OPERATIONAL),
-        ([("eu", "auth_error", 0), ("us", "probe_error", 0)], None),
-        ([], None),
+        ([], ComponentStatus.OPERATIONAL),
+        ([("outage", "major", "public", False)], ComponentStatus.MAJOR_OUTAGE),
+        ([("outage", "critical", "public", False)], ComponentStatus.MAJOR_OUTAGE),
+        ([("outage", "minor", "public", False)], ComponentStatus.PARTIAL_OUTAGE),
+        ([("latency", "minor", "public", False)], ComponentStatus.DEGRADED_PERFORMANCE),
+        ([("quality", "minor", "public", False)], ComponentStatus.DEGRADED_PERFORMANCE),
+        ([("safety", "minor", "public", False)], ComponentStatus.DEGRADED_PERFORMANCE),
+        # the worst open incident decides
+        ([("latency", "minor", "public", False), ("outage", "minor", "public", False)], ComponentStatus.PARTIAL_OUTAGE),
+        # resolved and operator-only incidents never show
+        ([("outage", "major", "public", True)], ComponentStatus.OPERATIONAL),
+        ([("operator", "minor", "operator", False)], ComponentStatus.OPERATIONAL),
     ],
 )
-def test_state_rules(session, client, results, expected):
+def test_state_follows_the_worst_open_public_incident(session, client, incidents, expected):
     add_service(session, "svc")
-    for region, outcome, minute in results:
-        add_result(session, "svc", region, outcome, T + timedelta(minutes=minute))
-
+    add_result(session, "svc", "eu", "timeout", T)  # a failed result alone never turns a service red
+    for kind, impact, audience, resolved in incidents:
+        add_incident(session, "svc", kind, impact, audience, resolved)
     state = service_states(session, ["svc"], NOW)["svc"]
     assert state.status == expected
+    assert service_status(client.get("/").get_data(as_text=True), "svc") == expected.value
+
+
+def test_no_recent_results_is_no_data_and_maintenance_wins(session):
+    add_service(session, "svc")
+    assert service_states(session, ["svc"], NOW)["svc"].status is None
+    add_result(session, "svc", "eu", "ok", T)
+    add_incident(session, "svc")
+    assert service_states(session, ["svc"], NOW, maintenance={"svc"})["svc"].status is ComponentStatus.UNDER_MAINTENANCE
+
+
+def test_latest_result_per_region_is_shown_operator_outcomes_skipped(session):
+    add_service(session, "svc")
+    add_result(session, "svc", "eu", "timeout", T)
+    add_result(session, "svc", "eu", "ok", T + timedelta(minutes=10))
+    add_result(session, "svc", "us", "ok", T)
+    add_result(session, "svc", "us", "auth_error", T + timedelta(minutes=10))
+    assert service_states(session, ["svc"], NOW)["svc"].regions == {"eu": "ok", "us": "ok"}
+
+
+def test_active_incidents_are_listed_and_escaped(session, client):
+    add_service(session, "svc")
+    add_result(session, "svc", "eu", "timeout", T)
+    add_incident(session, "svc", title="svc <script>: major outage")
     html = client.get("/").get_data(as_text=True)
-    assert service_status(html, "svc") == (expected.value if expected else "unknown")
+    assert 'data-impact="major"' in html and "svc &lt;script&gt;: major outage" in html and "<script>" not in html
 
 
 def test_state_ignores_health_checks_and_stale_results(session):
@@ -180,12 +207,13 @@ def test_banner_follows_the_worst_state(session, client):
 
     now = datetime.now(UTC) - timedelta(minutes=1)
     add_result(session, "a", "eu", "ok", now)
+    add_result(session, "b", "eu", "timeout", now)
     assert banner(client.get("/").get_data(as_text=True)) == ("operational", "All systems operational")
-    add_result(session, "b", "eu", "slow", now)
+    add_incident(session, "b", "latency", "minor")
     assert banner(client.get("/").get_data(as_text=True)) == ("degraded_performance", "Some services are degraded")
-    add_result(session, "b", "us", "timeout", now)
+    add_incident(session, "b", "outage", "minor")
     assert banner(client.get("/").get_data(as_text=True)) == ("partial_outage", "Some services are degraded")
-    add_result(session, "a", "eu", "timeout", now + timedelta(seconds=1))
+    add_incident(session, "a", "outage", "major")
     assert banner(client.get("/").get_data(as_text=True)) == ("major_outage", "Major outage")
 
 
@@ -265,6 +293,7 @@ def test_service_page(session, client):
     add_rollup(session, rollup_hourly, "svc", "eu", hour, ok=10, **{f"h{bucket_index(10_000):02d}": 10})
     add_rollup(session, rollup_hourly, "svc", "eu", hour - timedelta(days=3), ok=5, h51=5)  # outside 24 h
 
+    add_incident(session, "svc", "outage", "minor")
     response = client.get("/services/svc")
     html = response.get_data(as_text=True)
 

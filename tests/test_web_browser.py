@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import insert
 
 from monitor.db import make_engine, session_factory
-from monitor.models import Base, ProbeResultRow, Service, rollup_daily
+from monitor.models import Base, Incident, ProbeResultRow, Service, rollup_daily
 from web import create_app
 from web.server import start_server
 
@@ -46,6 +46,9 @@ def _seed(engine) -> None:
             session.add(ProbeResultRow(service_id="flux", region=region, kind="canary", outcome="timeout",
                                        started_at=now - timedelta(minutes=2), total_ms=180_000,
                                        error_detail="no terminal job state after 180s"))
+        session.add(Incident(service_id="flux", kind="outage", audience="public", impact="major", status="investigating",
+                             title="FLUX.1 <pro>: major outage", regions=["eu-west", "us-east"],
+                             started_at=now - timedelta(minutes=3), detected_at=now - timedelta(minutes=2)))
         for days_ago in range(40):
             down = 30 if days_ago == 0 else (2 if days_ago == 12 else 0)
             for service_id in ("dalle3", "flux"):

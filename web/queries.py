@@ -6,16 +6,17 @@ grow with the length of the history (ANCHORS.md: "served from rollups").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.orm import Session
 
-from monitor.enums import ComponentStatus, Outcome, ProbeKind, UptimeEffect
+from monitor.enums import Audience, ComponentStatus, Impact, IncidentKind, Outcome, ProbeKind, UptimeEffect
 from monitor.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
 from monitor.histogram import percentile
+from monitor.models import Incident as IncidentRow
 from monitor.models import ProbeResultRow, Service, rollup_daily, rollup_hourly
 
 #: Kinds that are real generations; cheap health checks do not decide the public state.
@@ -101,26 +102,51 @@ def active_services(session: Session) -> list[ServiceInfo]:
     return [ServiceInfo(id=s.id, name=s.name, group=s.group_name or "") for s in rows]
 
 
-def _component_status(outcomes: Sequence[Outcome]) -> ComponentStatus:
-    effects = [o.uptime_effect for o in outcomes]
-    down = effects.count(UptimeEffect.DOWN)
-    if down and down == len(effects):
-        return ComponentStatus.MAJOR_OUTAGE
-    if down:
-        return ComponentStatus.PARTIAL_OUTAGE
-    if UptimeEffect.DEGRADED in effects:
-        return ComponentStatus.DEGRADED_PERFORMANCE
-    return ComponentStatus.OPERATIONAL
+#: component status for an open public incident, by kind (outages by impact)
+_INCIDENT_STATUS = {
+    IncidentKind.LATENCY.value: ComponentStatus.DEGRADED_PERFORMANCE,
+    IncidentKind.QUALITY.value: ComponentStatus.DEGRADED_PERFORMANCE,
+    IncidentKind.SAFETY.value: ComponentStatus.DEGRADED_PERFORMANCE,
+}
+_SEVERITY = [ComponentStatus.OPERATIONAL, ComponentStatus.DEGRADED_PERFORMANCE, ComponentStatus.PARTIAL_OUTAGE,
+             ComponentStatus.MAJOR_OUTAGE]
+
+
+def _incident_status(kind: str, impact: str) -> ComponentStatus:
+    if kind == IncidentKind.OUTAGE.value:
+        return ComponentStatus.PARTIAL_OUTAGE if impact == Impact.MINOR.value else ComponentStatus.MAJOR_OUTAGE
+    return _INCIDENT_STATUS.get(kind, ComponentStatus.DEGRADED_PERFORMANCE)
+
+
+def open_incident_statuses(session: Session, service_ids: Sequence[str]) -> dict[str, ComponentStatus]:
+    """The worst component status each service's open public incidents call for."""
+    rows = session.execute(
+        select(IncidentRow.service_id, IncidentRow.kind, IncidentRow.impact).where(
+            IncidentRow.service_id.in_(list(service_ids)), IncidentRow.resolved_at.is_(None),
+            IncidentRow.audience == Audience.PUBLIC.value)
+    )
+    worst: dict[str, ComponentStatus] = {}
+    for service_id, kind, impact in rows:
+        status = _incident_status(kind, impact)
+        if service_id not in worst or _SEVERITY.index(status) > _SEVERITY.index(worst[service_id]):
+            worst[service_id] = status
+    return worst
 
 
 def service_states(
-    session: Session, service_ids: Sequence[str], now: datetime, window: timedelta = STATE_WINDOW
+    session: Session,
+    service_ids: Sequence[str],
+    now: datetime,
+    window: timedelta = STATE_WINDOW,
+    maintenance: Collection[str] = (),
 ) -> dict[str, ServiceState]:
-    """The current state of each service from the latest public result of each region.
+    """The current state of each service: under maintenance, else its worst open public incident,
+    else operational when it has recent results (None: no data).
 
-    Operator outcomes (our bugs, credentials) are skipped so the region's previous result
-    stands.  One window-function query over the (service_id, started_at) index, limited to
-    ``window`` before ``now`` so it never walks the whole history.
+    The state follows confirmed incidents, never a single failed result, so the page does not
+    flap on blips.  The latest public result of each region is returned for display (operator
+    outcomes skipped): one window-function query over the (service_id, started_at) index,
+    limited to ``window`` before ``now`` so it never walks the whole history.
     """
     P = ProbeResultRow
     ranked = (
@@ -149,12 +175,17 @@ def service_states(
     for service_id, region, outcome, started_at in latest:
         regions[service_id][region] = Outcome(outcome)
         checked[service_id] = max(started_at, checked.get(service_id, started_at))
+    incidents = open_incident_statuses(session, service_ids)
+
+    def status(sid: str, by_region: dict[str, Outcome]) -> ComponentStatus | None:
+        if sid in maintenance:
+            return ComponentStatus.UNDER_MAINTENANCE
+        if sid in incidents:
+            return incidents[sid]
+        return ComponentStatus.OPERATIONAL if by_region else None
+
     return {
-        sid: ServiceState(
-            status=_component_status(list(by_region.values())) if by_region else None,
-            regions=dict(sorted(by_region.items())),
-            checked_at=checked.get(sid),
-        )
+        sid: ServiceState(status=status(sid, by_region), regions=dict(sorted(by_region.items())), checked_at=checked.get(sid))
         for sid, by_region in regions.items()
     }
 
@@ -222,3 +253,24 @@ def latency_summary(session: Session, service_id: str, since: datetime) -> Laten
     ).one()
     counts = [int(value) for value in row]
     return LatencySummary(count=sum(counts), p50_ms=percentile(counts, 0.5), p95_ms=percentile(counts, 0.95))
+
+
+@dataclass(frozen=True)
+class ActiveIncident:
+    id: int
+    title: str
+    status: str
+    impact: str
+    started_at: datetime
+    latest: str | None  # the newest update's text
+
+
+def active_incidents(session: Session, service_ids: Sequence[str]) -> list[ActiveIncident]:
+    """Open public incidents of these services, newest first, each with its latest update."""
+    rows = session.scalars(
+        select(IncidentRow).where(IncidentRow.resolved_at.is_(None), IncidentRow.audience == Audience.PUBLIC.value,
+                                  IncidentRow.service_id.in_(list(service_ids)))
+        .order_by(IncidentRow.started_at.desc())
+    )
+    return [ActiveIncident(r.id, r.title, r.status, r.impact, r.started_at, r.updates[-1].body if r.updates else None)
+            for r in rows]

@@ -20,6 +20,7 @@ from web.queries import (
     daily_uptime,
     latency_summary,
     latest_results,
+    active_incidents,
     service_states,
 )
 
@@ -33,6 +34,7 @@ STATUS_LABELS = {
     ComponentStatus.DEGRADED_PERFORMANCE.value: "Degraded performance",
     ComponentStatus.PARTIAL_OUTAGE.value: "Partial outage",
     ComponentStatus.MAJOR_OUTAGE.value: "Major outage",
+    ComponentStatus.UNDER_MAINTENANCE.value: "Under maintenance",
     NO_DATA: "No data",
 }
 LEVEL_LABELS = {
@@ -67,15 +69,26 @@ def overall_banner(states: Iterable[ServiceState]) -> Banner:
     for worse in (ComponentStatus.PARTIAL_OUTAGE, ComponentStatus.DEGRADED_PERFORMANCE):
         if worse in known:
             return Banner(worse.value, "Some services are degraded")
+    if ComponentStatus.UNDER_MAINTENANCE in known:
+        return Banner(ComponentStatus.UNDER_MAINTENANCE.value, "Scheduled maintenance in progress")
     return Banner(ComponentStatus.OPERATIONAL.value, "All systems operational")
 
 
 def _views(services: list[ServiceInfo], now: datetime) -> list[ServiceView]:
     session = db_session()
     ids = [s.id for s in services]
-    states = service_states(session, ids, now)
+    states = service_states(session, ids, now, maintenance=_in_maintenance(now))
     histories = daily_uptime(session, ids, UPTIME_DAYS, now.date())
     return [ServiceView(s, states[s.id], histories[s.id]) for s in services]
+
+
+def _in_maintenance(now: datetime) -> set[str]:
+    """Services inside a configured maintenance window (an empty ``services`` list means all)."""
+    config = state().config
+    if config is None:
+        return set()
+    every = [s.id for s in config.services]
+    return {sid for w in config.maintenance if w.start <= now < w.end for sid in (w.services or every)}
 
 
 def _grouped(views: list[ServiceView]) -> list[tuple[str, list[ServiceView]]]:
@@ -89,11 +102,13 @@ def _grouped(views: list[ServiceView]) -> list[tuple[str, list[ServiceView]]]:
 @bp.get("/")
 def index() -> str:
     now = datetime.now(UTC)
-    views = _views(state().services(db_session()), now)
+    services = state().services(db_session())
+    views = _views(services, now)
     return render_template(
         "index.html",
         groups=_grouped(views),
         banner=overall_banner(v.state for v in views),
+        incidents=active_incidents(db_session(), [s.id for s in services]),
         now=now,
     )
 

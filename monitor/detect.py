@@ -1,0 +1,620 @@
+"""Incident detection: confirmed, quorum-based and hysteretic.
+
+``detect(observations, open_incidents, config, now) -> transitions`` is a pure function:
+the live coordinator and ``genstatus replay`` run exactly this code.  It looks at the
+recent results of every service, per region, and decides which incidents to open,
+escalate, de-escalate, move to monitoring or resolve.
+
+The rules, per service and incident kind (outage, quality, safety, operator):
+
+* A region is *failing* when its latest relevant result is bad, *confirmed* when its last
+  ``failure_threshold`` results are bad (a failed canary plus its confirmation run), and
+  *persistent* when the bad streak spans ``failure_threshold`` scheduled runs and at least
+  ``2 x failure_threshold`` results (so a blip shorter than one interval never qualifies).
+* Quorum: confirmed failures in at least half of the regions that probed the service
+  recently open the incident (impact major when every probing region fails, else minor).
+  Bad results in every region at once (three or more regions) are independent evidence and
+  open it without waiting for a confirmation.  Failures in fewer regions open a regional
+  (minor) incident only when they persist.
+* Hysteresis: an incident resolves only after ``success_threshold`` good results in a row in
+  every probing region *and* a recovery period without bad results; until then a re-failure
+  continues the same incident.  Impact changes update it instead of opening another.
+* Regions whose probe agent is blind (most services fail there while other regions see them
+  fine) or silent get an operator-only ``agent`` incident and are left out of the evidence.
+* Latency incidents come from the p95 over a window with a minimum sample count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Collection, Container, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from operator import attrgetter
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # pragma: no cover
+    from monitor.config import Config
+
+from monitor.durations import Duration, format_duration
+from monitor.enums import Audience, Impact, IncidentKind, IncidentStatus, Outcome, UptimeEffect
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One probe result as the detector sees it (a trace line or a stored result)."""
+
+    ts: datetime
+    service: str
+    region: str
+    outcome: Outcome
+    canary: str | None = None
+    latency_ms: float | None = None
+    quality: float | None = None
+    confirmation: bool = False  # an extra run asked for after a failure, not a scheduled one
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceRules:
+    """What the detector needs to know about one service."""
+
+    interval: timedelta
+    group: str = ""
+    latency_threshold_ms: float | None = None
+    min_quality: float | None = None
+    maintenance: tuple[tuple[datetime, datetime], ...] = ()
+
+    def in_maintenance(self, now: datetime) -> bool:
+        return any(start <= now < end for start, end in self.maintenance)
+
+
+class DetectionSettings(BaseModel):
+    """The ``detection:`` section of the config; defaults are the documented ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failure_threshold: int = Field(2, ge=1, le=20)
+    success_threshold: int = Field(2, ge=1, le=20)
+    confirm_delay: Duration = timedelta(seconds=20)
+    recovery_period: Duration | None = None  # default: one interval of the service
+    reopen_window: Duration = timedelta(minutes=30)  # a failure this soon after resolving reopens the incident
+    agent_timeout: Duration = timedelta(minutes=15)
+    latency_window: Duration = timedelta(hours=1)
+    latency_min_samples: int = Field(5, ge=1)
+    default_interval: Duration = timedelta(minutes=5)  # for services a trace names but no config has
+
+
+@dataclass
+class DetectorConfig:
+    settings: DetectionSettings = field(default_factory=DetectionSettings)
+    services: dict[str, ServiceRules] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: "Config | None") -> "DetectorConfig":
+        """Detector parameters from a loaded config (the defaults when there is none)."""
+        if config is None:
+            return cls()
+        services = {}
+        for service in config.services:
+            threshold = service.slow_threshold
+            services[service.id] = ServiceRules(
+                interval=service.interval,
+                group=service.group,
+                latency_threshold_ms=threshold.total_seconds() * 1000 if threshold else None,
+                min_quality=service.slo.min_quality,
+                maintenance=tuple((w.start, w.end) for w in config.maintenance if not w.services or service.id in w.services),
+            )
+        return cls(settings=config.detection, services=services)
+
+    def rules(self, service: str) -> ServiceRules:
+        return self.services.get(service) or ServiceRules(interval=self.settings.default_interval)
+
+    def recovery(self, service: str) -> timedelta:
+        return self.settings.recovery_period or self.rules(service).interval
+
+    def probe_window(self, service: str) -> timedelta:
+        """How far back a region counts as probing the service: two rounds plus a confirmation."""
+        return 2 * self.rules(service).interval + self.settings.confirm_delay
+
+    def lookback(self) -> timedelta:
+        """How much history ``detect`` needs to see."""
+        longest = max([r.interval for r in self.services.values()] + [self.settings.default_interval])
+        return max(6 * longest + self.settings.confirm_delay, self.settings.agent_timeout * 2, self.settings.latency_window)
+
+
+class Action(StrEnum):
+    OPEN = "open"
+    REOPEN = "reopen"          # failing again soon after resolving: the same incident continues
+    ESCALATE = "escalate"
+    DEESCALATE = "deescalate"
+    UPDATE = "update"          # still failing: new regions, or failing again while monitoring
+    MONITORING = "monitoring"  # results look good; waiting out the recovery period
+    RESOLVE = "resolve"
+
+
+@dataclass(frozen=True)
+class Incident:
+    """The detector's view of an incident (open, or as it stands after a transition)."""
+
+    service: str | None
+    kind: IncidentKind
+    audience: Audience
+    impact: Impact
+    regions: tuple[str, ...]
+    started_at: datetime
+    detected_at: datetime
+    status: IncidentStatus = IncidentStatus.INVESTIGATING
+    resolved_at: datetime | None = None
+    id: int | None = None
+
+    @property
+    def key(self) -> tuple[str | None, IncidentKind, str | None]:
+        """One open incident per service and kind (per region for agent incidents)."""
+        return (self.service, self.kind, self.regions[0] if self.kind is IncidentKind.AGENT else None)
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: Action
+    incident: Incident
+    at: datetime
+    message: str
+
+
+# -- classification --------------------------------------------------------------------
+
+DOWN = frozenset(o for o in Outcome if o.uptime_effect is UptimeEffect.DOWN) | {Outcome.RATE_LIMITED}
+OPERATOR = frozenset({Outcome.AUTH_ERROR, Outcome.PROBE_ERROR})
+ANSWERED = frozenset({Outcome.OK, Outcome.SLOW, Outcome.DEGRADED_QUALITY})
+
+#: per kind: outcomes that are bad, outcomes that are good; everything else says nothing
+EVIDENCE: dict[IncidentKind, tuple[frozenset[Outcome], frozenset[Outcome]]] = {
+    IncidentKind.OUTAGE: (DOWN, ANSWERED | {Outcome.CONTENT_FILTERED}),
+    IncidentKind.QUALITY: (frozenset({Outcome.DEGRADED_QUALITY}), frozenset({Outcome.OK, Outcome.SLOW})),
+    IncidentKind.SAFETY: (frozenset({Outcome.CONTENT_FILTERED}), ANSWERED),
+    IncidentKind.OPERATOR: (OPERATOR, frozenset(Outcome) - OPERATOR),
+}
+AUDIENCE = {IncidentKind.OPERATOR: Audience.OPERATOR, IncidentKind.AGENT: Audience.OPERATOR}
+
+_IMPACT_ORDER = [Impact.NONE, Impact.MINOR, Impact.MAJOR, Impact.CRITICAL]
+
+
+#: kind -> outcome -> True (bad), False (good); outcomes missing say nothing about the kind
+VERDICTS: dict[IncidentKind, dict[Outcome, bool]] = {
+    kind: {**{o: False for o in good}, **{o: True for o in bad}} for kind, (bad, good) in EVIDENCE.items()
+}
+
+
+def _verdict(kind: IncidentKind, obs: Observation, rules: ServiceRules) -> bool | None:
+    """True = bad, False = good, None = says nothing about this kind."""
+    verdict = VERDICTS[kind].get(obs.outcome)
+    if verdict is False and kind is IncidentKind.QUALITY and rules.min_quality is not None and obs.quality is not None:
+        return obs.quality < rules.min_quality
+    return verdict
+
+
+@dataclass
+class RegionEvidence:
+    """One region's recent results for one service and kind, newest last."""
+
+    verdicts: list[tuple[Observation, bool]] = field(default_factory=list)
+
+    @property
+    def failing(self) -> bool:
+        return bool(self.verdicts) and self.verdicts[-1][1]
+
+    def streak(self) -> list[Observation]:
+        """The bad results at the end, oldest first."""
+        run: list[Observation] = []
+        for obs, bad in reversed(self.verdicts):
+            if not bad:
+                break
+            run.append(obs)
+        return run[::-1]
+
+    def good_run(self) -> int:
+        count = 0
+        for _, bad in reversed(self.verdicts):
+            if bad:
+                break
+            count += 1
+        return count
+
+    def last_bad(self) -> datetime | None:
+        return next((obs.ts for obs, bad in reversed(self.verdicts) if bad), None)
+
+
+# -- the detector ----------------------------------------------------------------------
+
+
+def detect(
+    observations: Iterable[Observation],
+    open_incidents: Iterable[Incident],
+    config: DetectorConfig,
+    now: datetime,
+    *,
+    focus: Collection[str] | None = None,
+) -> list[Transition]:
+    """Transitions that the results up to ``now`` call for, given the incidents already open.
+
+    ``open_incidents`` may also hold incidents resolved within ``reopen_window``: one of those
+    is reopened, rather than a new one opened, when its service fails again (flap damping).
+
+    ``focus`` limits the per-service evaluation to those services (replay passes the ones
+    with a new result at ``now``: nothing changes for the others until their next result).
+    """
+    lookback = now - config.lookback()
+    # time order; ties keep the caller's order, which is ``order_key`` order for replay (it sorts
+    # the trace once) and for the coordinator (its query orders the same way)
+    recent = sorted((o for o in observations if lookback <= o.ts <= now), key=attrgetter("ts"))
+    by_service: dict[str, list[Observation]] = defaultdict(list)
+    for obs in recent:
+        by_service[obs.service].append(obs)
+    open_by_key: dict[tuple, Incident] = {}
+    resolved_by_key: dict[tuple, Incident] = {}
+    for incident in open_incidents:
+        if incident.resolved_at is None:
+            open_by_key[incident.key] = incident
+        elif now - incident.resolved_at <= config.settings.reopen_window:
+            previous = resolved_by_key.get(incident.key)
+            if previous is None or incident.resolved_at > previous.resolved_at:
+                resolved_by_key[incident.key] = incident
+
+    transitions: list[Transition] = []
+    fresh = None if focus is None else {o.region for o in recent if o.ts == now}
+    blind = _agents(recent, by_service, open_by_key, config, now, transitions, fresh)
+    suspects = _SuspectRegions(by_service, blind, config, now)
+    outages = {key[0]: incident for key, incident in open_by_key.items() if key[1] is IncidentKind.OUTAGE}
+    for service in sorted(by_service if focus is None else set(focus) & set(by_service)):
+        service_obs = [o for o in by_service[service] if o.region not in blind]
+        blind_probing = {o.region for o in by_service[service] if o.region in blind and o.ts >= now - config.probe_window(service)}
+        rules = config.rules(service)
+        newest = [o for o in service_obs if o.ts == now]
+        for kind in (IncidentKind.OUTAGE, IncidentKind.QUALITY, IncidentKind.SAFETY, IncidentKind.OPERATOR):
+            incident = open_by_key.get((service, kind, None))
+            if focus is not None and incident is None and not any(_verdict(kind, o, rules) for o in newest):
+                continue  # stepping result by result: with nothing open, only a new bad result can open something
+            result = _reopening(_evaluate(kind, service, service_obs, rules, incident, config, now, len(blind_probing),
+                                          suspects), resolved_by_key)
+            transitions.extend(result)
+            current = result[-1].incident if result else open_by_key.get((service, kind, None))
+            if kind is IncidentKind.OUTAGE:
+                outages.pop(service, None)
+                if current is not None and current.resolved_at is None:
+                    outages[service] = current
+        latency = _latency(service, service_obs, rules, open_by_key.get((service, IncidentKind.LATENCY, None)), config, now)
+        transitions.extend(_reopening(latency, resolved_by_key))
+    transitions.extend(_critical_groups(outages, config, now))
+    return transitions
+
+
+def _reopening(transitions: list[Transition], resolved_by_key: dict[tuple, Incident]) -> list[Transition]:
+    """Turn an ``open`` into a ``reopen`` of the same incident when it was resolved only recently."""
+    out = []
+    for transition in transitions:
+        previous = resolved_by_key.get(transition.incident.key) if transition.action is Action.OPEN else None
+        if previous is None:
+            out.append(transition)
+            continue
+        new = transition.incident
+        reopened = replace(previous, status=IncidentStatus.INVESTIGATING, resolved_at=None, impact=new.impact,
+                           regions=tuple(sorted(set(previous.regions) | set(new.regions))))
+        out.append(Transition(Action.REOPEN, reopened, transition.at, f"Failing again soon after recovering. {transition.message}"))
+    return out
+
+
+def order_key(obs: Observation) -> tuple:
+    """Results in time order, ties at one timestamp broken the same way every time."""
+    return (obs.ts, obs.service, obs.region, obs.canary or "", obs.confirmation, obs.outcome)
+
+
+def _evidence(kind: IncidentKind, obs: Sequence[Observation], rules: ServiceRules) -> dict[str, RegionEvidence]:
+    regions: dict[str, RegionEvidence] = defaultdict(RegionEvidence)
+    for o in obs:
+        verdict = _verdict(kind, o, rules)
+        if verdict is not None:
+            regions[o.region].verdicts.append((o, verdict))
+    return regions
+
+
+def _evaluate(
+    kind: IncidentKind,
+    service: str,
+    obs: Sequence[Observation],
+    rules: ServiceRules,
+    incident: Incident | None,
+    config: DetectorConfig,
+    now: datetime,
+    blind_regions: int = 0,
+    suspects: Container[str] = (),
+) -> list[Transition]:
+    """Transitions for one service and kind.
+
+    ``blind_regions`` probe the service but are ignored (their agent is blind): they still
+    count in the quorum's denominator, so losing a region never makes a single region's
+    failures a majority.  ``suspects`` are regions where most services fail at once: a
+    regional incident waits there until the agent check has had its say.
+    """
+    settings = config.settings
+    window_start = now - config.probe_window(service)
+    probing = sorted({o.region for o in obs if o.ts >= window_start})
+    evidence = {region: ev for region, ev in _evidence(kind, obs, rules).items() if region in probing}
+    failing = sorted(r for r, ev in evidence.items() if ev.failing)
+    confirmed = [r for r in failing if len(evidence[r].streak()) >= settings.failure_threshold]
+    persistent = [r for r in confirmed if _persists(evidence[r].streak(), settings.failure_threshold) and r not in suspects]
+    n = len(probing)
+    quorum = max(1, math.ceil((n + blind_regions) / 2))
+    wide = n > 0 and (len(confirmed) >= quorum or (n >= 3 and len(failing) == n))
+    audience = AUDIENCE.get(kind, Audience.PUBLIC)
+
+    if incident is None:
+        if not (wide or persistent):
+            return []
+        if audience is Audience.PUBLIC and rules.in_maintenance(now):
+            return []
+        regions = tuple(failing if wide else persistent)
+        started = min(evidence[r].streak()[0].ts for r in regions)
+        new = Incident(service, kind, audience, _impact(kind, wide, failing, n), regions, started, now)
+        return [Transition(Action.OPEN, new, now, _facts(kind, regions, evidence, started, "confirmed"))]
+
+    if failing:
+        impact = _impact(kind, wide or len(failing) >= quorum, failing, n)
+        if impact is Impact.MAJOR and incident.impact is Impact.CRITICAL:
+            impact = Impact.CRITICAL  # critical is decided across the provider group (_critical_groups)
+        regions = tuple(sorted(set(failing)))
+        if impact != incident.impact:
+            action = Action.ESCALATE if _IMPACT_ORDER.index(impact) > _IMPACT_ORDER.index(incident.impact) else Action.DEESCALATE
+            updated = replace(incident, impact=impact, regions=regions, status=IncidentStatus.INVESTIGATING)
+            return [Transition(action, updated, now, _facts(kind, regions, evidence, incident.started_at, f"impact now {impact}"))]
+        if incident.status is IncidentStatus.MONITORING or not set(regions) <= set(incident.regions):
+            updated = replace(incident, regions=tuple(sorted(set(regions) | set(incident.regions))), status=IncidentStatus.INVESTIGATING)
+            return [Transition(Action.UPDATE, updated, now, _facts(kind, regions, evidence, incident.started_at, "still failing"))]
+        return []
+
+    last_bad = max((ev.last_bad() for ev in evidence.values() if ev.last_bad()), default=None)
+    recovered = all(ev.good_run() >= settings.success_threshold for ev in evidence.values())
+    if recovered and (last_bad is None or now - last_bad >= config.recovery(service)):
+        done = replace(incident, status=IncidentStatus.RESOLVED, resolved_at=now)
+        return [Transition(Action.RESOLVE, done, now, f"Resolved: {settings.success_threshold}+ good results in a row in "
+                           f"{', '.join(sorted(evidence)) or 'every region'} and no failure for {format_duration(now - last_bad) if last_bad else 'the recovery period'}.")]
+    if incident.status is IncidentStatus.INVESTIGATING and evidence:
+        watching = replace(incident, status=IncidentStatus.MONITORING)
+        return [Transition(Action.MONITORING, watching, now, "Results look good again; monitoring before resolving.")]
+    return []
+
+
+def _persists(streak: Sequence[Observation], threshold: int) -> bool:
+    scheduled = sum(1 for o in streak if not o.confirmation)
+    return scheduled >= threshold and len(streak) >= 2 * threshold
+
+
+def _impact(kind: IncidentKind, wide: bool, failing: Sequence[str], n: int) -> Impact:
+    if kind is not IncidentKind.OUTAGE:
+        return Impact.MINOR
+    return Impact.MAJOR if wide and len(failing) == n else Impact.MINOR
+
+
+def _facts(kind: IncidentKind, regions: Sequence[str], evidence: dict[str, RegionEvidence], started: datetime, lead: str) -> str:
+    """A one-paragraph, human-readable summary of the evidence."""
+    outcomes: Counter[str] = Counter()
+    canaries: set[str] = set()
+    example = None
+    for region in regions:
+        for obs in evidence[region].streak():
+            outcomes[obs.outcome.value] += 1
+            if obs.canary:
+                canaries.add(obs.canary)
+            example = example or obs.detail
+    seen = ", ".join(f"{name} ({count})" for name, count in outcomes.most_common())
+    text = (f"{lead.capitalize()} {kind.value} problem in {', '.join(regions)}: {seen}; first failure "
+            f"{started.strftime('%Y-%m-%d %H:%M:%S')} UTC")
+    if canaries:
+        text += f"; canaries {', '.join(sorted(canaries))}"
+    if example:
+        text += f"; e.g. {example[:300]}"
+    return text + "."
+
+
+# -- latency ---------------------------------------------------------------------------
+
+
+def _wilson_lower(successes: int, n: int, z: float = 3.0) -> float:
+    """Lower bound of the Wilson score interval for a proportion."""
+    if n == 0:
+        return 0.0
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - margin) / (1 + z * z / n)
+
+
+def _p95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def _latency(
+    service: str, obs: Sequence[Observation], rules: ServiceRules, incident: Incident | None, config: DetectorConfig, now: datetime
+) -> list[Transition]:
+    threshold = rules.latency_threshold_ms
+    if threshold is None:
+        return []
+    settings = config.settings
+    timed = [o for o in obs if o.latency_ms is not None and o.outcome in ANSWERED and o.ts >= now - settings.latency_window]
+    if len(timed) < settings.latency_min_samples:
+        return []  # too few samples to judge either way: keep whatever state we have
+    p95 = _p95([o.latency_ms for o in timed])
+    slow = [o for o in timed if o.latency_ms > threshold]
+    if incident is None:
+        # p95 over the threshold means more than 5 % of runs are slow; with few samples one outlier
+        # makes the p95, so open only when the slow share is above 5 % with high confidence (z = 3:
+        # the window slides over every result, so a single test must be strict)
+        if p95 <= threshold or _wilson_lower(len(slow), len(timed)) <= 0.05 or rules.in_maintenance(now):
+            return []
+        regions = tuple(sorted({o.region for o in slow}))
+        new = Incident(service, IncidentKind.LATENCY, Audience.PUBLIC, Impact.MINOR, regions, slow[0].ts, now)
+        return [Transition(Action.OPEN, new, now, f"p95 latency {p95 / 1000:.1f}s over the {threshold / 1000:g}s threshold "
+                           f"({len(slow)} of {len(timed)} runs slow in {format_duration(settings.latency_window)}).")]
+    recent_fast = all(o.latency_ms <= threshold for o in timed[-settings.success_threshold:])
+    last_slow = slow[-1].ts if slow else None
+    if p95 <= threshold and recent_fast and (last_slow is None or now - last_slow >= config.recovery(service)):
+        done = replace(incident, status=IncidentStatus.RESOLVED, resolved_at=now)
+        return [Transition(Action.RESOLVE, done, now, f"Resolved: p95 latency back to {p95 / 1000:.1f}s.")]
+    if p95 <= threshold and incident.status is IncidentStatus.INVESTIGATING:
+        return [Transition(Action.MONITORING, replace(incident, status=IncidentStatus.MONITORING), now,
+                           f"p95 latency back to {p95 / 1000:.1f}s; monitoring.")]
+    if p95 > threshold and incident.status is IncidentStatus.MONITORING:
+        return [Transition(Action.UPDATE, replace(incident, status=IncidentStatus.INVESTIGATING), now,
+                           f"p95 latency up again at {p95 / 1000:.1f}s.")]
+    return []
+
+
+# -- probe agents ----------------------------------------------------------------------
+
+
+def _agents(
+    recent: Sequence[Observation],
+    by_service: dict[str, list[Observation]],
+    open_by_key: dict,
+    config: DetectorConfig,
+    now: datetime,
+    transitions: list[Transition],
+    fresh: set[str] | None,
+) -> set[str]:
+    """Open/resolve operator incidents for blind or silent regions; return the regions to ignore.
+
+    Blindness is only re-judged for regions with a result at ``now`` (``fresh``; None = all).
+    """
+    settings = config.settings
+    last_seen: dict[str, datetime] = {}
+    for obs in recent:
+        last_seen[obs.region] = obs.ts
+    regions = sorted(last_seen)
+    ignored: set[str] = set()
+    bad_now = {o.region for o in recent if o.ts == now and o.outcome in DOWN}
+    for region in regions:
+        is_open = (None, IncidentKind.AGENT, region) in open_by_key
+        if fresh is not None and region not in fresh:
+            if is_open:
+                ignored.add(region)
+            if now - last_seen[region] < settings.agent_timeout or is_open:
+                continue
+        if not is_open and region not in bad_now and now - last_seen[region] < settings.agent_timeout:
+            continue  # only a new failure can make a region blind
+        blind_services, compared = _blind_services(region, by_service, config, now)
+        silent = now - last_seen[region] >= settings.agent_timeout and len(regions) > 1 and any(
+            last_seen[other] > last_seen[region] for other in regions if other != region)
+        blind = compared >= 2 and len(blind_services) >= max(2, math.ceil(compared / 2))
+        incident = open_by_key.get((None, IncidentKind.AGENT, region))
+        if incident is None and (blind or silent):
+            started = last_seen[region] if silent else _earliest_failure(region, blind_services, by_service, config)
+            why = (f"no results from region {region} since {last_seen[region]:%Y-%m-%d %H:%M:%S} UTC" if silent else
+                   f"{len(blind_services)} of {compared} services fail only from region {region} "
+                   f"({', '.join(blind_services)}) while other regions see them fine")
+            incident = Incident(None, IncidentKind.AGENT, Audience.OPERATOR, Impact.MINOR, (region,), started, now)
+            transitions.append(Transition(Action.OPEN, incident, now, f"Probe agent problem: {why}."))
+        elif incident is not None and not (blind or silent) and _region_healthy(region, by_service, config):
+            done = replace(incident, status=IncidentStatus.RESOLVED, resolved_at=now)
+            transitions.append(Transition(Action.RESOLVE, done, now, f"Region {region} sees services fine again."))
+            incident = None
+        if incident is not None:
+            ignored.add(region)
+    return ignored
+
+
+class _SuspectRegions:
+    """``region in suspects``: computed on first use only (most steps never ask)."""
+
+    def __init__(self, by_service: dict[str, list[Observation]], blind: set[str], config: DetectorConfig, now: datetime) -> None:
+        self._args = (by_service, blind, config, now)
+        self._regions: set[str] | None = None
+
+    def __contains__(self, region: object) -> bool:
+        if self._regions is None:
+            self._regions = _suspect_regions(*self._args)
+        return region in self._regions
+
+
+def _suspect_regions(by_service: dict[str, list[Observation]], blind: set[str], config: DetectorConfig, now: datetime) -> set[str]:
+    """Regions (of several) where most services' latest results are confirmed failures."""
+    failing: Counter[str] = Counter()
+    probed: Counter[str] = Counter()
+    for service, obs in by_service.items():
+        start = now - config.probe_window(service)
+        evidence = _evidence(IncidentKind.OUTAGE, [o for o in obs if o.ts >= start], config.rules(service))
+        for region, ev in evidence.items():
+            probed[region] += 1
+            if len(ev.streak()) >= config.settings.failure_threshold:
+                failing[region] += 1
+    if len(probed) < 2:
+        return set()
+    return {r for r, n in failing.items() if r not in blind and n >= max(2, math.ceil(probed[r] / 2))}
+
+
+def _blind_services(region: str, by_service: dict[str, list[Observation]], config: DetectorConfig, now: datetime) -> tuple[list[str], int]:
+    """Services failing (confirmed) from ``region`` but fine from every other region that probes them."""
+    failing, compared = [], 0
+    for service, obs in by_service.items():
+        start = now - config.probe_window(service)
+        window = [o for o in obs if o.ts >= start]
+        evidence = _evidence(IncidentKind.OUTAGE, window, config.rules(service))
+        if region not in evidence or len(evidence) < 2:
+            continue
+        compared += 1
+        streak = evidence[region].streak()
+        if len(streak) < config.settings.failure_threshold:
+            continue
+        # the other regions must have seen the service fine *since* it began failing here
+        others_fine = all(not ev.failing and ev.verdicts[-1][0].ts > streak[0].ts
+                          for r, ev in evidence.items() if r != region)
+        if others_fine:
+            failing.append(service)
+    return sorted(failing), compared
+
+
+def _earliest_failure(region: str, services: Sequence[str], by_service: dict[str, list[Observation]], config: DetectorConfig) -> datetime:
+    firsts = []
+    for service in services:
+        evidence = _evidence(IncidentKind.OUTAGE, by_service[service], config.rules(service))
+        firsts.append(evidence[region].streak()[0].ts)
+    return min(firsts)
+
+
+def _region_healthy(region: str, by_service: dict[str, list[Observation]], config: DetectorConfig) -> bool:
+    """Every service seen from ``region`` has its latest results there good again."""
+    seen = False
+    for service, obs in by_service.items():
+        ev = _evidence(IncidentKind.OUTAGE, [o for o in obs if o.region == region], config.rules(service)).get(region)
+        if ev is None:
+            continue
+        seen = True
+        if ev.good_run() < config.settings.success_threshold:
+            return False
+    return seen
+
+
+# -- provider groups -------------------------------------------------------------------
+
+
+def _critical_groups(outages: dict[str, Incident], config: DetectorConfig, now: datetime) -> list[Transition]:
+    """Several services of one provider group down together make each of those incidents critical."""
+    by_group: dict[str, list[Incident]] = defaultdict(list)
+    for service, incident in outages.items():
+        group = config.rules(service).group
+        if group and incident.impact in (Impact.MAJOR, Impact.CRITICAL):
+            by_group[group].append(incident)
+    transitions = []
+    for group, incidents in sorted(by_group.items()):
+        target = Impact.CRITICAL if len(incidents) >= 2 else Impact.MAJOR
+        for incident in incidents:
+            if incident.impact != target:
+                action = Action.ESCALATE if target is Impact.CRITICAL else Action.DEESCALATE
+                message = (f"{len(incidents)} services of {group} are down together." if target is Impact.CRITICAL
+                           else f"Only this service of {group} is still down.")
+                transitions.append(Transition(action, replace(incident, impact=target), now, message))
+    return transitions

@@ -1,0 +1,173 @@
+"""``genstatus replay``: run detection over a JSON Lines trace (DESIGN.md §7).
+
+Each trace line is one probe result::
+
+    {"ts": "2026-11-02T10:05:00Z", "service": "dalle3", "region": "eu-west", "canary": "still-life",
+     "outcome": "timeout", "latency_ms": 180000, "quality": null, "http_status": null}
+
+Optional fields: ``"kind": "confirmation"`` marks a confirmation run, ``"detail"`` an error text.
+The replay feeds the results in ``ts`` order to the same ``detect`` function the live
+coordinator runs, once per distinct timestamp, and reports every incident it would open.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from monitor.detect import Action, DetectorConfig, Incident, Observation, Transition, detect, order_key
+from monitor.enums import Impact, Outcome
+
+_IMPACT_RANK = {Impact.NONE: 0, Impact.MINOR: 1, Impact.MAJOR: 2, Impact.CRITICAL: 3}
+
+
+class TraceError(ValueError):
+    """A malformed trace line; the message names the file and line."""
+
+
+def parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def observation_from(record: dict[str, Any]) -> Observation:
+    """One trace record as an observation; raises ``ValueError`` naming the bad field."""
+    for name in ("ts", "service", "region", "outcome"):
+        if record.get(name) in (None, ""):
+            raise ValueError(f"missing {name!r}")
+    try:
+        ts = parse_time(str(record["ts"]))
+    except ValueError:
+        raise ValueError(f"invalid ts {record['ts']!r} (use ISO 8601, e.g. 2026-11-02T10:05:00Z)") from None
+    try:
+        outcome = Outcome(record["outcome"])
+    except ValueError:
+        raise ValueError(f"unknown outcome {record['outcome']!r} (known: {', '.join(o.value for o in Outcome)})") from None
+    latency, quality = record.get("latency_ms"), record.get("quality")
+    for name, value in (("latency_ms", latency), ("quality", quality)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{name} must be a number or null, got {value!r}")
+    return Observation(
+        ts=ts,
+        service=str(record["service"]),
+        region=str(record["region"]),
+        outcome=outcome,
+        canary=record.get("canary"),
+        latency_ms=float(latency) if latency is not None else None,
+        quality=float(quality) if quality is not None else None,
+        confirmation=record.get("kind") == "confirmation",
+        detail=record.get("detail"),
+    )
+
+
+def read_trace(path: str | Path) -> list[Observation]:
+    """All results of a trace file, in ``ts`` order; a bad line raises ``TraceError`` naming it."""
+    observations = []
+    with Path(path).open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("expected a JSON object")
+                observations.append(observation_from(record))
+            except ValueError as exc:
+                raise TraceError(f"{path}:{number}: {exc}") from None
+    return sorted(observations, key=order_key)
+
+
+@dataclass
+class IncidentRecord:
+    """One incident as ``replay --json`` prints it."""
+
+    service: str | None
+    kind: str
+    audience: str
+    impact: str
+    regions: list[str]
+    started_at: datetime
+    detected_at: datetime
+    resolved_at: datetime | None = None
+    updates: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self, with_updates: bool = False) -> dict[str, Any]:
+        data = {
+            "service": self.service,
+            "kind": self.kind,
+            "audience": self.audience,
+            "impact": self.impact,
+            "regions": self.regions,
+            "started_at": _iso(self.started_at),
+            "detected_at": _iso(self.detected_at),
+            "resolved_at": _iso(self.resolved_at),
+        }
+        if with_updates:
+            data["updates"] = self.updates
+        return data
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def _batches(observations: Iterable[Observation]) -> Iterator[tuple[datetime, list[Observation]]]:
+    batch: list[Observation] = []
+    for obs in observations:
+        if batch and obs.ts != batch[0].ts:
+            yield batch[0].ts, batch
+            batch = []
+        batch.append(obs)
+    if batch:
+        yield batch[0].ts, batch
+
+
+def replay(observations: Iterable[Observation], config: DetectorConfig | None = None) -> list[IncidentRecord]:
+    """Every incident the detector opens over the trace, in the order they were opened."""
+    config = config or DetectorConfig()
+    lookback = config.lookback()
+    window: deque[Observation] = deque()
+    open_incidents: dict[tuple, tuple[Incident, IncidentRecord]] = {}
+    resolved: dict[tuple, tuple[Incident, IncidentRecord]] = {}
+    records: list[IncidentRecord] = []
+    for now, batch in _batches(sorted(observations, key=order_key)):
+        window.extend(batch)
+        while window and window[0].ts < now - lookback:
+            window.popleft()
+        known = [incident for incident, _ in open_incidents.values()] + [incident for incident, _ in resolved.values()]
+        transitions = detect(window, known, config, now, focus={o.service for o in batch})
+        for transition in transitions:
+            _apply(transition, open_incidents, resolved, records)
+    return records
+
+
+def _apply(transition: Transition, open_incidents: dict, resolved: dict, records: list[IncidentRecord]) -> None:
+    incident = transition.incident
+    update = {"action": transition.action.value, "at": _iso(transition.at), "status": incident.status.value,
+              "body": transition.message}
+    if transition.action is Action.OPEN:
+        record = IncidentRecord(incident.service, incident.kind.value, incident.audience.value, incident.impact.value,
+                                list(incident.regions), incident.started_at, incident.detected_at, updates=[update])
+        records.append(record)
+        open_incidents[incident.key] = (incident, record)
+        return
+    if transition.action is Action.REOPEN:
+        _, record = resolved.pop(incident.key)
+        record.resolved_at = None
+    else:
+        _, record = open_incidents[incident.key]
+    record.updates.append(update)
+    record.regions = sorted(set(record.regions) | set(incident.regions))
+    if _IMPACT_RANK[incident.impact] > _IMPACT_RANK[Impact(record.impact)]:
+        record.impact = incident.impact.value  # the report shows the worst impact the incident reached
+    if transition.action is Action.RESOLVE:
+        record.resolved_at = incident.resolved_at
+        del open_incidents[incident.key]
+        resolved[incident.key] = (incident, record)
+    else:
+        open_incidents[incident.key] = (incident, record)
