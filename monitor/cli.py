@@ -12,11 +12,13 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import threading
 from importlib import resources
 from pathlib import Path
 
 from monitor.config import ConfigError, DEFAULT_CONFIG_NAME, config_path, load_config
+from monitor.durations import format_duration
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
 DEFAULT_WEB_PORT = 8080
@@ -55,8 +57,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     target = Path(args.dir) / DEFAULT_CONFIG_NAME
     if target.exists() and not args.force:
         raise UsageError(f"{target} already exists (use --force to overwrite)")
+    if args.example == "all":
+        from monitor.examples import example_config
+
+        text = example_config()
+    else:
+        text = resources.files("monitor").joinpath("starter.yaml").read_text(encoding="utf-8")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(resources.files("monitor").joinpath("starter.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    target.write_text(text, encoding="utf-8")
     print(f"wrote {target}")
     print("next: 'genstatus emulator' in one terminal, 'genstatus run' in another, then open http://127.0.0.1:8080/")
     return EXIT_OK
@@ -190,14 +198,23 @@ def _start_web(config, engine, host: str, port: int):
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from probes.emulator.server import EmulatorServer
+    from probes.emulator.scenario import load_scenario
+    from probes.emulator.server import EMULATORS, EmulatorServer
 
-    server = EmulatorServer(host=args.host, port=args.port)
+    scenario = load_scenario(args.scenario) if args.scenario else None
     try:
-        server.start()
+        server = EmulatorServer(host=args.host, port=args.port, scenario=scenario)
     except OSError as exc:
         raise UsageError(f"cannot serve the emulator on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    print(f"emulator: {server.url}  (OpenAI base_url {server.base_url('openai')})", flush=True)
+    except SystemExit:  # werkzeug exits when the port is taken, after explaining why on stderr
+        raise UsageError(f"cannot serve the emulator on {args.host}:{args.port}: the address is in use") from None
+    server.start()
+    print(f"emulator: {server.url}", flush=True)
+    for provider in sorted(EMULATORS):
+        print(f"  {provider:<18} base_url {server.base_url(provider)}", flush=True)
+    if scenario is not None:
+        cycle = f", repeating every {format_duration(scenario.repeat)}" if scenario.repeat else ""
+        print(f"scenario {args.scenario}: {len(scenario.events)} events{cycle}", flush=True)
     print(f"force a fault:  curl -X POST '{server.url}/_faults/openai?fault=server_error'", flush=True)
     print(f"clear faults:   curl -X DELETE '{server.url}/_faults'", flush=True)
     try:
@@ -210,13 +227,26 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
-    return run_demo(host=args.host, port=args.port, interval=args.interval)
+    return run_demo(host=args.host, port=args.port, interval=args.interval, scenario=args.scenario)
 
 
 # -- parser ----------------------------------------------------------------------------
 
 
+SCENARIO_HELP = """\
+scenario file (times are offsets from the emulator's start; 'for' is optional):
+  events:
+    - {at: 20s, provider: openai, fault: server_error, for: 1m}
+    - {at: 2m, provider: openai, service: dalle3, fault: blank_image, for: 1m}
+    - {at: 4m, provider: openai, fault: slow, params: {seconds: 8}, for: 1m}
+  repeat: 6m        # optional: start over after this long
+'service' targets one service, addressed as /s/<service>/<provider>/... in its base_url.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from probes.emulator.faults import FAULTS
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", help=f"config file (default: $GENSTATUS_CONFIG or ./{DEFAULT_CONFIG_NAME})")
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -233,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write a commented starter genstatus.yaml that runs as is against the emulator.")
     p.add_argument("dir", nargs="?", default=".", help="directory to write genstatus.yaml into (default: .)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--example", choices=["all"],
+                   help="'all': one service per emulated provider (with comments on each real service)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("check-config", parents=[common], help="validate the config (exit 0, or 2 with the error)",
@@ -272,9 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("emulator", parents=[common], help="serve the provider emulators on loopback",
                        description="Serve the protocol-faithful provider emulators under /<provider>/ on one port, "
-                                   "with the fault switch at /_faults/<provider>.")
+                                   "with the fault switch at /_faults/<provider>. With --scenario, faults are also "
+                                   "set and cleared on a timeline.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=SCENARIO_HELP + textwrap.fill(f"faults: {', '.join(FAULTS)}", 88, subsequent_indent="  "))
     p.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_EMULATOR_PORT, help=f"port (default {DEFAULT_EMULATOR_PORT})")
+    p.add_argument("--scenario", metavar="FILE", help="a YAML timeline of faults to play (see below)")
     p.set_defaults(func=cmd_emulator)
 
     p = sub.add_parser("demo", parents=[common], help="a self-contained demo: emulator, monitor and status page",
@@ -283,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address for the status page (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_WEB_PORT, help=f"port for the status page (default {DEFAULT_WEB_PORT})")
     p.add_argument("--interval", default="5s", help="probe interval of the demo services (default 5s)")
+    p.add_argument("--scenario", metavar="FILE|none", default=None,
+                   help="the incident timeline to play (default: the built-in one; 'none': no scripted incidents)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,57 +1,53 @@
-"""``genstatus demo``: a temporary SQLite database, the emulators, the monitor and the status page."""
+"""``genstatus demo``: a temporary SQLite database, every emulated provider, a scripted incident
+scenario, the monitor and the status page."""
 
 from __future__ import annotations
 
 import shutil
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from monitor.config import parse_config
+from monitor.config import Config, parse_config
 from monitor.durations import format_duration, parse_duration
+from monitor.examples import example_config
 
-DEMO_CONFIG = """\
-site: {{title: "genstatus demo"}}
-database: sqlite:///{db}
-region: demo
-canaries:
-  - id: still-life
-    prompt: "a red apple on a wooden table, soft daylight, photograph"
-    size: 1024x1024
-    seed: 1234
-services:
-  - id: dalle3
-    name: "DALL·E 3 (emulated)"
-    group: OpenAI
-    provider: openai
-    base_url: {base_url}
-    api_key: sk-demo
-    model: dall-e-3
-    canaries: [still-life]
-    interval: {interval}
-    timeout: 20s
-    cost_per_image: 0.04
-    allow_private_network: true
-  - id: gpt-image
-    name: "GPT Image 1 (emulated)"
-    group: OpenAI
-    provider: openai
-    base_url: {base_url}
-    api_key: sk-demo
-    model: gpt-image-1
-    canaries: [still-life]
-    interval: {interval}
-    timeout: 20s
-    cost_per_image: 0.04
-    allow_private_network: true
-"""
+if TYPE_CHECKING:  # pragma: no cover
+    from probes.emulator.scenario import Scenario
+
+DEMO_TIMEOUT = "20s"
+#: above this a good answer is "slow"; the built-in scenario's slow spell takes 8 s
+DEMO_LATENCY_THRESHOLD = "5s"
+DEMO_CONFIRM_DELAY = timedelta(seconds=1)
 
 
-def demo_config_text(db_path: Path, base_url: str, interval: str) -> str:
-    return DEMO_CONFIG.format(db=db_path, base_url=base_url, interval=interval)
+def demo_config(db_path: Path, emulator_url: str, interval: str) -> Config:
+    """One service per emulated provider, each addressed as ``/s/<service>/<provider>``."""
+    text = example_config(
+        emulator_url, per_service=True, interval=interval, timeout=DEMO_TIMEOUT,
+        latency_threshold=DEMO_LATENCY_THRESHOLD, database=f"sqlite:///{db_path}", title="genstatus demo", region="demo",
+    )
+    config = parse_config(text, "demo.yaml", env={})
+    # Incidents open after a confirmation run and resolve after a recovery period: keep both short
+    # so the demo reacts within seconds (a real deployment keeps the defaults, 20 s and one interval).
+    config.detection = config.detection.model_copy(update={"confirm_delay": DEMO_CONFIRM_DELAY})
+    return config
 
 
-def run_demo(host: str, port: int, interval: str) -> int:
+def demo_scenario(choice: str | None) -> "tuple[Scenario | None, str]":
+    """The scenario for ``--scenario`` (None: the built-in one, ``none``: no scenario) and its name."""
+    from probes.emulator.scenario import BUILTIN_DEMO, builtin_scenario_text, load_scenario, parse_scenario
+
+    if choice is None:
+        return parse_scenario(builtin_scenario_text(), f"built-in {BUILTIN_DEMO}"), f"the built-in {BUILTIN_DEMO}"
+    if choice.lower() == "none":
+        return None, "none"
+    return load_scenario(choice), choice
+
+
+def run_demo(host: str, port: int, interval: str, scenario: str | None = None) -> int:
     from monitor.cli import UsageError, _start_web, _wait_for_signal
     from monitor.runtime import MonitorRuntime
     from probes.emulator.server import EmulatorServer
@@ -60,17 +56,24 @@ def run_demo(host: str, port: int, interval: str) -> int:
         interval = format_duration(parse_duration(interval))
     except ValueError as exc:
         raise UsageError(f"--interval: {exc}") from None
+    timeline, timeline_name = demo_scenario(scenario)
     workdir = Path(tempfile.mkdtemp(prefix="genstatus-demo-"))
-    emulator = EmulatorServer(host="127.0.0.1", port=0)
+    emulator = EmulatorServer(host="127.0.0.1", port=0, scenario=timeline)
     runtime = web = None
     try:
-        emulator.start()
-        config = parse_config(demo_config_text(workdir / "demo.db", emulator.base_url("openai"), interval), "demo.yaml")
-        runtime = MonitorRuntime(config, spool_path=str(workdir / "spool.jsonl"))
+        config = demo_config(workdir / "demo.db", emulator.url, interval)
+        runtime = MonitorRuntime(config, spool_path=str(workdir / "spool.jsonl"), detect_every=1.0)
         web = _start_web(config, runtime.engine, host, port)
+        emulator.start()
         runtime.start()
         print(f"genstatus demo: status page at {web.url}/", flush=True)
-        print(f"emulator at {emulator.url}: services are probed every {interval}", flush=True)
+        print(f"emulator at {emulator.url}: {len(config.services)} services "
+              f"({', '.join(s.id for s in config.services)}) probed every {interval}", flush=True)
+        if timeline is not None:
+            cycle = f", repeating every {format_duration(timeline.repeat)}" if timeline.repeat else ""
+            print(f"incident scenario: {timeline_name} ({len(timeline.events)} incidents{cycle})", flush=True)
+            for event in timeline.events:
+                print(f"  at {format_duration(event.at):>6}  {event.describe()}", flush=True)
         print(f"force an outage:  curl -X POST '{emulator.url}/_faults/openai?fault=server_error'", flush=True)
         print(f"end it:           curl -X DELETE '{emulator.url}/_faults/openai'", flush=True)
         print("Ctrl-C stops the demo and deletes its temporary database.", flush=True)

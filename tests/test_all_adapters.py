@@ -46,11 +46,11 @@ CANARY = CanaryConfig(id="canary", prompt="a red apple on a wooden table", size=
 
 
 def service_for(emulator, provider: str, service_id: str) -> ServiceConfig:
-    defaults = dict(getattr(emulator_module(provider), "SERVICE_DEFAULTS", {}))
-    return ServiceConfig(
-        id=service_id, provider=provider, base_url=emulator.base_url(provider, service=service_id), api_key=API_KEY,
-        canaries=[CANARY.id], timeout=timedelta(seconds=TIMEOUT_S), allow_private_network=True, **defaults,
-    )
+    fields = {"id": service_id, "provider": provider, "base_url": emulator.base_url(provider, service=service_id),
+              "api_key": API_KEY, "canaries": [CANARY.id], "allow_private_network": True}
+    fields.update(getattr(emulator_module(provider), "SERVICE_DEFAULTS", {}))
+    fields["timeout"] = timedelta(seconds=TIMEOUT_S)
+    return ServiceConfig(**fields)
 
 
 def probe(emulator, provider: str, service_id: str, kind: ProbeKind = ProbeKind.CANARY):

@@ -168,3 +168,48 @@ def test_serve_on_a_taken_port_is_a_usage_error(tmp_path, capsys):
         port = taken.getsockname()[1]
         assert main(["serve", "-c", str(config), "--port", str(port)]) == 2
     assert "address is in use" in capsys.readouterr().err
+
+
+def test_emulator_and_demo_reject_a_bad_scenario_with_exit_2(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("events:\n  - {at: 5s, provider: openai, fault: sever_error}\n")
+    for command in (["emulator", "--port", "0"], ["demo", "--port", "0"]):
+        done = genstatus(*command, "--scenario", str(scenario))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().startswith(f"{scenario}:2 events[0].fault: unknown fault 'sever_error'")
+
+
+def test_emulator_help_documents_scenarios(capsys):
+    with pytest.raises(SystemExit):
+        main(["emulator", "--help"])
+    out = capsys.readouterr().out
+    assert "--scenario FILE" in out and "repeat: 6m" in out and "blank_image" in out
+
+
+def test_emulator_plays_a_scenario(tmp_path):
+    import re
+    import signal
+    import time
+
+    import httpx
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("events:\n  - {at: 0s, provider: openai, service: dalle3, fault: blank_image, for: 1h}\n")
+    process = subprocess.Popen([sys.executable, "-m", "monitor.cli", "emulator", "--port", "0", "--scenario", str(scenario)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"emulator: (http://\S+)", process.stdout.readline()).group(1)
+        faults = {}
+        for _ in range(50):
+            faults = httpx.get(f"{url}/_faults", timeout=5).json()["faults"]
+            if faults:
+                break
+            time.sleep(0.05)
+        assert faults == {"openai/dalle3": {"fault": "blank_image", "remaining": None}}
+        assert "http" in httpx.get(f"{url}/nowhere/", timeout=5).text  # every emulator is served
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 from importlib import import_module
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -27,9 +27,22 @@ from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import SERVICE_KEY, FaultBoard
 
+if TYPE_CHECKING:  # pragma: no cover
+    from probes.emulator.scenario import Scenario, ScenarioRunner
+
 # provider key -> "module:Class" of its emulator
 EMULATORS: dict[str, str] = {
+    "midjourney_proxy": "probes.emulator.midjourney_proxy:MidjourneyProxyEmulator",
+    "comfyui": "probes.emulator.comfyui:ComfyUIEmulator",
+    "bfl": "probes.emulator.bfl:BFLEmulator",
+    "fal": "probes.emulator.fal:FalEmulator",
+    "gemini": "probes.emulator.gemini:GeminiEmulator",
+    "http": "probes.emulator.http:HTTPEmulator",
     "openai": "probes.emulator.openai:OpenAIEmulator",
+    "replicate": "probes.emulator.replicate:ReplicateEmulator",
+    "stability": "probes.emulator.stability:StabilityEmulator",
+    "huggingface": "probes.emulator.huggingface:HuggingFaceEmulator",
+    "automatic1111": "probes.emulator.automatic1111:Automatic1111Emulator",
 }
 
 
@@ -54,8 +67,12 @@ class _QuietHandler(WSGIRequestHandler):
 class EmulatorServer:
     """The emulators on ``host:port`` (port 0 = any free port), served from a daemon thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, log_requests: bool = False) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, log_requests: bool = False, scenario: "Scenario | None" = None
+    ) -> None:
         self.faults = FaultBoard()
+        self._scenario = scenario
+        self._scenario_runner: "ScenarioRunner | None" = None
         self._stop = threading.Event()
         self._emulators: dict[str, ProviderEmulator] = {
             name: _load(target)(self.faults, self._stop) for name, target in EMULATORS.items()
@@ -88,11 +105,18 @@ class EmulatorServer:
     def start(self) -> "EmulatorServer":
         self._thread = threading.Thread(target=self._server.serve_forever, name="genstatus-emulator", daemon=True)
         self._thread.start()
+        if self._scenario is not None:  # its clock starts with the server
+            from probes.emulator.scenario import ScenarioRunner
+
+            self._scenario_runner = ScenarioRunner(self.faults, self._scenario).start()
         return self
 
     def stop(self) -> None:
         """Wake hung requests, stop accepting, close the socket and wait for the thread."""
         self._stop.set()
+        if self._scenario_runner is not None:
+            self._scenario_runner.stop()
+            self._scenario_runner = None
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)

@@ -1,0 +1,196 @@
+"""AUTOMATIC1111 / Forge web UI API (PROVIDERS.md §4, ✅ ``modules/api/api.py``, ``models.py``).
+
+``POST /sdapi/v1/txt2img`` is synchronous (the server serialises generations behind a queue
+lock, so waiting for the lock is part of the one "generation" phase).  The answer is
+``{"images": [base64 PNG], "parameters", "info": "<JSON string>"}``; ``info`` names the
+checkpoint (``sd_model_name``, ``sd_model_hash``) and the seed used.  A1111 has no request
+id, no rate limit and no safety filter of its own.
+
+Authentication is optional (``--api-auth user:password``): set ``options.username`` and put
+the password in ``api_key``; without a username no credentials are sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.enums import Outcome
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure
+from probes.download import decode_base64, read_limited, sniff_image
+
+DEFAULT_BASE_URL = "http://127.0.0.1:7860"
+MAX_ERROR_BODY = 64 * 1024
+MAX_LISTING_BODY = 4 * 1024 * 1024
+RANDOM_SEED = -1
+
+
+class Automatic1111Options(BaseModel):
+    """``options:`` of an automatic1111 service; generation settings are sent only when set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str | None = None  # HTTP Basic user of --api-auth; the password is the service's api_key
+    steps: int | None = Field(None, ge=1, le=150)
+    cfg_scale: float | None = Field(None, ge=1, le=30)
+    sampler_name: str | None = None
+    checkpoint: str | None = None  # sent as override_settings.sd_model_checkpoint
+
+
+class Automatic1111Adapter(Adapter):
+    provider: ClassVar[str] = "automatic1111"
+    supports_seed: ClassVar[bool] = True
+    options_model: ClassVar[type[BaseModel]] = Automatic1111Options
+    options: Automatic1111Options
+
+    @property
+    def base_url(self) -> str:
+        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    def auth(self) -> httpx.BasicAuth | None:
+        if self.options.username is None:
+            return None
+        if self.service.api_key is None:
+            raise ProbeFailure(
+                Outcome.PROBE_ERROR,
+                f"service {self.service.id!r} sets options.username but has no api_key (the --api-auth password)",
+            )
+        return httpx.BasicAuth(self.options.username, self.service.api_key.get_secret_value())
+
+    def request_body(self, ctx: ProbeContext) -> dict[str, Any]:
+        if ctx.canary is None:
+            raise ProbeFailure(Outcome.PROBE_ERROR, "a generation probe needs a canary")
+        body: dict[str, Any] = {
+            "prompt": ctx.canary.prompt,
+            "negative_prompt": ctx.canary.negative_prompt or "",
+            "seed": ctx.seed if ctx.seed is not None else RANDOM_SEED,
+            "batch_size": 1,
+            "n_iter": 1,
+            "send_images": True,
+            "save_images": False,
+        }
+        if ctx.canary.dimensions is not None:
+            body["width"], body["height"] = ctx.canary.dimensions
+        body |= self.options.model_dump(include={"steps", "cfg_scale", "sampler_name"}, exclude_none=True)
+        if self.options.checkpoint:
+            body["override_settings"] = {"sd_model_checkpoint": self.options.checkpoint}
+        return body
+
+    def generate(self, ctx: ProbeContext) -> Generation:
+        body, auth = self.request_body(ctx), self.auth()
+        limit = self.service.max_image_bytes * 4 // 3 + 256 * 1024  # base64 plus parameters and info
+        with ctx.phase("generation"):
+            with ctx.client.stream(
+                "POST", f"{self.base_url}/sdapi/v1/txt2img", json=body, auth=auth,
+                headers=self.service.headers, timeout=ctx.timeout(),
+            ) as response:
+                ctx.note_response(response)
+                if response.status_code != 200:
+                    raise _failure(response, _read_head(ctx, response))
+                raw = read_limited(ctx, response, limit, what="txt2img response")
+        payload = _parse_json(raw, response)
+        images = payload.get("images") if isinstance(payload, dict) else None
+        if not isinstance(images, list) or not images or not isinstance(images[0], str) or not images[0]:
+            raise _bad_output("response has no images in 'images'", response)
+        # Some builds prefix "data:image/png;base64,"; the API model says plain base64.
+        image = decode_base64(images[0].rpartition(",")[2], what="images[0]")
+        info = _info(payload.get("info"))
+        return Generation(
+            image=image,
+            content_type=sniff_image(image),
+            http_status=response.status_code,
+            request_id=None,
+            model_version=_model_version(info) or self.options.checkpoint,
+            seed=info.get("seed") if isinstance(info.get("seed"), int) else None,
+        )
+
+    def health_check(self, ctx: ProbeContext) -> HealthCheck:
+        """``GET /sdapi/v1/sd-models``: the server is up, auth works and the checkpoint is installed."""
+        with ctx.client.stream(
+            "GET", f"{self.base_url}/sdapi/v1/sd-models", auth=self.auth(), headers=self.service.headers,
+            timeout=ctx.timeout(),
+        ) as response:
+            ctx.note_response(response)
+            if response.status_code != 200:
+                raise _failure(response, _read_head(ctx, response))
+            raw = read_limited(ctx, response, MAX_LISTING_BODY, what="model listing")
+        models = _parse_json(raw, response)
+        if not isinstance(models, list):
+            raise _bad_output("model listing is not a list", response)
+        names = {m.get(key) for m in models if isinstance(m, dict) for key in ("title", "model_name")}
+        detail = f"{len(models)} checkpoints installed"
+        if self.options.checkpoint and self.options.checkpoint not in names:
+            detail = f"checkpoint {self.options.checkpoint!r} is not among the {len(models)} installed"
+        return HealthCheck(http_status=response.status_code, detail=detail)
+
+
+def _info(value: Any) -> dict[str, Any]:
+    """``info`` is a JSON string (❓ contents vary by version); anything unparsable is ignored."""
+    if isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _model_version(info: dict[str, Any]) -> str | None:
+    name, digest = info.get("sd_model_name"), info.get("sd_model_hash")
+    if isinstance(name, str) and name:
+        return f"{name} [{digest}]" if isinstance(digest, str) and digest else name
+    return digest if isinstance(digest, str) and digest else None
+
+
+def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
+    """The start of an error body: enough to classify it, however long the body is."""
+    head = b""
+    for chunk in response.iter_bytes():
+        ctx.check_deadline("error body")
+        head += chunk
+        if len(head) >= MAX_ERROR_BODY:
+            break
+    return head[:MAX_ERROR_BODY]
+
+
+def _parse_json(raw: bytes, response: httpx.Response) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise _bad_output(f"malformed JSON in a {len(raw)}-byte response: {exc}", response) from None
+
+
+def _bad_output(detail: str, response: httpx.Response) -> ProbeFailure:
+    return ProbeFailure(Outcome.BAD_OUTPUT, detail, http_status=response.status_code)
+
+
+def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
+    """Classify ``{"error", "detail", "body", "errors"}``, FastAPI's ``{"detail"}`` or a proxy's page."""
+    status = response.status_code
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
+    body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+    parts = [body.get("error"), body.get("detail"), body.get("errors")]
+    text = "; ".join(json.dumps(p)[:300] if not isinstance(p, str) else p for p in parts if p)
+    detail = f"HTTP {status}: " + (text or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
+    if status in (401, 403):
+        outcome = Outcome.AUTH_ERROR
+        if "basic" in response.headers.get("www-authenticate", "").lower():
+            detail += " (HTTP Basic auth required: check options.username and api_key)"
+    elif status == 429:  # not A1111 itself, but a proxy in front of it may limit
+        outcome = Outcome.RATE_LIMITED
+        retry_after = response.headers.get("retry-after")
+        if retry_after:
+            detail += f" (Retry-After: {retry_after}s)"
+    elif 400 <= status < 500:
+        outcome = Outcome.CLIENT_ERROR
+    elif status >= 500:
+        outcome = Outcome.SERVER_ERROR
+    else:
+        outcome = Outcome.BAD_OUTPUT
+    return ProbeFailure(outcome, detail, http_status=status)

@@ -1,0 +1,332 @@
+"""ComfyUI (PROVIDERS.md §5, ✅): queue an API-format workflow, poll its history, fetch the image.
+
+The canary is injected into named nodes of a workflow: ``options.workflow`` is a file saved
+with ComfyUI's "Save (API Format)"; a relative path is resolved against the monitor's
+current directory (the adapter never sees the config file's path, so prefer absolute
+paths).  Without it the bundled ``comfyui_workflows/default_api.json`` is used: ComfyUI's
+default text-to-image graph, whose node ids are the option defaults below
+(3 KSampler ``seed``, 4 CheckpointLoaderSimple ``ckpt_name`` = the service's ``model``,
+5 EmptyLatentImage ``width``/``height``, 6/7 CLIPTextEncode ``text`` positive/negative,
+9 SaveImage).  A ``*_node`` option set to null leaves that part of the graph alone.
+
+ComfyUI serves an identical graph from its cache, so a canary without a seed gets a fresh
+random one every run (reported as the result's seed); a fixed seed makes every run after
+the first a cache hit, which measures little more than "the server answers".
+
+Phases: submit = ``POST /prompt``; queue = while ``GET /queue`` lists the prompt as pending;
+generation = until ``GET /history/{id}`` has the entry (``{}`` meanwhile, and for an unknown
+id: the deadline tells them apart); download = ``GET /view`` through ``download_image``, so a
+ComfyUI on a private address needs ``allow_private_network: true``.  At the deadline a
+still-pending prompt is deleted from the queue; a running one is not interrupted, because
+``POST /interrupt`` on older builds stops whatever is running, not only our prompt.
+ComfyUI has no auth of its own: credentials for a proxy in front go in ``service.headers``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+import uuid
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
+
+from monitor.enums import Outcome
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure
+from probes.download import download_image, read_limited
+from probes.polling import cancel_timeout, poll
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8188"
+DEFAULT_WORKFLOW = Path(__file__).parent / "comfyui_workflows" / "default_api.json"
+MAX_ERROR_BODY = 64 * 1024
+MAX_JSON_BODY = 16 * 1024 * 1024  # /queue and /history repeat whole workflows
+SEED_MAX = 2**53 - 1  # ComfyUI takes 64-bit seeds; JSON consumers are happier below 2**53
+#: a ``model_validate`` context that skips reading the workflow file (see ``ComfyUIAdapter.__init__``)
+DEFER_FILES = {"defer_files": True}
+
+
+class ComfyUIOptions(BaseModel):
+    """``options:`` of a comfyui service: the workflow file and where the canary goes in it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str | None = None
+    prompt_node: str | None = "6"
+    prompt_input: str = "text"
+    negative_node: str | None = "7"
+    negative_input: str = "text"
+    seed_node: str | None = "3"
+    seed_input: str = "seed"
+    size_node: str | None = "5"
+    width_input: str = "width"
+    height_input: str = "height"
+    model_node: str | None = "4"
+    model_input: str = "ckpt_name"
+    #: the node whose images are the result; default: the first output node with images
+    output_node: str | None = None
+
+    @model_validator(mode="after")
+    def _workflow_fits(self, info: ValidationInfo) -> "ComfyUIOptions":
+        if not (info.context or {}).get("defer_files"):
+            self.load_workflow()  # config validation names the file and the node that is missing
+        return self
+
+    def targets(self) -> list[tuple[str, str, str]]:
+        """(option, node id, input name) of every node the canary is written into."""
+        pairs = [("prompt_node", self.prompt_node, self.prompt_input), ("negative_node", self.negative_node, self.negative_input),
+                 ("seed_node", self.seed_node, self.seed_input), ("size_node", self.size_node, self.width_input),
+                 ("size_node", self.size_node, self.height_input), ("model_node", self.model_node, self.model_input)]
+        return [(option, node, name) for option, node, name in pairs if node is not None]
+
+    def load_workflow(self) -> dict[str, Any]:
+        """The API-format graph, checked against the node options; ``ValueError`` names the file."""
+        path = Path(self.workflow).expanduser() if self.workflow else DEFAULT_WORKFLOW
+        try:
+            graph = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read workflow {str(path)!r} (relative paths start at {Path.cwd()}): {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"workflow {str(path)!r} is not valid JSON: {exc}") from None
+        if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
+            raise ValueError(f"workflow {str(path)!r} is in ComfyUI's UI format; save it with 'Save (API Format)'")
+        if not isinstance(graph, dict) or not graph or not all(
+            isinstance(node, dict) and isinstance(node.get("inputs"), dict) for node in graph.values()
+        ):
+            raise ValueError(f"workflow {str(path)!r} is not an API-format workflow ({{node id: {{class_type, inputs}}}})")
+        nodes = ", ".join(f"{key} {node.get('class_type')}" for key, node in graph.items())
+        for option, node, name in self.targets() + ([("output_node", self.output_node, "")] if self.output_node else []):
+            if node not in graph:
+                raise ValueError(f"workflow {str(path)!r} has no node {node!r} for {option} (its nodes: {nodes})")
+            if name and name not in graph[node]["inputs"]:
+                raise ValueError(f"workflow {str(path)!r}: node {node!r} ({graph[node].get('class_type')}) has no "
+                                 f"input {name!r} for {option}")
+        return graph
+
+
+class ComfyUIAdapter(Adapter):
+    provider: ClassVar[str] = "comfyui"
+    options_model: ClassVar[type[BaseModel]] = ComfyUIOptions
+    options: ComfyUIOptions
+
+    def __init__(self, service: Any) -> None:
+        # Not super().__init__: that would read the workflow now and raise outside probe();
+        # it is read on every run instead, so a file gone missing is that run's probe_error.
+        self.service = service
+        self.options = ComfyUIOptions.model_validate(service.options, context=DEFER_FILES)
+        self.client_id = uuid.uuid4().hex
+
+    @property
+    def base_url(self) -> str:
+        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    def headers(self) -> dict[str, str]:
+        return dict(self.service.headers)
+
+    def build_graph(self, ctx: ProbeContext) -> tuple[dict[str, Any], int]:
+        """The workflow with the canary written into it, and the seed used."""
+        if ctx.canary is None:
+            raise ProbeFailure(Outcome.PROBE_ERROR, "a generation probe needs a canary")
+        try:
+            graph = copy.deepcopy(self.options.load_workflow())
+        except ValueError as exc:
+            raise ProbeFailure(Outcome.PROBE_ERROR, str(exc)) from None
+        seed = ctx.seed if ctx.seed is not None else random.randint(0, SEED_MAX)
+        values = {"prompt_node": ctx.canary.prompt, "negative_node": ctx.canary.negative_prompt, "seed_node": seed,
+                  "model_node": self.service.model}
+        dimensions = ctx.canary.dimensions
+        for option, node, name in self.options.targets():
+            value = values.get(option)
+            if option == "size_node" and dimensions is not None:
+                value = dimensions[0] if name == self.options.width_input else dimensions[1]
+            if value is not None:
+                graph[node]["inputs"][name] = value
+        return graph, seed
+
+    def generate(self, ctx: ProbeContext) -> Generation:
+        graph, seed = self.build_graph(ctx)
+        with ctx.phase("submit"):
+            with ctx.client.stream("POST", f"{self.base_url}/prompt", json={"prompt": graph, "client_id": self.client_id},
+                                   headers=self.headers(), timeout=ctx.timeout()) as response:
+                ctx.note_response(response)
+                if response.status_code != 200:
+                    raise _failure(response, _read_head(ctx, response))
+                submitted = _parse_json(read_limited(ctx, response, MAX_ERROR_BODY, what="prompt answer"), response)
+        prompt_id = submitted.get("prompt_id")
+        if not isinstance(prompt_id, str) or not prompt_id:
+            raise _bad_output("POST /prompt answered without a prompt_id", response)
+        ctx.request_id = prompt_id
+        entry = self._wait(ctx, prompt_id)
+        image_ref = self._image_ref(entry, prompt_id)
+        query = urlencode({"filename": image_ref.get("filename", ""), "subfolder": image_ref.get("subfolder", ""),
+                           "type": image_ref.get("type", "output")})
+        image, content_type = download_image(ctx, f"{self.base_url}/view?{query}")
+        model = graph[self.options.model_node]["inputs"].get(self.options.model_input) if self.options.model_node else None
+        return Generation(
+            image=image, content_type=content_type, http_status=200, request_id=prompt_id,
+            model_version=str(model) if model else self.service.model, seed=seed,
+        )
+
+    def _wait(self, ctx: ProbeContext, prompt_id: str) -> dict[str, Any]:
+        clock = _PhaseClock(ctx)
+
+        def step() -> dict[str, Any] | None:
+            if clock.state == "queue":
+                queue = self._get_json(ctx, "/queue")
+                if prompt_id in _queued_ids(queue.get("queue_pending")):
+                    clock.seen("queue")
+                    return None
+                clock.seen("generation")  # running, finished or unknown: /history decides
+            entry = self._get_json(ctx, f"/history/{prompt_id}").get(prompt_id)
+            if isinstance(entry, dict):
+                clock.seen("done")
+                return entry
+            clock.seen("generation")
+            return None
+
+        def cancel() -> None:
+            ctx.client.post(f"{self.base_url}/queue", json={"delete": [prompt_id]}, headers=self.headers(),
+                            timeout=cancel_timeout())
+
+        try:
+            return poll(ctx, step, what="ComfyUI prompt", on_deadline=cancel)
+        finally:
+            clock.seen(clock.state)
+
+    def _image_ref(self, entry: dict[str, Any], prompt_id: str) -> dict[str, Any]:
+        status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
+        if status.get("status_str") == "error":
+            raise ProbeFailure(Outcome.SERVER_ERROR, f"prompt {prompt_id} failed: {_execution_error(status)}",
+                               http_status=200, request_id=prompt_id)
+        outputs = entry.get("outputs") if isinstance(entry.get("outputs"), dict) else {}
+        nodes = [self.options.output_node] if self.options.output_node else list(outputs)
+        for node in nodes:
+            images = (outputs.get(node) or {}).get("images") if isinstance(outputs.get(node), dict) else None
+            if isinstance(images, list) and images and isinstance(images[0], dict) and images[0].get("filename"):
+                return images[0]
+        # older builds have no "status": an entry without images is a run that produced nothing (❓)
+        where = f"node {self.options.output_node}" if self.options.output_node else "any output node"
+        raise ProbeFailure(Outcome.BAD_OUTPUT, f"prompt {prompt_id} finished without images in {where}",
+                           http_status=200, request_id=prompt_id)
+
+    def _get_json(self, ctx: ProbeContext, path: str) -> dict[str, Any]:
+        with ctx.client.stream("GET", f"{self.base_url}{path}", headers=self.headers(), timeout=ctx.timeout()) as response:
+            if response.status_code != 200:
+                ctx.note_response(response)
+                raise _failure(response, _read_head(ctx, response))
+            return _parse_json(read_limited(ctx, response, MAX_JSON_BODY, what=f"GET {path}"), response)
+
+    def health_check(self, ctx: ProbeContext) -> HealthCheck:
+        with ctx.client.stream("GET", f"{self.base_url}/system_stats", headers=self.headers(), timeout=ctx.timeout()) as response:
+            ctx.note_response(response)
+            if response.status_code != 200:
+                raise _failure(response, _read_head(ctx, response))
+            stats = _parse_json(read_limited(ctx, response, MAX_JSON_BODY, what="system stats"), response)
+        if not isinstance(stats.get("system"), dict):
+            raise _bad_output("system_stats has no 'system' object", response)
+        devices = stats.get("devices")
+        detail = None if isinstance(devices, list) and devices else "ComfyUI reports no devices"
+        return HealthCheck(http_status=response.status_code, detail=detail)
+
+
+class _PhaseClock:
+    """Charges the wall time between polls to the state the job was last seen in (it starts queued).
+
+    A job seen finished while last seen queued ran in that last interval: that goes to generation.
+    """
+
+    def __init__(self, ctx: ProbeContext) -> None:
+        self.ctx, self.state, self.since = ctx, "queue", time.monotonic()
+
+    def seen(self, state: str) -> None:
+        now = time.monotonic()
+        phase = "generation" if state == "done" else self.state
+        self.ctx.phases[phase] = (self.ctx.phases[phase] or 0.0) + (now - self.since) * 1000.0
+        self.state = "generation" if state == "done" else state
+        self.since = now
+
+
+def _queued_ids(items: Any) -> set[str]:
+    """Prompt ids in a /queue list: each item is ``[number, prompt_id, prompt, extra_data, outputs, ...]``."""
+    return {item[1] for item in items or [] if isinstance(item, list) and len(item) > 1 and isinstance(item[1], str)}
+
+
+def _execution_error(status: dict[str, Any]) -> str:
+    """The exception message of an ``execution_error`` in ``status.messages`` (``[[event, data], ...]``)."""
+    for message in status.get("messages") or []:
+        if isinstance(message, list) and len(message) == 2 and message[0] == "execution_error" and isinstance(message[1], dict):
+            data = message[1]
+            where = f"node {data.get('node_id')} ({data.get('node_type')})"
+            return f"{where}: {data.get('exception_type') or 'error'}: {str(data.get('exception_message') or '').strip()}"
+        if isinstance(message, list) and message and message[0] == "execution_interrupted":
+            return "execution interrupted"
+    return "status_str error without an execution_error message"
+
+
+def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
+    """The start of an error body: enough to classify it, however long the body is."""
+    head = b""
+    for chunk in response.iter_bytes():
+        ctx.check_deadline("error body")
+        head += chunk
+        if len(head) >= MAX_ERROR_BODY:
+            break
+    return head[:MAX_ERROR_BODY]
+
+
+def _parse_json(raw: bytes, response: httpx.Response) -> dict[str, Any]:
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        raise _bad_output(f"malformed JSON in a {len(raw)}-byte response: {exc}", response) from None
+    if not isinstance(payload, dict):
+        raise _bad_output(f"expected a JSON object, got {type(payload).__name__}", response)
+    return payload
+
+
+def _bad_output(detail: str, response: httpx.Response) -> ProbeFailure:
+    return ProbeFailure(Outcome.BAD_OUTPUT, detail, http_status=response.status_code)
+
+
+def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
+    """Classify an error: ComfyUI's ``{"error": {...}|str, "node_errors": {...}}`` or a proxy's answer."""
+    status = response.status_code
+    parsed: Any = None
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        pass
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        message = ": ".join(str(part) for part in (error.get("type"), error.get("message"), error.get("details")) if part)
+    else:
+        message = str(error or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
+    detail = f"HTTP {status}: {message}"
+    node_errors = parsed.get("node_errors") if isinstance(parsed, dict) else None
+    if isinstance(node_errors, dict) and node_errors:
+        detail += "; " + "; ".join(_node_error(node, value) for node, value in node_errors.items())
+    if status in (401, 403):
+        outcome = Outcome.AUTH_ERROR  # a proxy in front of ComfyUI
+    elif status == 429:
+        outcome = Outcome.RATE_LIMITED
+        if response.headers.get("retry-after"):
+            detail += f" (Retry-After: {response.headers['retry-after']}s)"
+    elif 400 <= status < 500:
+        outcome = Outcome.CLIENT_ERROR  # an invalid workflow is the operator's to fix
+    elif status >= 500:
+        outcome = Outcome.SERVER_ERROR
+    else:
+        outcome = Outcome.BAD_OUTPUT
+    return ProbeFailure(outcome, detail, http_status=status)
+
+
+def _node_error(node: str, value: Any) -> str:
+    if not isinstance(value, dict):
+        return f"node {node}: {value}"
+    errors = [e for e in value.get("errors") or [] if isinstance(e, dict)]
+    said = ", ".join(": ".join(str(p) for p in (e.get("message"), e.get("details")) if p) for e in errors)
+    return f"node {node} ({value.get('class_type')}): {said or 'invalid'}"

@@ -1,0 +1,274 @@
+"""fal.ai queue API (PROVIDERS.md §8): submit to the queue, poll the status URL, fetch the result.
+
+``IN_QUEUE`` is the queue phase, ``IN_PROGRESS`` the generation phase; a failed job still
+ends ``COMPLETED``, with ``error``.  The URLs the submit answer returns are always used:
+the status and result paths drop the model's sub-path (``fal-ai/flux/schnell`` ->
+``fal-ai/flux/requests/<id>``).  At the deadline the request is cancelled (``PUT cancel_url``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from monitor.enums import Outcome
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
+from probes.download import download_image, read_limited
+from probes.polling import cancel_timeout, poll
+
+DEFAULT_BASE_URL = "https://queue.fal.run"
+DEFAULT_MODEL = "fal-ai/flux/schnell"
+REQUEST_ID_HEADER = "x-fal-request-id"
+MAX_ERROR_BODY = 64 * 1024
+MAX_BODY = 4 * 1024 * 1024  # status answers carry logs
+FIRST_POLL_S = 0.25  # fal's status endpoint is cheap; its own client polls every 0.1 s
+MIN_SERVER_TIMEOUT_S = 1.0  # fal rejects X-Fal-Request-Timeout values of 1 s or less
+APP_NAMESPACES = ("workflows", "comfy")
+SAFETY_ERROR_TYPES = frozenset({"content_policy_violation"})  # ◐ fal's documented model error type
+
+
+class FalOptions(BaseModel):
+    """``options:`` of a fal service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_size: str | None = None  # a named size (square_hd, landscape_16_9, ...) instead of the canary's pixels
+    output_format: Literal["jpeg", "png"] | None = None
+    num_inference_steps: int | None = None
+    enable_safety_checker: bool = True
+    input: dict[str, Any] = {}  # extra model inputs; they win over ours
+
+
+class FalAdapter(Adapter):
+    provider: ClassVar[str] = "fal"
+    supports_seed: ClassVar[bool] = True
+    options_model: ClassVar[type[BaseModel]] = FalOptions
+    options: FalOptions
+
+    @property
+    def base_url(self) -> str:
+        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    @property
+    def model(self) -> str:
+        return (self.service.model or DEFAULT_MODEL).strip("/")
+
+    def headers(self) -> dict[str, str]:
+        if self.service.api_key is None:
+            raise ProbeFailure(
+                Outcome.PROBE_ERROR, f"service {self.service.id!r} has no api_key (set e.g. api_key: ${{FAL_KEY}})"
+            )
+        return {"Authorization": f"Key {self.service.api_key.get_secret_value()}"} | self.service.headers
+
+    def request_body(self, ctx: ProbeContext) -> tuple[dict[str, Any], SizeCheck]:
+        if ctx.canary is None:
+            raise ProbeFailure(Outcome.PROBE_ERROR, "a generation probe needs a canary")
+        body: dict[str, Any] = {
+            "prompt": ctx.canary.prompt,
+            "num_images": 1,
+            "enable_safety_checker": self.options.enable_safety_checker,
+        }
+        if ctx.canary.negative_prompt:
+            body["negative_prompt"] = ctx.canary.negative_prompt
+        if ctx.seed is not None:
+            body["seed"] = ctx.seed
+        size_check = SizeCheck.NONE  # a named size need not match the canary's
+        if self.options.image_size:
+            body["image_size"] = self.options.image_size
+        elif ctx.canary.dimensions is not None:
+            width, height = ctx.canary.dimensions
+            body["image_size"] = {"width": width, "height": height}
+            size_check = SizeCheck.EXACT
+        body |= self.options.model_dump(include={"output_format", "num_inference_steps"}, exclude_none=True)
+        return body | self.options.input, size_check
+
+    def generate(self, ctx: ProbeContext) -> Generation:
+        body, size_check = self.request_body(ctx)
+        headers = self.headers()
+        left = ctx.check_deadline("submit")
+        # fal drops the request itself if it has not started by then (◐: the header its client sends)
+        submit_headers = headers | ({"X-Fal-Request-Timeout": f"{left:.0f}"} if left > MIN_SERVER_TIMEOUT_S + 1 else {})
+        with ctx.phase("submit"):
+            with ctx.client.stream(
+                "POST", f"{self.base_url}/{self.model}", json=body, headers=submit_headers, timeout=ctx.timeout()
+            ) as response:
+                ctx.note_response(response, REQUEST_ID_HEADER)
+                if response.status_code not in (200, 201, 202):
+                    raise _failure(response, _read_head(ctx, response))
+                queued = _json_object(read_limited(ctx, response, MAX_BODY, what="submit answer"), response)
+        request_id, status_url, response_url, cancel_url = self._urls(queued)
+        ctx.request_id = request_id
+        clock = _JobClock(ctx, "queue")
+
+        def step() -> dict[str, Any] | None:
+            status = self._status(ctx, status_url, headers)
+            state = status.get("status") if status else None
+            clock.seen("queue" if state in (None, "IN_QUEUE") else "generation")
+            return status if state == "COMPLETED" else None
+
+        def cancel() -> None:
+            clock.seen(None)
+            ctx.client.put(cancel_url, headers=headers, timeout=cancel_timeout())
+
+        final = poll(ctx, step, what=f"fal request {request_id}", on_deadline=cancel, first_delay=FIRST_POLL_S)
+        if final.get("error"):
+            error_type = final.get("error_type")
+            outcome = Outcome.CONTENT_FILTERED if error_type in SAFETY_ERROR_TYPES else Outcome.SERVER_ERROR
+            raise ProbeFailure(outcome, f"request {request_id} failed: {error_type or 'error'}: {str(final['error'])[:500]}")
+        result = self._result(ctx, response_url, headers)
+        nsfw = result.get("has_nsfw_concepts")
+        if isinstance(nsfw, list) and any(nsfw):
+            raise ProbeFailure(Outcome.CONTENT_FILTERED, f"request {request_id}: has_nsfw_concepts={nsfw} (safety checker)")
+        image, content_type = download_image(ctx, _image_url(result))
+        seed = result.get("seed")
+        return Generation(
+            image=image,
+            content_type=content_type,
+            http_status=ctx.http_status,
+            request_id=request_id,
+            model_version=self.model,  # fal reports no model version; the endpoint id is the best we have
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else ctx.seed,
+            size_check=size_check,
+        )
+
+    def _urls(self, queued: dict[str, Any]) -> tuple[str, str, str, str]:
+        values = [queued.get(k) for k in ("request_id", "status_url", "response_url", "cancel_url")]
+        if not all(isinstance(v, str) and v for v in values):
+            raise ProbeFailure(Outcome.BAD_OUTPUT, "submit answer lacks request_id/status_url/response_url/cancel_url")
+        request_id, *urls = values
+        return request_id, *(_on_site(url, self.base_url) for url in urls)  # type: ignore[return-value]
+
+    def _status(self, ctx: ProbeContext, url: str, headers: dict[str, str]) -> dict[str, Any] | None:
+        """The status, or None while the queue does not know the request (404: keep polling to the deadline)."""
+        with ctx.client.stream("GET", url, params={"logs": "1"}, headers=headers, timeout=ctx.timeout()) as response:
+            ctx.note_response(response, REQUEST_ID_HEADER)
+            if response.status_code == 404:
+                return None
+            if response.status_code not in (200, 202):
+                raise _failure(response, _read_head(ctx, response))
+            return _json_object(read_limited(ctx, response, MAX_BODY, what="status"), response)
+
+    def _result(self, ctx: ProbeContext, url: str, headers: dict[str, str]) -> dict[str, Any]:
+        with ctx.phase("generation"), ctx.client.stream("GET", url, headers=headers, timeout=ctx.timeout()) as response:
+            ctx.note_response(response, REQUEST_ID_HEADER)
+            if response.status_code != 200:
+                raise _failure(response, _read_head(ctx, response))
+            return _json_object(read_limited(ctx, response, MAX_BODY, what="result"), response)
+
+    def health_check(self, ctx: ProbeContext) -> HealthCheck:
+        """❓ fal has no documented cheap check: ask the queue for the status of a request that does not exist.
+
+        A 404 means the queue is up and took the key; 401/403 are credentials, 5xx an outage.
+        """
+        url = f"{self.base_url}/{_app_path(self.model)}/requests/{uuid.UUID(int=0)}/status"
+        with ctx.client.stream("GET", url, headers=self.headers(), timeout=ctx.timeout()) as response:
+            ctx.note_response(response, REQUEST_ID_HEADER)
+            if response.status_code not in (200, 202, 404):
+                raise _failure(response, _read_head(ctx, response))
+        return HealthCheck(http_status=response.status_code, request_id=ctx.request_id)
+
+
+def _app_path(model: str) -> str:
+    """``owner/alias`` (with its namespace) of an endpoint id: the queue's path for requests."""
+    parts = model.split("/")
+    return "/".join(parts[:3] if parts[0] in APP_NAMESPACES else parts[:2])
+
+
+def _image_url(result: dict[str, Any]) -> str:
+    images = result.get("images")
+    first = images[0] if isinstance(images, list) and images else None
+    url = first.get("url") if isinstance(first, dict) else None
+    if not isinstance(url, str) or not url:
+        raise ProbeFailure(Outcome.BAD_OUTPUT, "result has no image URL in 'images'")
+    return url
+
+
+class _JobClock:
+    """Latency phases of a polled job, measured on our side.
+
+    The time between two looks at the job counts for the phase it was last seen in.
+    """
+
+    def __init__(self, ctx: ProbeContext, phase: str) -> None:
+        self.ctx, self.phase, self.since = ctx, phase, time.monotonic()
+
+    def seen(self, phase: str | None) -> None:
+        now = time.monotonic()
+        self.ctx.phases[self.phase] = (self.ctx.phases[self.phase] or 0.0) + (now - self.since) * 1000.0
+        self.since, self.phase = now, phase or self.phase
+
+
+def _on_site(url: str, base_url: str) -> str:
+    """``url`` if it is on the queue's own host; the key is never sent anywhere else."""
+    target, base = httpx.URL(url), httpx.URL(base_url)
+    if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+        raise ProbeFailure(Outcome.BAD_OUTPUT, f"refusing to poll {target.host!r}: not the queue host {base.host!r}")
+    return url
+
+
+def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
+    """The start of an error body: enough to classify it, however long the body is."""
+    head = b""
+    for chunk in response.iter_bytes():
+        ctx.check_deadline("error body")
+        head += chunk
+        if len(head) >= MAX_ERROR_BODY:
+            break
+    return head[:MAX_ERROR_BODY]
+
+
+def _json_object(raw: bytes, response: httpx.Response) -> dict[str, Any]:
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        raise ProbeFailure(
+            Outcome.BAD_OUTPUT, f"malformed JSON in a {len(raw)}-byte response: {exc}", http_status=response.status_code
+        ) from None
+    if not isinstance(payload, dict):
+        raise ProbeFailure(
+            Outcome.BAD_OUTPUT, f"expected a JSON object, got {type(payload).__name__}", http_status=response.status_code
+        )
+    return payload
+
+
+def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
+    """Classify ``{"detail": str | [{"loc", "msg", "type"}], "error_type"?}`` (tolerantly)."""
+    status = response.status_code
+    body: dict[str, Any] = {}
+    try:
+        parsed = json.loads(raw)
+        body = parsed if isinstance(parsed, dict) else {}
+    except ValueError:
+        pass
+    detail = body.get("detail")
+    types = {body.get("error_type"), response.headers.get("x-fal-error-type")}
+    if isinstance(detail, list):
+        types |= {item.get("type") for item in detail if isinstance(item, dict)}
+        detail = "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail)
+    message = str(detail or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
+    error_types = sorted(t for t in types if isinstance(t, str) and t)
+    text = f"HTTP {status}" + (f" {', '.join(error_types)}" if error_types else "") + f": {message}"
+    timeout_type = response.headers.get("x-fal-request-timeout-type")
+    if status in (401, 403):  # 403 also covers a locked account ("Exhausted balance")
+        outcome = Outcome.AUTH_ERROR
+    elif status == 429:
+        outcome = Outcome.RATE_LIMITED
+        if response.headers.get("retry-after"):
+            text += f" (Retry-After: {response.headers['retry-after']}s)"
+    elif status == 504 and timeout_type:
+        outcome = Outcome.TIMEOUT
+        text += f" (request timeout fired: {timeout_type})"
+    elif SAFETY_ERROR_TYPES & set(error_types):
+        outcome = Outcome.CONTENT_FILTERED
+    elif 400 <= status < 500:
+        outcome = Outcome.CLIENT_ERROR
+    elif status >= 500:
+        outcome = Outcome.SERVER_ERROR
+    else:
+        outcome = Outcome.BAD_OUTPUT
+    return ProbeFailure(outcome, text, http_status=status, request_id=response.headers.get(REQUEST_ID_HEADER))

@@ -1,0 +1,182 @@
+"""Hugging Face Inference text-to-image (PROVIDERS.md §9).
+
+``POST {base}/{model}`` with ``{"inputs": prompt, "parameters": {...}}`` answers the raw
+image bytes (✅ huggingface_hub ``hf_inference.py``).  The service's ``base_url`` is the
+part before the model id (default: the router's ``hf-inference`` provider; the legacy
+``https://api-inference.huggingface.co/models`` and Inference Endpoints work the same way).
+
+* ``x-use-cache: false`` is sent unless ``use_cache: true``: Hugging Face serves identical
+  inputs from a cache (❓ header name from the docs), which would hide an outage.
+* A cold model answers 503 ``{"error": "... currently loading", "estimated_time": 20.0}``:
+  the service cannot serve the canary now, so it is ``server_error`` with the estimate.
+* Error bodies are ``{"error": str | [str]}`` (◐); 402 means the account's credits ran out.
+* The answer names no model revision (❓), so the model id is the reported version.
+
+The health check is ``GET {base}/{model}`` (❓): the same host and path as the canary,
+without running the model.  HF has no documented cheap check on the router (the old
+``/status/{model}`` endpoint lived on the legacy host only); a 2xx answer, or a 405 that
+shows the route exists and the token was accepted, counts as healthy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.enums import Outcome
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure
+from probes.download import read_limited, sniff_image
+
+DEFAULT_BASE_URL = "https://router.huggingface.co/hf-inference/models"
+MAX_ERROR_BODY = 64 * 1024
+MAX_STATUS_BODY = 64 * 1024
+
+
+class HuggingFaceOptions(BaseModel):
+    """``options:`` of a huggingface service; the generation parameters are sent only when set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_inference_steps: int | None = Field(None, ge=1)
+    guidance_scale: float | None = Field(None, ge=0)
+    scheduler: str | None = None
+    use_cache: bool = False  # True lets HF answer from its response cache (hides outages)
+
+
+class HuggingFaceAdapter(Adapter):
+    provider: ClassVar[str] = "huggingface"
+    supports_seed: ClassVar[bool] = True
+    options_model: ClassVar[type[BaseModel]] = HuggingFaceOptions
+    options: HuggingFaceOptions
+
+    @property
+    def model_url(self) -> str:
+        if not self.service.model:
+            raise ProbeFailure(
+                Outcome.PROBE_ERROR,
+                f"service {self.service.id!r} has no model (e.g. model: black-forest-labs/FLUX.1-schnell)",
+            )
+        return f"{(self.service.base_url or DEFAULT_BASE_URL).rstrip('/')}/{self.service.model.strip('/')}"
+
+    def headers(self) -> dict[str, str]:
+        if self.service.api_key is None:
+            raise ProbeFailure(
+                Outcome.PROBE_ERROR, f"service {self.service.id!r} has no api_key (set e.g. api_key: ${{HF_TOKEN}})"
+            )
+        headers = {"Authorization": f"Bearer {self.service.api_key.get_secret_value()}"}
+        if not self.options.use_cache:
+            headers["x-use-cache"] = "false"
+        return headers | self.service.headers
+
+    def request_body(self, ctx: ProbeContext) -> dict[str, Any]:
+        if ctx.canary is None:
+            raise ProbeFailure(Outcome.PROBE_ERROR, "a generation probe needs a canary")
+        parameters: dict[str, Any] = {}
+        if ctx.canary.negative_prompt:
+            parameters["negative_prompt"] = ctx.canary.negative_prompt
+        if ctx.canary.dimensions is not None:
+            parameters["width"], parameters["height"] = ctx.canary.dimensions
+        if ctx.seed is not None:
+            parameters["seed"] = ctx.seed
+        parameters |= self.options.model_dump(include={"num_inference_steps", "guidance_scale", "scheduler"}, exclude_none=True)
+        return {"inputs": ctx.canary.prompt, "parameters": parameters}
+
+    def generate(self, ctx: ProbeContext) -> Generation:
+        url, body = self.model_url, self.request_body(ctx)
+        headers = self.headers() | {"Accept": "image/png"}  # what huggingface_hub sends for image tasks
+        with ctx.phase("generation"):
+            with ctx.client.stream("POST", url, json=body, headers=headers, timeout=ctx.timeout()) as response:
+                ctx.note_response(response)
+                if response.status_code != 200:
+                    raise _failure(response, _read_head(ctx, response))
+                raw = read_limited(ctx, response, self.service.max_image_bytes, what="image (max_image_bytes)")
+        media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type == "application/json":  # a 200 that is not an image: say what it was
+            raise _bad_output(f"expected image bytes, got JSON: {_json_summary(raw)}", response)
+        return Generation(
+            image=raw,
+            content_type=sniff_image(raw),
+            http_status=response.status_code,
+            request_id=ctx.request_id,
+            model_version=self.service.model,
+        )
+
+    def health_check(self, ctx: ProbeContext) -> HealthCheck:
+        with ctx.client.stream("GET", self.model_url, headers=self.headers(), timeout=ctx.timeout()) as response:
+            ctx.note_response(response)
+            if response.status_code == 405:
+                return HealthCheck(http_status=405, request_id=ctx.request_id, detail="model route answers (GET not allowed)")
+            if not 200 <= response.status_code < 300:
+                raise _failure(response, _read_head(ctx, response))
+            raw = read_limited(ctx, response, MAX_STATUS_BODY, what="model status")
+        status = _json_object(raw)
+        state = status.get("state")
+        detail = f"model state {state}" if isinstance(state, str) else None
+        if status.get("loaded") is False:
+            detail = f"model not loaded (state {state or 'unknown'}): the next canary may hit a cold start"
+        return HealthCheck(http_status=response.status_code, request_id=ctx.request_id, detail=detail)
+
+
+def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
+    """The start of an error body: enough to classify it, however long the body is."""
+    head = b""
+    for chunk in response.iter_bytes():
+        ctx.check_deadline("error body")
+        head += chunk
+        if len(head) >= MAX_ERROR_BODY:
+            break
+    return head[:MAX_ERROR_BODY]
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or ``{}`` when it is anything else."""
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _json_summary(raw: bytes) -> str:
+    try:
+        json.loads(raw)
+    except ValueError as exc:
+        return f"malformed JSON in a {len(raw)}-byte response: {exc}"
+    return raw[:300].decode("utf-8", errors="replace")
+
+
+def _bad_output(detail: str, response: httpx.Response) -> ProbeFailure:
+    return ProbeFailure(
+        Outcome.BAD_OUTPUT, detail, http_status=response.status_code, request_id=response.headers.get("x-request-id")
+    )
+
+
+def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
+    """Classify ``{"error": str | [str], "estimated_time"?}`` answers (tolerantly: proxies answer HTML)."""
+    status = response.status_code
+    body = _json_object(raw)
+    error = body.get("error")
+    if isinstance(error, list):
+        error = "; ".join(map(str, error))
+    message = str(error or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
+    detail = f"HTTP {status}: {message}"
+    estimated = body.get("estimated_time")
+    if status in (401, 402, 403):  # 402: the account's credits are used up
+        outcome = Outcome.AUTH_ERROR
+    elif status == 429:
+        outcome = Outcome.RATE_LIMITED
+        retry_after = response.headers.get("retry-after")
+        if retry_after:
+            detail += f" (Retry-After: {retry_after}s)"
+    elif 400 <= status < 500:
+        outcome = Outcome.CLIENT_ERROR
+    elif status >= 500:
+        outcome = Outcome.SERVER_ERROR
+        if isinstance(estimated, (int, float)):
+            detail += f" (model loading, estimated_time {estimated:g}s)"
+    else:
+        outcome = Outcome.BAD_OUTPUT
+    return ProbeFailure(outcome, detail, http_status=status, request_id=response.headers.get("x-request-id"))

@@ -1,0 +1,252 @@
+"""Midjourney through novicezk/midjourney-proxy (PROVIDERS.md §6, ✅ proxy source).
+
+``POST {base}/submit/imagine`` always answers HTTP 200 with ``{"code", "description", "result",
+"properties"}`` (descriptions in Chinese, kept in error details); then ``GET {base}/task/{id}/fetch``
+until ``SUCCESS`` or ``FAILURE`` (an unknown id is an empty body: polled until the deadline).
+The proxy has no cancel API.  ``mj-api-secret`` carries ``api_key`` when one is set.
+
+Midjourney has no seed (``--seed`` is not bit-exact), so none is drawn.  The canary's size is
+appended as ``--ar W:H`` (and ``negative_prompt`` as ``--no ...``); the result is the 2x2 grid of
+four images, whose ratio is that of one image, so scoring checks the ratio only
+(``SizeCheck.ASPECT``, ❓ Midjourney rounds sizes to a few %).  Without an ``--ar`` of ours
+(size ``auto``, ``aspect_ratio: false``, or an ``--ar`` already in the prompt) the size is not
+checked.  The reported model version is the ``--v``/``--niji`` flag of the final prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from monitor.enums import Outcome
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
+from probes.download import download_image, read_limited
+from probes.polling import poll
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8080/mj"
+MAX_BODY = 1024 * 1024
+ACCEPTED = {1: "submitted", 21: "already exists", 22: "queued"}
+SUBMIT_FAILURES = {
+    23: Outcome.RATE_LIMITED,      # queue full
+    24: Outcome.CONTENT_FILTERED,  # banned prompt
+    3: Outcome.SERVER_ERROR,       # no Discord account available
+    4: Outcome.CLIENT_ERROR,       # validation error
+    9: Outcome.SERVER_ERROR,       # system failure
+}
+QUEUED_STATES = {"NOT_START", "SUBMITTED"}
+# failReason wording (❓: Discord messages relayed by the proxy, not an API contract)
+MODERATION_WORDS = ("banned", "moderat", "image filter", "community standards", "blocked", "敏感")
+CREDIT_WORDS = ("run out of", "fast hours", "subscription", "credits exhausted", "insufficient credit")
+PARAMETER_WORDS = ("invalid parameter", "unrecognized parameter")
+VERSION_FLAG = re.compile(r"--(v|version|niji)\s+([\w.]+)")
+
+
+class MidjourneyProxyOptions(BaseModel):
+    """``options:`` of a midjourney_proxy service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: append ``--ar W:H`` from the canary's size
+    aspect_ratio: bool = True
+    #: Midjourney parameters appended to every canary prompt, e.g. "--v 7 --fast"
+    parameters: str = ""
+    #: newer proxy versions pick the bot: MID_JOURNEY or NIJI_JOURNEY
+    bot_type: Literal["MID_JOURNEY", "NIJI_JOURNEY"] | None = None
+
+
+class MidjourneyProxyAdapter(Adapter):
+    provider: ClassVar[str] = "midjourney_proxy"
+    supports_seed: ClassVar[bool] = False
+    options_model: ClassVar[type[BaseModel]] = MidjourneyProxyOptions
+    options: MidjourneyProxyOptions
+
+    @property
+    def base_url(self) -> str:
+        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    def headers(self) -> dict[str, str]:
+        secret = {"mj-api-secret": self.service.api_key.get_secret_value()} if self.service.api_key else {}
+        return secret | self.service.headers
+
+    def prompt(self, ctx: ProbeContext) -> tuple[str, SizeCheck]:
+        """The imagine prompt and how scoring should check the grid's size."""
+        if ctx.canary is None:
+            raise ProbeFailure(Outcome.PROBE_ERROR, "a generation probe needs a canary")
+        text = ctx.canary.prompt.strip()
+        check = SizeCheck.NONE
+        dimensions = ctx.canary.dimensions
+        if self.options.aspect_ratio and dimensions and not re.search(r"--(ar|aspect)\b", text + self.options.parameters):
+            width, height = dimensions
+            divisor = math.gcd(width, height)
+            text += f" --ar {width // divisor}:{height // divisor}"
+            check = SizeCheck.ASPECT
+        if ctx.canary.negative_prompt:
+            text += f" --no {ctx.canary.negative_prompt}"
+        if self.options.parameters:
+            text += f" {self.options.parameters.strip()}"
+        return text, check
+
+    def generate(self, ctx: ProbeContext) -> Generation:
+        prompt, size_check = self.prompt(ctx)
+        body: dict[str, Any] = {"prompt": prompt}
+        if self.options.bot_type:
+            body["botType"] = self.options.bot_type
+        with ctx.phase("submit"):
+            answer = self._call(ctx, "POST", "/submit/imagine", json=body)
+        task_id = _submitted_task(answer)
+        ctx.request_id = task_id
+        task = self._wait(ctx, task_id)
+        if task.get("status") == "FAILURE":
+            raise _task_failure(task)
+        image_url = task.get("imageUrl")
+        if not isinstance(image_url, str) or not image_url:
+            raise ProbeFailure(Outcome.BAD_OUTPUT, f"task {task_id} succeeded without an imageUrl", request_id=task_id)
+        image, content_type = download_image(ctx, image_url)
+        final_prompt = " ".join(str(v) for v in ((task.get("properties") or {}).get("finalPrompt"), task.get("promptEn"), prompt) if v)
+        version = VERSION_FLAG.search(final_prompt)
+        return Generation(
+            image=image, content_type=content_type, http_status=200, request_id=task_id,
+            model_version=f"--{version.group(1).replace('version', 'v')} {version.group(2)}" if version else self.service.model,
+            size_check=size_check,
+        )
+
+    def _wait(self, ctx: ProbeContext, task_id: str) -> dict[str, Any]:
+        clock = _PhaseClock(ctx)
+
+        def step() -> dict[str, Any] | None:
+            task = self._call(ctx, "GET", f"/task/{task_id}/fetch", empty_ok=True)
+            status = task.get("status") if task else None
+            if status in ("SUCCESS", "FAILURE"):
+                clock.seen("done")
+                return task
+            # empty body = unknown id (not yet stored, or lost): it keeps its last state until the deadline
+            clock.seen("queue" if status in QUEUED_STATES else "generation" if status else clock.state)
+            return None
+
+        try:
+            return poll(ctx, step, what="Midjourney task")
+        finally:
+            clock.seen(clock.state)
+
+    def _call(self, ctx: ProbeContext, method: str, path: str, *, json: Any = None, empty_ok: bool = False) -> dict[str, Any]:
+        """One proxy request: the JSON object it answered ({} for an empty body when ``empty_ok``)."""
+        with ctx.client.stream(method, f"{self.base_url}{path}", json=json, headers=self.headers(),
+                               timeout=ctx.timeout()) as response:
+            ctx.note_response(response)
+            raw = read_limited(ctx, response, MAX_BODY, what=f"{method} {path}")
+        if response.status_code != 200:
+            raise _http_failure(response, raw)
+        if not raw.strip() and empty_ok:
+            return {}
+        return _parse_json(raw, response)
+
+    def health_check(self, ctx: ProbeContext) -> HealthCheck:
+        with ctx.client.stream("GET", f"{self.base_url}/account/list", headers=self.headers(), timeout=ctx.timeout()) as response:
+            ctx.note_response(response)
+            raw = read_limited(ctx, response, MAX_BODY, what="account list")
+        if response.status_code != 200:
+            raise _http_failure(response, raw)
+        try:
+            accounts = _loads(raw)
+        except ValueError as exc:
+            raise ProbeFailure(Outcome.BAD_OUTPUT, f"malformed JSON in the account list: {exc}", http_status=200) from None
+        if not isinstance(accounts, list):
+            raise ProbeFailure(Outcome.BAD_OUTPUT, "account list is not a JSON list", http_status=200)
+        enabled = [a for a in accounts if isinstance(a, dict) and a.get("enable", True) is not False]
+        if not enabled:
+            raise ProbeFailure(Outcome.SERVER_ERROR, f"the proxy has no enabled Discord account ({len(accounts)} listed)",
+                               http_status=200)
+        return HealthCheck(http_status=200)
+
+
+class _PhaseClock:
+    """Charges the wall time between polls to the state the task was last seen in (it starts queued).
+
+    A task seen finished while last seen queued ran in that last interval: that goes to generation.
+    """
+
+    def __init__(self, ctx: ProbeContext) -> None:
+        self.ctx, self.state, self.since = ctx, "queue", time.monotonic()
+
+    def seen(self, state: str) -> None:
+        now = time.monotonic()
+        phase = "generation" if state == "done" else self.state
+        self.ctx.phases[phase] = (self.ctx.phases[phase] or 0.0) + (now - self.since) * 1000.0
+        self.state = "generation" if state == "done" else state
+        self.since = now
+
+
+def _submitted_task(answer: dict[str, Any]) -> str:
+    """The task id of an accepted submission, or the classified refusal."""
+    code, description = answer.get("code"), str(answer.get("description") or "")
+    properties = answer.get("properties") if isinstance(answer.get("properties"), dict) else {}
+    result = answer.get("result")
+    if code in ACCEPTED and isinstance(result, (str, int)) and str(result):
+        return str(result)
+    if code in ACCEPTED:
+        raise ProbeFailure(Outcome.BAD_OUTPUT, f"submit code {code} ({ACCEPTED[code]}) without a task id", http_status=200)
+    detail = f"submit code {code}: {description or '(no description)'}"
+    if properties.get("bannedWord"):
+        detail += f" (bannedWord: {properties['bannedWord']})"
+    outcome = SUBMIT_FAILURES.get(code, Outcome.SERVER_ERROR) if isinstance(code, int) else Outcome.BAD_OUTPUT
+    raise ProbeFailure(outcome, detail, http_status=200)
+
+
+def _task_failure(task: dict[str, Any]) -> ProbeFailure:
+    reason = str(task.get("failReason") or "(no failReason)")
+    lowered = reason.lower()
+    if any(word in lowered for word in MODERATION_WORDS):
+        outcome = Outcome.CONTENT_FILTERED
+    elif any(word in lowered for word in CREDIT_WORDS):
+        outcome = Outcome.AUTH_ERROR  # the Midjourney subscription behind the proxy: the operator's to fix
+    elif any(word in lowered for word in PARAMETER_WORDS):
+        outcome = Outcome.CLIENT_ERROR
+    else:
+        outcome = Outcome.SERVER_ERROR
+    return ProbeFailure(outcome, f"task {task.get('id')} FAILURE: {reason}", http_status=200, request_id=str(task.get("id")))
+
+
+def _loads(raw: bytes) -> Any:
+    return json.loads(raw.decode("utf-8"))
+
+
+def _parse_json(raw: bytes, response: httpx.Response) -> dict[str, Any]:
+    try:
+        payload = _loads(raw)
+    except ValueError as exc:
+        raise ProbeFailure(Outcome.BAD_OUTPUT, f"malformed JSON in a {len(raw)}-byte response: {exc}",
+                           http_status=response.status_code) from None
+    if not isinstance(payload, dict):
+        raise ProbeFailure(Outcome.BAD_OUTPUT, f"expected a JSON object, got {type(payload).__name__}",
+                           http_status=response.status_code)
+    return payload
+
+
+def _http_failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
+    """Non-200: the secret check (401, empty body), Spring's error JSON, or something in front of the proxy."""
+    status = response.status_code
+    try:
+        parsed = _loads(raw)
+        said = f"{parsed.get('error')}: {parsed.get('message') or ''}".strip(": ") if isinstance(parsed, dict) else str(parsed)
+    except ValueError:
+        said = raw[:300].decode("utf-8", errors="replace").strip()
+    detail = f"HTTP {status}: {said or ('wrong or missing mj-api-secret' if status == 401 else '(empty body)')}"
+    if status in (401, 403):
+        outcome = Outcome.AUTH_ERROR
+    elif status == 429:
+        outcome = Outcome.RATE_LIMITED
+        if response.headers.get("retry-after"):
+            detail += f" (Retry-After: {response.headers['retry-after']}s)"
+    elif 400 <= status < 500:
+        outcome = Outcome.CLIENT_ERROR
+    elif status >= 500:
+        outcome = Outcome.SERVER_ERROR
+    else:
+        outcome = Outcome.BAD_OUTPUT
+    return ProbeFailure(outcome, detail, http_status=status)

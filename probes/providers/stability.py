@@ -1,0 +1,283 @@
+"""Stability AI (PROVIDERS.md §2): the v2beta Stable Image API and the v1 REST API.
+
+* ``api: v2beta`` (default): ``POST /v2beta/stable-image/generate/{model}`` with ``model``
+  ``core`` (default), ``ultra`` or ``sd3`` (◐).  The body is multipart/form-data even
+  though there are no files.  v2beta takes an ``aspect_ratio``, not pixels, and picks its
+  own resolution: the canary's size is sent as the nearest supported ratio, and scoring
+  checks only the ratio (``SizeCheck.ASPECT``) — or nothing (``NONE``) when the canary's
+  ratio is not one Stability offers, because then no answer can match it.
+* ``api: v1``: ``POST /v1/generation/{engine_id}/text-to-image`` with JSON (✅); width and
+  height are sent as asked (multiples of 64) and checked exactly.
+
+Both answer either raw image bytes (``accept: image``, the default: ``finish-reason`` and
+``seed`` headers) or JSON (``accept: json``).  A 200 whose finish reason is
+``CONTENT_FILTERED`` carries a blurred image: that is a block (``content_filtered``).  The
+seed 0 means "random" on the wire, so a seed is only sent when it is non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, ClassVar, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.enums import Outcome
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
+from probes.download import decode_base64, read_limited, sniff_image
+
+DEFAULT_BASE_URL = "https://api.stability.ai"
+DEFAULT_V2_MODEL = "core"
+DEFAULT_V1_ENGINE = "stable-diffusion-xl-1024-v1-0"
+MAX_ERROR_BODY = 64 * 1024
+MAX_SMALL_BODY = 64 * 1024
+ASPECT_RATIOS = ("21:9", "16:9", "3:2", "5:4", "1:1", "4:5", "2:3", "9:16", "9:21")
+ASPECT_TOLERANCE = 0.03  # the tolerance scoring applies with SizeCheck.ASPECT
+
+
+class StabilityOptions(BaseModel):
+    """``options:`` of a stability service; optional fields are sent only when set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api: Literal["v2beta", "v1"] = "v2beta"
+    accept: Literal["image", "json"] = "image"  # raw bytes + headers, or a JSON body with base64
+    output_format: Literal["png", "jpeg", "webp"] = "png"  # v2beta (sd3: png|jpeg)
+    sd3_model: str | None = None  # v2beta sd3: sd3.5-large | sd3.5-large-turbo | sd3.5-medium
+    style_preset: str | None = None
+    cfg_scale: float | None = Field(None, ge=0, le=35)
+    steps: int | None = Field(None, ge=10, le=50)  # v1
+    sampler: str | None = None  # v1
+
+
+class StabilityAdapter(Adapter):
+    provider: ClassVar[str] = "stability"
+    supports_seed: ClassVar[bool] = True
+    options_model: ClassVar[type[BaseModel]] = StabilityOptions
+    options: StabilityOptions
+
+    @property
+    def base_url(self) -> str:
+        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    @property
+    def model(self) -> str:
+        default = DEFAULT_V2_MODEL if self.options.api == "v2beta" else DEFAULT_V1_ENGINE
+        return self.service.model or default
+
+    def headers(self) -> dict[str, str]:
+        if self.service.api_key is None:
+            raise ProbeFailure(
+                Outcome.PROBE_ERROR,
+                f"service {self.service.id!r} has no api_key (set e.g. api_key: ${{STABILITY_API_KEY}})",
+            )
+        return {"Authorization": f"Bearer {self.service.api_key.get_secret_value()}"} | self.service.headers
+
+    # -- generation -------------------------------------------------------------------------
+
+    def generate(self, ctx: ProbeContext) -> Generation:
+        if ctx.canary is None:
+            raise ProbeFailure(Outcome.PROBE_ERROR, "a generation probe needs a canary")
+        if self.options.api == "v2beta":
+            size_check, url, body = self._v2beta_request(ctx)
+        else:
+            size_check, url, body = SizeCheck.EXACT, *self._v1_request(ctx)
+        accept = "application/json" if self.options.accept == "json" else self._image_accept()
+        headers = self.headers() | {"Accept": accept}
+        # a base64 answer is ~4/3 of the image, plus JSON around it
+        limit = self.service.max_image_bytes * 4 // 3 + 64 * 1024
+        with ctx.phase("generation"):
+            with ctx.client.stream("POST", url, headers=headers, timeout=ctx.timeout(), **body) as response:
+                ctx.note_response(response)
+                if response.status_code != 200:
+                    raise _failure(response, _read_head(ctx, response))
+                raw = read_limited(ctx, response, limit, what="generation response")
+        image, finish_reason, seed = self._parse_answer(raw, response)
+        if finish_reason == "CONTENT_FILTERED":
+            raise ProbeFailure(
+                Outcome.CONTENT_FILTERED,
+                "finish reason CONTENT_FILTERED: the output was flagged and returned blurred",
+                http_status=response.status_code,
+            )
+        if finish_reason not in (None, "SUCCESS"):
+            raise ProbeFailure(Outcome.SERVER_ERROR, f"finish reason {finish_reason}", http_status=response.status_code)
+        return Generation(
+            image=image,
+            content_type=sniff_image(image),
+            http_status=response.status_code,
+            request_id=ctx.request_id,
+            model_version=self._model_version(),
+            seed=seed,
+            size_check=size_check,
+        )
+
+    def _image_accept(self) -> str:
+        return "image/*" if self.options.api == "v2beta" else "image/png"
+
+    def _model_version(self) -> str:
+        # Neither API reports the model in its answer: record what was asked for.
+        if self.options.api == "v2beta" and self.model == "sd3" and self.options.sd3_model:
+            return f"sd3/{self.options.sd3_model}"
+        return self.model
+
+    def _v2beta_request(self, ctx: ProbeContext) -> tuple[SizeCheck, str, dict[str, Any]]:
+        """(size check, URL, httpx body arguments) of a v2beta request."""
+        assert ctx.canary is not None
+        fields: dict[str, Any] = {"prompt": ctx.canary.prompt, "output_format": self.options.output_format}
+        size_check = SizeCheck.NONE
+        if ctx.canary.dimensions is not None:
+            ratio, exact = nearest_aspect_ratio(*ctx.canary.dimensions)
+            fields["aspect_ratio"] = ratio
+            size_check = SizeCheck.ASPECT if exact else SizeCheck.NONE
+        if ctx.canary.negative_prompt:
+            fields["negative_prompt"] = ctx.canary.negative_prompt
+        if ctx.seed:  # 0 = random on the wire
+            fields["seed"] = ctx.seed
+        if self.model == "sd3" and self.options.sd3_model:
+            fields["model"] = self.options.sd3_model
+        optional = self.options.model_dump(include={"style_preset", "cfg_scale"}, exclude_none=True)
+        # (None, value) parts: httpx then sends multipart/form-data without any file
+        files = {name: (None, str(value)) for name, value in (fields | optional).items()}
+        return size_check, f"{self.base_url}/v2beta/stable-image/generate/{self.model}", {"files": files}
+
+    def _v1_request(self, ctx: ProbeContext) -> tuple[str, dict[str, Any]]:
+        """(URL, httpx body arguments) of a v1 request."""
+        assert ctx.canary is not None
+        prompts = [{"text": ctx.canary.prompt, "weight": 1.0}]
+        if ctx.canary.negative_prompt:
+            prompts.append({"text": ctx.canary.negative_prompt, "weight": -1.0})
+        body: dict[str, Any] = {"text_prompts": prompts, "samples": 1}
+        if ctx.canary.dimensions is not None:
+            width, height = ctx.canary.dimensions
+            if width % 64 or height % 64:
+                raise ProbeFailure(
+                    Outcome.PROBE_ERROR,
+                    f"Stability v1 needs width and height in multiples of 64; canary {ctx.canary.id!r} asks for "
+                    f"{ctx.canary.size}",
+                )
+            body |= {"width": width, "height": height}
+        if ctx.seed:
+            body["seed"] = ctx.seed
+        body |= self.options.model_dump(include={"cfg_scale", "steps", "sampler", "style_preset"}, exclude_none=True)
+        return f"{self.base_url}/v1/generation/{self.model}/text-to-image", {"json": body}
+
+    def _parse_answer(self, raw: bytes, response: httpx.Response) -> tuple[bytes, str | None, int | None]:
+        """(image, finish reason, seed) from a raw-image or a JSON answer, whichever arrived."""
+        media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            reason = response.headers.get("finish-reason")
+            return raw, reason.upper() if reason else None, _int(response.headers.get("seed"))
+        payload = _parse_json(raw, response)
+        if isinstance(payload, dict) and "image" in payload:  # v2beta
+            item, key, reason_key = payload, "image", "finish_reason"
+        else:  # v1: {"artifacts": [...]}, or a bare list in the 2023 spec
+            artifacts = payload.get("artifacts") if isinstance(payload, dict) else payload
+            if not isinstance(artifacts, list) or not artifacts or not isinstance(artifacts[0], dict):
+                raise _bad_output("response has no image ('image' or 'artifacts')", response)
+            item, key, reason_key = artifacts[0], "base64", "finishReason"
+        encoded = item.get(key)
+        if not isinstance(encoded, str) or not encoded:
+            raise _bad_output(f"response has no base64 in {key!r}", response)
+        reason = item.get(reason_key)
+        image = decode_base64(encoded, what=key)
+        return image, reason.upper() if isinstance(reason, str) else None, _int(item.get("seed"))
+
+    # -- health -------------------------------------------------------------------------------
+
+    def health_check(self, ctx: ProbeContext) -> HealthCheck:
+        """``GET /v1/user/balance``: checks the key and the credits in one cheap call."""
+        with ctx.client.stream(
+            "GET", f"{self.base_url}/v1/user/balance", headers=self.headers(), timeout=ctx.timeout()
+        ) as response:
+            ctx.note_response(response)
+            if response.status_code != 200:
+                raise _failure(response, _read_head(ctx, response))
+            raw = read_limited(ctx, response, MAX_SMALL_BODY, what="balance")
+        payload = _parse_json(raw, response)
+        credits = payload.get("credits") if isinstance(payload, dict) else None
+        if not isinstance(credits, (int, float)) or isinstance(credits, bool):
+            raise _bad_output("balance answer has no numeric 'credits'", response)
+        if credits <= 0:
+            raise ProbeFailure(
+                Outcome.AUTH_ERROR, f"no credits left (balance {credits:g})", http_status=response.status_code
+            )
+        return HealthCheck(http_status=response.status_code, request_id=ctx.request_id, detail=f"{credits:g} credits")
+
+
+def nearest_aspect_ratio(width: int, height: int) -> tuple[str, bool]:
+    """The supported ``aspect_ratio`` closest to ``width:height``, and whether it is within scoring's tolerance."""
+    wanted = width / height
+
+    def value(ratio: str) -> float:
+        w, h = ratio.split(":")
+        return int(w) / int(h)
+
+    best = min(ASPECT_RATIOS, key=lambda ratio: abs(math.log(value(ratio) / wanted)))
+    return best, abs(value(best) / wanted - 1) <= ASPECT_TOLERANCE
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
+    """The start of an error body: enough to classify it, however long the body is."""
+    head = b""
+    for chunk in response.iter_bytes():
+        ctx.check_deadline("error body")
+        head += chunk
+        if len(head) >= MAX_ERROR_BODY:
+            break
+    return head[:MAX_ERROR_BODY]
+
+
+def _parse_json(raw: bytes, response: httpx.Response) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise _bad_output(f"malformed JSON in a {len(raw)}-byte response: {exc}", response) from None
+
+
+def _bad_output(detail: str, response: httpx.Response) -> ProbeFailure:
+    return ProbeFailure(
+        Outcome.BAD_OUTPUT, detail, http_status=response.status_code, request_id=response.headers.get("x-request-id")
+    )
+
+
+def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
+    """Classify an error: v2beta ``{"id", "name", "errors": [...]}`` or v1 ``{"id", "name", "message"}``."""
+    status = response.status_code
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
+    body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+    name = body.get("name")
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors:
+        message = "; ".join(str(error) for error in errors)
+    else:
+        message = str(body.get("message") or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
+    detail = f"HTTP {status}" + (f" {name}" if isinstance(name, str) and name else "") + f": {message}"
+    request_id = response.headers.get("x-request-id") or (str(body["id"]) if body.get("id") else None)
+    if status == 403 and name == "content_moderation":
+        outcome = Outcome.CONTENT_FILTERED
+    elif status in (401, 402, 403):  # 402 = out of credits: the operator's problem (❓ shape of 401/402 bodies)
+        outcome = Outcome.AUTH_ERROR
+    elif status == 429:
+        outcome = Outcome.RATE_LIMITED
+        retry_after = response.headers.get("retry-after")
+        if retry_after:
+            detail += f" (Retry-After: {retry_after}s)"
+    elif 400 <= status < 500:
+        outcome = Outcome.CLIENT_ERROR
+    elif status >= 500:
+        outcome = Outcome.SERVER_ERROR
+    else:
+        outcome = Outcome.BAD_OUTPUT
+    return ProbeFailure(outcome, detail, http_status=status, request_id=request_id)
