@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 from monitor.config import Config
 from monitor.detect import DetectorConfig, Transition, detect
 from monitor.incidents import apply_transitions, known_incidents, recent_observations
+from monitor.slo import check_burn_rates
 
 log = logging.getLogger("genstatus.coordinator")
 
 DEFAULT_TICK_S = 5.0
+SLO_EVERY_S = 60.0  # burn rates move slowly: check them once a minute, not every tick
 
 
 class Coordinator:
@@ -35,7 +37,9 @@ class Coordinator:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = engine
+        self.config = config
         self.detector = DetectorConfig.from_config(config)
+        self._slo_checked: datetime | None = None
         self.names = {service.id: service.display_name for service in config.services}
         self.every = every
         self.clock = clock
@@ -51,6 +55,10 @@ class Coordinator:
             known = known_incidents(session, now, self.detector.settings.reopen_window)
         transitions = detect(observations, known, self.detector, now)
         apply_transitions(self.engine, transitions, self.names)
+        if self._slo_checked is None or (now - self._slo_checked).total_seconds() >= SLO_EVERY_S:
+            self._slo_checked = now
+            for alert in check_burn_rates(self.engine, self.config, now):
+                log.warning("SLO alert: %s", alert.title)
         for transition in transitions:
             log.warning("incident %s: %s (%s, %s)", transition.action, transition.incident.service or transition.incident.regions,
                         transition.incident.kind, transition.incident.impact)

@@ -11,7 +11,7 @@ import pytest
 
 from monitor.cli import main
 
-COMMANDS = [["init"], ["check-config"], ["db", "upgrade"], ["run"], ["serve"], ["probe"], ["emulator"], ["demo"]]
+COMMANDS = [["init"], ["check-config"], ["db", "upgrade"], ["run"], ["serve"], ["probe"], ["emulator"], ["demo"], ["replay"]]
 
 
 def genstatus(*args: str, timeout: float = 60, cwd=None) -> subprocess.CompletedProcess:
@@ -213,3 +213,44 @@ def test_emulator_plays_a_scenario(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+TRACE = [
+    ("2026-11-02T10:00:00Z", "ok"), ("2026-11-02T10:05:00Z", "timeout"), ("2026-11-02T10:05:20Z", "timeout"),
+    ("2026-11-02T10:10:00Z", "timeout"), ("2026-11-02T10:15:00Z", "ok"), ("2026-11-02T10:20:00Z", "ok"),
+]
+
+
+def write_trace(tmp_path, rows=TRACE):
+    path = tmp_path / "trace.jsonl"
+    path.write_text("".join(json.dumps({"ts": ts, "service": "dalle3", "region": "eu-west", "canary": "still-life",
+                                        "outcome": outcome, "latency_ms": 9000 if outcome == "ok" else None,
+                                        "quality": None, "http_status": None}) + "\n" for ts, outcome in rows))
+    return path
+
+
+def test_replay_json_contract(tmp_path, capsys):
+    assert main(["replay", str(write_trace(tmp_path)), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"incidents": [{
+        "service": "dalle3", "kind": "outage", "audience": "public", "impact": "major", "regions": ["eu-west"],
+        "started_at": "2026-11-02T10:05:00Z", "detected_at": "2026-11-02T10:05:20Z", "resolved_at": "2026-11-02T10:20:00Z",
+    }]}
+    assert main(["replay", str(write_trace(tmp_path))]) == 0
+    assert "1 incident\n" in capsys.readouterr().out
+
+
+def test_replay_takes_detector_settings_from_the_config(tmp_path, capsys):
+    config = tmp_path / "genstatus.yaml"
+    config.write_text("detection: {failure_threshold: 4}\ncanaries: [{id: still-life, prompt: x}]\n"
+                      "services: [{id: dalle3, provider: openai, canaries: [still-life], interval: 5m}]\n")
+    assert main(["replay", str(write_trace(tmp_path)), "--json", "-c", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"incidents": []}  # three failures in a row are not four
+
+
+def test_replay_bad_trace_names_file_and_line(tmp_path, capsys):
+    path = write_trace(tmp_path)
+    path.write_text(path.read_text() + '{"ts": "2026-11-02T10:25:00Z", "service": "dalle3", "region": "eu", "outcome": "exploded"}\n')
+    assert main(["replay", str(path)]) == 2
+    assert f"{path}:7: unknown outcome 'exploded'" in capsys.readouterr().err
+    assert main(["replay", str(tmp_path / "missing.jsonl")]) == 2

@@ -1,0 +1,121 @@
+"""SLO burn-rate alerts (Google SRE workbook, "Alerting on SLOs"), per service.
+
+Burn rate = error rate / (1 - SLO).  An alert fires when both windows of a pair burn at
+least the pair's factor: 1 h and 5 m at 14.4x and 6 h and 30 m at 6x page; 3 d and 6 h at
+1x opens a ticket.  With a canary every few minutes one failure is a huge burn over 5
+minutes, so the long window must also hold a minimum number of results and of failures.
+
+Short windows (up to an hour) are counted from the raw results, longer ones from the hourly
+rollups (whole hours: the oldest hour may reach up to an hour past the window).  Alerts go
+to the alert outbox as ``slo_burn`` events on the service; they never open public incidents,
+and one burning tier alerts once per long window, not on every check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from monitor.config import Config
+from monitor.durations import format_duration
+from monitor.enums import Outcome, ProbeKind, UptimeEffect
+from monitor.models import AlertOutbox, ProbeResultRow, rollup_hourly
+
+DOWN = tuple(o.value for o in Outcome if o.uptime_effect is UptimeEffect.DOWN)
+OPERATOR = tuple(o.value for o in Outcome if o.uptime_effect is UptimeEffect.OPERATOR)
+RAW_LIMIT = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class BurnTier:
+    name: str
+    long: timedelta
+    short: timedelta
+    factor: float
+    severity: str  # "page" or "ticket"
+
+
+TIERS = (
+    BurnTier("fast", timedelta(hours=1), timedelta(minutes=5), 14.4, "page"),
+    BurnTier("medium", timedelta(hours=6), timedelta(minutes=30), 6.0, "page"),
+    BurnTier("slow", timedelta(days=3), timedelta(hours=6), 1.0, "ticket"),
+)
+MIN_RESULTS = 10   # in the long window
+MIN_FAILURES = 3   # in the long window
+
+
+@dataclass(frozen=True)
+class Counts:
+    bad: int
+    counted: int
+
+    def burn(self, slo_percent: float) -> float:
+        if self.counted == 0:
+            return 0.0
+        return (self.bad / self.counted) / (1 - slo_percent / 100)
+
+
+def burning(tier: BurnTier, long: Counts, short: Counts, slo_percent: float) -> bool:
+    """Both windows burn at least the tier's factor, with enough evidence in the long one."""
+    if long.counted < MIN_RESULTS or long.bad < MIN_FAILURES or short.bad == 0:
+        return False
+    return long.burn(slo_percent) >= tier.factor and short.burn(slo_percent) >= tier.factor
+
+
+def window_counts(session: Session, service_id: str, now: datetime, window: timedelta) -> Counts:
+    if window <= RAW_LIMIT:
+        P = ProbeResultRow
+        rows = session.execute(
+            select(P.outcome, func.count()).where(
+                P.service_id == service_id, P.started_at > now - window, P.started_at <= now,
+                P.kind.in_((ProbeKind.CANARY.value, ProbeKind.CONFIRMATION.value)))
+            .group_by(P.outcome)
+        )
+        by_outcome = dict(rows.all())
+        counted = sum(n for o, n in by_outcome.items() if o not in OPERATOR)
+        return Counts(sum(by_outcome.get(o, 0) for o in DOWN), counted)
+    R = rollup_hourly.c
+    start = (now - window).replace(minute=0, second=0, microsecond=0)
+    bad = sum(R[f"n_{o}"] for o in DOWN)
+    operator = sum(R[f"n_{o}"] for o in OPERATOR)
+    row = session.execute(
+        select(func.coalesce(func.sum(bad), 0), func.coalesce(func.sum(R.n_total - operator), 0))
+        .where(R.service_id == service_id, R.bucket_start >= start, R.bucket_start <= now)
+    ).one()
+    return Counts(int(row[0]), int(row[1]))
+
+
+def check_burn_rates(engine: Engine, config: Config, now: datetime) -> list[AlertOutbox]:
+    """Write ``slo_burn`` alert events for every service and tier burning now (once per long window)."""
+    written = []
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        for service in config.services:
+            slo = service.slo.availability
+            if slo >= 100:
+                continue
+            for tier in TIERS:
+                long = window_counts(session, service.id, now, tier.long)
+                short = window_counts(session, service.id, now, tier.short)
+                if not burning(tier, long, short, slo):
+                    continue
+                event = f"slo_burn:{tier.name}"
+                already = session.scalar(select(func.count()).select_from(AlertOutbox).where(
+                    AlertOutbox.service_id == service.id, AlertOutbox.event == event,
+                    AlertOutbox.created_at > now - tier.long))
+                if already:
+                    continue
+                alert = AlertOutbox(
+                    service_id=service.id, event=event, audience="operator",
+                    impact="major" if tier.severity == "page" else "minor",
+                    title=f"{service.display_name}: error budget burning {long.burn(slo):.1f}x ({tier.severity})",
+                    body=(f"{long.bad} of {long.counted} runs failed in the last {format_duration(tier.long)} and {short.bad} of "
+                          f"{short.counted} in the last {format_duration(tier.short)}: burn rate {long.burn(slo):.1f}x / "
+                          f"{short.burn(slo):.1f}x against the {slo:g}% availability SLO (alert at {tier.factor:g}x)."),
+                    created_at=now, attempts=0,
+                )
+                session.add(alert)
+                written.append(alert)
+    return written

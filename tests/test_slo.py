@@ -1,0 +1,61 @@
+"""SLO burn-rate alerts: the multiwindow rule with minimum evidence, from stored results."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.config import parse_config
+from monitor.db import make_engine
+from monitor.enums import Outcome, ProbeKind
+from monitor.migrate import upgrade
+from monitor.models import AlertOutbox
+from monitor.slo import TIERS, Counts, burning, check_burn_rates
+from monitor.store import ResultStore
+from probes.base import ProbeResult
+
+FAST, MEDIUM, SLOW = TIERS
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "tier, long, short, expected",
+    [
+        (FAST, Counts(6, 12), Counts(1, 1), True),     # 50 % errors vs 0.5 % budget: 100x
+        (FAST, Counts(6, 12), Counts(0, 1), False),    # the short window has recovered
+        (FAST, Counts(1, 12), Counts(1, 1), False),    # one failure is not enough evidence
+        (FAST, Counts(3, 6), Counts(1, 1), False),     # too few results in the long window
+        (SLOW, Counts(10, 864), Counts(3, 72), True),  # 1.2 % errors: 2.3x over three days
+        (SLOW, Counts(3, 864), Counts(1, 72), False),  # 0.35 %: within budget
+    ],
+)
+def test_burning(tier, long, short, expected):
+    assert burning(tier, long, short, slo_percent=99.5) is expected
+
+
+def result(at: datetime, outcome: Outcome) -> ProbeResult:
+    return ProbeResult(service="svc", canary="c", region="eu", kind=ProbeKind.CANARY, started_at=at, finished_at=at,
+                       outcome=outcome, latency_ms={"total": 1000.0})
+
+
+def test_alert_written_once_per_long_window(tmp_path):
+    config = parse_config("canaries: [{id: c, prompt: x}]\nservices: [{id: svc, name: Svc, provider: openai, canaries: [c],"
+                          " interval: 1m, slo: {availability: 99.5}}]\n", env={})
+    engine = make_engine(f"sqlite:///{tmp_path / 'slo.db'}")
+    upgrade(engine)
+    store = ResultStore(engine)
+    store.sync_catalog(config)
+    for minute in range(60):  # a run a minute for an hour, failing for the last 20 minutes
+        outcome = Outcome.SERVER_ERROR if minute >= 40 else Outcome.OK
+        store.record(result(NOW - timedelta(minutes=60 - minute), outcome))
+    first = check_burn_rates(engine, config, NOW)
+    # a third of the runs failed: every tier burns (the long ones see only this hour of history)
+    assert {a.event: a.impact for a in first} == {"slo_burn:fast": "major", "slo_burn:medium": "major", "slo_burn:slow": "minor"}
+    assert all(a.audience == "operator" and "Svc: error budget burning" in a.title for a in first)
+    assert check_burn_rates(engine, config, NOW + timedelta(minutes=1)) == []  # no storm
+    with Session(engine) as session:
+        assert len(session.scalars(select(AlertOutbox)).all()) == 3
+    engine.dispose()
