@@ -187,8 +187,12 @@ class ProbeContext:
         try:
             yield
         finally:
-            spent = (time.monotonic() - began) * 1000.0
-            self.phases[name] = (self.phases[name] or 0.0) + spent
+            self.add_phase(name, (time.monotonic() - began) * 1000.0)
+
+    def add_phase(self, name: str, ms: float) -> None:
+        """Add ``ms`` to a latency phase: for time measured otherwise than by ``phase`` (e.g. between polls)."""
+        assert name in PHASES and name != "total", name
+        self.phases[name] = (self.phases[name] or 0.0) + ms
 
     def note_response(self, response: httpx.Response, request_id_header: str = "x-request-id") -> None:
         """Remember the latest HTTP status and provider request id."""

@@ -4,6 +4,9 @@
 exponential backoff in between, and never past the run's deadline.  When the deadline
 passes (or a poll request itself times out), ``on_deadline`` runs first: adapters use it
 to cancel the job where the API allows it, so an abandoned canary stops costing money.
+
+``ctx.phase`` times only the requests; ``PhaseClock`` charges the whole wait (sleeps
+included) to the state the job was last seen in, queue or generation.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import TypeVar
 
 import httpx
 
-from probes.base import DeadlineExceeded, ProbeContext
+from monitor.enums import Outcome
+from probes.base import DeadlineExceeded, ProbeContext, ProbeFailure
 
 T = TypeVar("T")
 log = logging.getLogger("genstatus.probes")
@@ -64,3 +68,39 @@ def _best_effort(cancel: Callable[[], None], what: str) -> None:
         cancel()
     except Exception as exc:  # noqa: BLE001 - the run already failed; a failed cancel only gets logged
         log.warning("could not cancel the abandoned %s: %s", what, type(exc).__name__)
+
+
+class PhaseClock:
+    """Latency phases of a polled job, measured on our side.
+
+    The time between two looks at the job counts for the phase it was last seen in.
+    """
+
+    def __init__(self, ctx: ProbeContext, phase: str = "queue") -> None:
+        self.ctx, self.phase, self.since = ctx, phase, time.monotonic()
+
+    def seen(self, phase: str | None = None) -> None:
+        """Charge the time since the last look to the phase last seen; ``phase`` is seen now (None: unchanged)."""
+        now = time.monotonic()
+        self.ctx.add_phase(self.phase, (now - self.since) * 1000.0)
+        self.since, self.phase = now, phase or self.phase
+
+    def finished(self) -> None:
+        """The job was seen done: the last interval ran it, even if it was last seen queued."""
+        self.phase = "generation"
+        self.seen()
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    target, base = httpx.URL(url), httpx.URL(base_url)
+    return (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
+
+
+def on_site(url: str, base_url: str, what: str = "API") -> str:
+    """``url`` if it is on the API's own host: a polling URL gets the key, which is never sent anywhere else."""
+    if not same_origin(url, base_url):
+        raise ProbeFailure(
+            Outcome.BAD_OUTPUT,
+            f"refusing to poll {httpx.URL(url).host!r}: not the {what} host {httpx.URL(base_url).host!r}",
+        )
+    return url

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
 import time
 from datetime import timedelta
 from io import BytesIO
@@ -13,24 +12,18 @@ from io import BytesIO
 import pytest
 from PIL import Image
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from monitor.config import CanaryConfig, ConfigError, ServiceConfig, parse_config
 from monitor.enums import Outcome, ProbeKind
 from probes.base import ProbeContext, ProbeResult
-from probes.http import make_client
 from probes.providers.openai import OpenAIAdapter
 from tests.fixture_emulator import TEST_API_KEY
+from tests.providers.helpers import probe, serve, with_
 
 
 def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
-    with make_client(service) as client:
-        return OpenAIAdapter(service).probe(ProbeContext(service, canary, client, seed=1234), kind)
-
-
-def with_(service: ServiceConfig, **changes) -> ServiceConfig:
-    return service.model_copy(update=changes)
+    return probe(OpenAIAdapter, service, canary, kind, score=False)
 
 
 def test_clean_dalle3_b64(openai_service, canary):
@@ -258,11 +251,7 @@ def odd_server(request: Request) -> Response:
 
 @pytest.fixture(scope="module")
 def odd_url():
-    server = make_server("127.0.0.1", 0, odd_server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    yield from serve(odd_server)
 
 
 @pytest.mark.parametrize(

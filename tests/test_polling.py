@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from monitor.config import ServiceConfig
-from probes.base import DeadlineExceeded, ProbeContext
-from probes.polling import poll
+from probes.base import DeadlineExceeded, ProbeContext, ProbeFailure
+from probes.polling import PhaseClock, on_site, poll, same_origin
 
 SERVICE = ServiceConfig(id="s", provider="openai", canaries=["c"], timeout="2s")
 
@@ -45,3 +45,25 @@ def test_a_failing_cancel_does_not_hide_the_timeout():
 
     with pytest.raises(DeadlineExceeded):
         poll(context(), lambda: None, on_deadline=broken_cancel, first_delay=0.5)
+
+
+def test_phase_clock_charges_the_wait_to_the_state_last_seen():
+    ctx = context()
+    clock = PhaseClock(ctx, "queue")
+    time.sleep(0.02)
+    clock.seen("generation")  # the wait so far was queueing
+    time.sleep(0.02)
+    clock.seen()  # still generating
+    queued, generating = ctx.phases["queue"], ctx.phases["generation"]
+    assert queued >= 15 and generating >= 15
+    time.sleep(0.02)
+    clock.phase = "queue"
+    clock.finished()  # seen done while last seen queued: that last interval ran the job
+    assert ctx.phases["queue"] == queued and ctx.phases["generation"] >= generating + 15
+
+
+def test_on_site_refuses_other_hosts():
+    assert on_site("https://api.example.com/v1/jobs/1", "https://api.example.com") == "https://api.example.com/v1/jobs/1"
+    with pytest.raises(ProbeFailure, match="refusing to poll 'evil.example'"):
+        on_site("https://evil.example/v1/jobs/1", "https://api.example.com")
+    assert not same_origin("http://api.example.com/x", "https://api.example.com")

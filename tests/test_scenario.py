@@ -142,3 +142,12 @@ def test_thread_follows_the_clock_and_stop_clears_its_faults():
     runner._active.add(("openai", None, "slow"))
     runner.stop()
     assert board.snapshot() == {}
+
+
+def test_discard_clears_exactly_one_fault():
+    board = FaultBoard()
+    board.set("openai", "server_error")
+    board.set("openai", "hang", service="svc")
+    board.discard("openai", None, "rate_limited")  # not the fault set there: stays
+    board.discard("openai")
+    assert board.snapshot() == {"openai/svc": {"fault": "hang", "remaining": None}}

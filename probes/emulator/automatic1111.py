@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import FAULTS, IMAGE_FAULTS, JOB_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
 from probes.emulator.images import image_for
+from probes.emulator.responses import is_fault, json_response
 
 PROVIDER = "automatic1111"
 CHECKPOINTS = (
@@ -85,7 +86,7 @@ class Automatic1111Emulator:
             else:
                 raise ApiError(404, {"detail": "Not Found"})
         except ApiError as exc:
-            response = _json(exc.body, exc.status, headers=exc.headers)
+            response = json_response(exc.body, exc.status, headers=exc.headers)
         response.headers["X-Process-Time"] = f"{time.monotonic() - began:.4f}"
         return response
 
@@ -107,7 +108,7 @@ class Automatic1111Emulator:
             "job_timestamp": time.strftime("%Y%m%d%H%M%S"), "version": "v1.10.1",
         }
         payload = {"images": [base64.b64encode(image).decode("ascii")], "parameters": body, "info": json.dumps(info)}
-        return _json(payload, malformed=_is(fault, "malformed_json"))
+        return json_response(payload, malformed=is_fault(fault, "malformed_json"))
 
     def _cheap(self, request: Request, path: str) -> Response:
         _authorize(request)
@@ -120,7 +121,7 @@ class Automatic1111Emulator:
             payload = {"progress": 0.0, "eta_relative": 0.0, "current_image": None, "textinfo": None,
                        "state": {"skipped": False, "interrupted": False, "job": "", "job_count": 0, "job_no": 0,
                                  "sampling_step": 0, "sampling_steps": 0}}
-        return _json(payload, malformed=_is(fault, "malformed_json"))
+        return json_response(payload, malformed=is_fault(fault, "malformed_json"))
 
 
 def _authorize(request: Request) -> None:
@@ -166,10 +167,6 @@ def _checkpoint(body: dict[str, Any]) -> dict[str, Any]:
     return CHECKPOINTS[0]  # an unknown name keeps the loaded checkpoint (❓ what A1111 does)
 
 
-def _is(fault: Fault | None, name: str) -> bool:
-    return fault is not None and fault.name == name
-
-
 def _raise_for_fault(fault: Fault | None) -> None:
     if fault is None:
         return
@@ -180,10 +177,3 @@ def _raise_for_fault(fault: Fault | None) -> None:
         raise _unauthorized()
     if fault.name == "bad_request":
         raise ApiError.exception(404, "HTTPException", "Sampler not found", "404: Sampler not found")
-
-
-def _json(payload: Any, status: int = 200, *, malformed: bool = False, headers: dict[str, str] | None = None) -> Response:
-    text = json.dumps(payload)
-    if malformed:
-        text = text[: len(text) // 2]
-    return Response(text, status=status, mimetype="application/json", headers=headers)

@@ -11,12 +11,10 @@ Authentication is the ``x-key`` header; errors are ``{"detail": ...}``.  Tasks l
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +22,12 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from probes.emulator.faults import FAULTS, IMAGE_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
+from probes.emulator.faults import (
+    FAULTS, IMAGE_FAULTS, JOB_FAULT_OUTCOMES, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of,
+)
 from probes.emulator.images import image_for
+from probes.emulator.jobs import Recent
+from probes.emulator.responses import is_fault, json_response
 
 PROVIDER = "bfl"
 QUEUE_S = 0.15
@@ -47,27 +49,7 @@ MEGAPIXEL = 1024 * 1024
 SERVICE_DEFAULTS: dict[str, Any] = {"model": "flux-pro-1.1"}
 #: fault -> the outcome the adapter (plus scoring) must produce (``slow`` with ``seconds`` well inside
 #: the deadline); noise/blur/model swap are left to quality scoring
-FAULT_OUTCOMES: dict[str, str] = {
-    "server_error": "server_error",
-    "slow": "ok",
-    "rate_limited": "rate_limited",
-    "quota_exhausted": "auth_error",
-    "hang": "timeout",
-    "content_policy": "content_filtered",
-    "output_safety": "content_filtered",
-    "invalid_key": "auth_error",
-    "malformed_json": "bad_output",
-    "truncated_image": "bad_output",
-    "undecodable_image": "bad_output",
-    "blank_image": "degraded_quality",
-    "black_image": "degraded_quality",
-    "wrong_size": "bad_output",
-    "expired_url": "bad_output",
-    "bad_request": "client_error",
-    "job_failure": "server_error",
-    "stuck_job": "timeout",
-    "unknown_job": "timeout",
-}
+FAULT_OUTCOMES: dict[str, str] = dict(JOB_FAULT_OUTCOMES)
 
 
 class BFLError(Exception):
@@ -121,9 +103,8 @@ class BFLEmulator:
     def __init__(self, faults: FaultBoard, stop: threading.Event) -> None:
         self.faults = faults
         self.stop = stop
-        self._tasks: OrderedDict[str, Task] = OrderedDict()
-        self._files: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._tasks: Recent[Task] = Recent(MAX_JOBS)
+        self._files: Recent[tuple[bytes, str]] = Recent(MAX_JOBS)
         self._routes = Map(
             [
                 Rule("/v1/get_result", methods=["GET"], endpoint="result"),
@@ -168,23 +149,16 @@ class BFLEmulator:
         width, height, fmt, seed = _validate(model, body)
         root = request.host_url.rstrip("/") + request.path[: len(request.path) - len(path)]
         task = Task(str(uuid.uuid4()), model, body["prompt"], width, height, fmt, seed, fault, root)
-        with self._lock:
-            self._tasks[task.id] = task
-            while len(self._tasks) > MAX_JOBS:
-                self._tasks.popitem(last=False)
+        self._tasks.put(task.id, task)
         megapixels = round(width * height / MEGAPIXEL, 2)
         answer = {"id": task.id, "polling_url": f"{root}/v1/get_result?id={task.id}",
                   "cost": MODELS[model][1], "input_mp": 0, "output_mp": megapixels}
-        text = json.dumps(answer)
-        if task.fault_is("malformed_json"):
-            text = text[: len(text) // 2]
-        return Response(text, mimetype="application/json")
+        return json_response(answer, malformed=task.fault_is("malformed_json"))
 
     def _result(self, task_id: str) -> Response:
-        with self._lock:
-            task = self._tasks.get(task_id)
+        task = self._tasks.get(task_id)
         if task is None or task.fault_is("unknown_job"):
-            return _json({"id": task_id, "status": "Task not found", "result": None, "progress": None})
+            return json_response({"id": task_id, "status": "Task not found", "result": None, "progress": None})
         status, progress = task.state(time.monotonic())
         answer: dict[str, Any] = {"id": task.id, "status": status, "result": None, "progress": progress,
                                   "details": None, "preview": None}
@@ -198,20 +172,16 @@ class BFLEmulator:
             answer["details"] = {"Moderation Reasons": ["NSFW"]}
         elif status == "Error":
             answer["details"] = {"error": "Generation failed (emulated fault job_failure)"}
-        return _json(answer)
+        return json_response(answer)
 
     def _credits(self, fault: Fault | None, key: str) -> Response:
-        if fault is not None and fault.name == "quota_exhausted":
-            return _json({"credits": 0.0})  # the cheap check's view of exhausted credits
+        if is_fault(fault, "quota_exhausted"):
+            return json_response({"credits": 0.0})  # the cheap check's view of exhausted credits
         _raise_for_fault(fault, key)
-        text = json.dumps({"credits": CREDITS})
-        if fault is not None and fault.name == "malformed_json":
-            text = text[: len(text) // 2]
-        return Response(text, mimetype="application/json")
+        return json_response({"credits": CREDITS}, malformed=is_fault(fault, "malformed_json"))
 
     def _file(self, request: Request, file_id: str) -> Response:
-        with self._lock:
-            stored = self._files.get(file_id)
+        stored = self._files.get(file_id)
         if stored is None or request.args.get("sig") != _signature(file_id):
             # Azure blob storage's answer for a missing blob
             return Response('<?xml version="1.0" encoding="utf-8"?><Error><Code>BlobNotFound</Code></Error>', 404,
@@ -226,10 +196,7 @@ class BFLEmulator:
             file_id = f"{uuid.uuid4().hex}.{'jpeg' if task.fmt == 'jpeg' else task.fmt}"
             if not task.fault_is("expired_url"):
                 mime = "image/png" if image.startswith(b"\x89PNG") else f"image/{task.fmt}"
-                with self._lock:
-                    self._files[file_id] = (image, mime)
-                    while len(self._files) > MAX_JOBS:
-                        self._files.popitem(last=False)
+                self._files.put(file_id, (image, mime))
             expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
             task.sample = f"{task.root}/results/{file_id}?se={expiry}&sp=r&sv=2024-11-04&sr=b&sig={_signature(file_id)}"
         return task.sample
@@ -313,9 +280,5 @@ def _raise_for_fault(fault: Fault | None, key: str) -> None:
 # -- answers --------------------------------------------------------------------------------
 
 
-def _json(payload: dict[str, Any]) -> Response:
-    return Response(json.dumps(payload), mimetype="application/json")
-
-
 def _error(error: BFLError) -> Response:
-    return Response(json.dumps(error.body), status=error.status, mimetype="application/json", headers=error.headers)
+    return json_response(error.body, error.status, headers=error.headers)

@@ -26,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import IMAGE_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
 from probes.emulator.images import image_for
+from probes.emulator.responses import is_fault, json_response
 
 PROVIDER = "comfyui"
 RUN_S = 0.3  # how long one prompt "runs"
@@ -140,7 +141,7 @@ class ComfyUIEmulator:
             if name != "unknown_job":  # unknown: the id is never heard of again, as after a restart
                 self._remember(job)
         payload = {"prompt_id": prompt_id, "number": job.number, "node_errors": {}}
-        return _json(payload, malformed=name == "malformed_json")
+        return json_response(payload, malformed=name == "malformed_json")
 
     def _remember(self, job: Job) -> None:
         self._jobs[job.prompt_id] = job
@@ -156,7 +157,7 @@ class ComfyUIEmulator:
             jobs = list(self._jobs.values())
         running = [job.queue_item() for job in jobs if job.state(now) == "running"]
         pending = [job.queue_item() for job in jobs if job.state(now) == "pending"]
-        return _json({"queue_running": running, "queue_pending": pending})
+        return json_response({"queue_running": running, "queue_pending": pending})
 
     def _delete(self, request: Request) -> Response:
         body = request.get_json(force=True, silent=True) or {}
@@ -175,8 +176,8 @@ class ComfyUIEmulator:
             if job is not None and job.state(now) == "done" and job.fault is None:
                 self._cached.setdefault(job.cache_key, job)
         if job is None or job.state(now) != "done":
-            return _json({})
-        return _json({prompt_id: _history_entry(job)})
+            return json_response({})
+        return json_response({prompt_id: _history_entry(job)})
 
     def _view(self, request: Request) -> Response:
         with self._lock:
@@ -201,7 +202,7 @@ class ComfyUIEmulator:
                          "vram_total": 24 * gib, "vram_free": 20 * gib, "torch_vram_total": 2 * gib,
                          "torch_vram_free": gib}],
         }
-        return _json(payload, malformed=fault is not None and fault.name == "malformed_json")
+        return json_response(payload, malformed=is_fault(fault, "malformed_json"))
 
 
 def _validate(graph: Any) -> list[str]:
@@ -295,11 +296,6 @@ def _raise_for_fault(fault: Fault | None, request: Request) -> None:
                                               "details": "ckpt_name: 'missing.safetensors' not in []",
                                               "extra_info": {"input_name": "ckpt_name"}}],
                                   "dependent_outputs": ["9"], "class_type": "CheckpointLoaderSimple"}}})
-
-
-def _json(payload: Any, *, malformed: bool = False) -> Response:
-    text = json.dumps(payload)
-    return Response(text[: len(text) // 2] if malformed else text, mimetype="application/json")
 
 
 SERVICE_DEFAULTS: dict[str, Any] = {"model": "v1-5-pruned-emaonly.safetensors"}

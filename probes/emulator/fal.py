@@ -11,12 +11,10 @@ for ``RUN_S``, then ``COMPLETED``.  Errors are ``{"detail": ...}``; every answer
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +22,12 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from probes.emulator.faults import FAULTS, IMAGE_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
+from probes.emulator.faults import (
+    FAULTS, IMAGE_FAULTS, JOB_FAULT_OUTCOMES, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of,
+)
 from probes.emulator.images import image_for
+from probes.emulator.jobs import Recent
+from probes.emulator.responses import json_response
 
 PROVIDER = "fal"
 QUEUE_S = 0.15
@@ -47,27 +49,7 @@ CONTENT_POLICY_MESSAGE = "The content could not be processed because it containe
 SERVICE_DEFAULTS: dict[str, Any] = {"model": "fal-ai/flux/schnell"}
 #: fault -> the outcome the adapter (plus scoring) must produce (``slow`` with ``seconds`` well inside
 #: the deadline); noise/blur/model swap are left to quality scoring
-FAULT_OUTCOMES: dict[str, str] = {
-    "server_error": "server_error",
-    "slow": "ok",
-    "rate_limited": "rate_limited",
-    "quota_exhausted": "auth_error",
-    "hang": "timeout",
-    "content_policy": "content_filtered",
-    "output_safety": "content_filtered",
-    "invalid_key": "auth_error",
-    "malformed_json": "bad_output",
-    "truncated_image": "bad_output",
-    "undecodable_image": "bad_output",
-    "blank_image": "degraded_quality",
-    "black_image": "degraded_quality",
-    "wrong_size": "bad_output",
-    "expired_url": "bad_output",
-    "bad_request": "client_error",
-    "job_failure": "server_error",
-    "stuck_job": "timeout",
-    "unknown_job": "timeout",
-}
+FAULT_OUTCOMES: dict[str, str] = dict(JOB_FAULT_OUTCOMES)
 
 
 class FalError(Exception):
@@ -129,9 +111,8 @@ class FalEmulator:
     def __init__(self, faults: FaultBoard, stop: threading.Event) -> None:
         self.faults = faults
         self.stop = stop
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._files: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._jobs: Recent[Job] = Recent(MAX_JOBS)
+        self._files: Recent[tuple[bytes, str]] = Recent(MAX_JOBS)
         self._routes = Map(
             [
                 Rule("/files/<file_id>", methods=["GET"], endpoint="file"),
@@ -175,29 +156,25 @@ class FalEmulator:
         width, height, fmt, seed = _validate(model, body)
         root = request.host_url.rstrip("/") + request.path[: len(request.path) - len(path)]
         job = Job(request_id, model, body, width, height, fmt, seed, fault, root)
-        with self._lock:
-            self._jobs[job.id] = job
-            while len(self._jobs) > MAX_JOBS:
-                self._jobs.popitem(last=False)
+        self._jobs.put(job.id, job)
         answer = {"status": "IN_QUEUE", "request_id": job.id, "response_url": job.base,
                   "status_url": f"{job.base}/status", "cancel_url": f"{job.base}/cancel", "queue_position": 0}
-        return _json(answer, malformed=job.fault_is("malformed_json"))
+        return json_response(answer, malformed=job.fault_is("malformed_json"))
 
     def _job_answer(self, request: Request, endpoint: str, key: str, job_id: str) -> Response:
         # request-level faults hit every queue request (and so the adapter's health check)
         fault = self.faults.take(PROVIDER, REQUEST_FAULTS - {"malformed_json"}, service=service_of(request.environ))
         delay(fault, self.stop)
         _raise_for_fault(fault, key)
-        with self._lock:
-            job = self._jobs.get(job_id)
+        job = self._jobs.get(job_id)
         if job is None or job.fault_is("unknown_job"):
             raise FalError(404, f"Request {job_id} not found")
         status = job.status(time.monotonic())
         if endpoint == "cancel":
             if status == "COMPLETED":
-                return _json({"status": "ALREADY_COMPLETED"}, 400)
+                return json_response({"status": "ALREADY_COMPLETED"}, 400)
             job.canceled = True
-            return _json({"status": "CANCELLATION_REQUESTED"}, 202)
+            return json_response({"status": "CANCELLATION_REQUESTED"}, 202)
         if endpoint == "status":
             return self._status(request, job, status)
         if status != "COMPLETED":
@@ -208,7 +185,7 @@ class FalEmulator:
                 raise FalError(422, [{"loc": ["body", "prompt"], "msg": error[0], "type": error[1],
                                       "url": "https://docs.fal.ai/errors#content_policy_violation"}])
             raise FalError(500, error[0], error_type=error[1], headers={"x-fal-error-type": error[1]})
-        return _json(self._result(job))
+        return json_response(self._result(job))
 
     def _status(self, request: Request, job: Job, status: str) -> Response:
         with_logs = request.args.get("logs", "0").lower() in ("1", "true")
@@ -225,11 +202,10 @@ class FalEmulator:
             error = job.error()
             if error is not None:
                 answer["error"], answer["error_type"] = error
-        return _json(answer, 200 if status == "COMPLETED" else 202)
+        return json_response(answer, 200 if status == "COMPLETED" else 202)
 
     def _file(self, file_id: str) -> Response:
-        with self._lock:
-            stored = self._files.get(file_id)
+        stored = self._files.get(file_id)
         if stored is None:
             return Response('{"detail": "File not found"}', 404, mimetype="application/json")
         return Response(stored[0], mimetype=stored[1])
@@ -244,10 +220,7 @@ class FalEmulator:
             image = image_for(name, job.input.get("prompt", ""), job.seed, job.model, job.width, job.height, fmt=job.fmt)
             file_id = f"{uuid.uuid4().hex}.{'jpg' if job.fmt == 'jpeg' else job.fmt}"
             if not job.fault_is("expired_url"):
-                with self._lock:
-                    self._files[file_id] = (image, _mime(image, job.fmt))
-                    while len(self._files) > MAX_JOBS:
-                        self._files.popitem(last=False)
+                self._files.put(file_id, (image, _mime(image, job.fmt)))
             job.result = {
                 "images": [{"url": f"{job.root}/files/{file_id}", "width": job.width, "height": job.height,
                             "content_type": f"image/{job.fmt}"}],
@@ -339,12 +312,5 @@ def _mime(data: bytes, fmt: str) -> str:
     return f"image/{fmt}"
 
 
-def _json(payload: dict[str, Any], status: int = 200, *, malformed: bool = False) -> Response:
-    text = json.dumps(payload)
-    if malformed:
-        text = text[: len(text) // 2]
-    return Response(text, status=status, mimetype="application/json")
-
-
 def _error(error: FalError) -> Response:
-    return Response(json.dumps(error.body), status=error.status, mimetype="application/json", headers=error.headers)
+    return json_response(error.body, error.status, headers=error.headers)

@@ -48,6 +48,29 @@ IMAGE_FAULTS = frozenset(
 )
 #: faults that only asynchronous (submit-then-poll) providers can show
 JOB_FAULTS = frozenset({"job_failure", "stuck_job", "unknown_job"})
+#: fault -> the outcome an adapter (plus scoring) must produce on a submit-then-poll provider that shows
+#: every fault above except the noise/blur/model-swap ones, which are left to quality scoring
+JOB_FAULT_OUTCOMES: dict[str, str] = {
+    "server_error": "server_error",
+    "slow": "ok",
+    "rate_limited": "rate_limited",
+    "quota_exhausted": "auth_error",
+    "hang": "timeout",
+    "content_policy": "content_filtered",
+    "output_safety": "content_filtered",
+    "invalid_key": "auth_error",
+    "malformed_json": "bad_output",
+    "truncated_image": "bad_output",
+    "undecodable_image": "bad_output",
+    "blank_image": "degraded_quality",
+    "black_image": "degraded_quality",
+    "wrong_size": "bad_output",
+    "expired_url": "bad_output",
+    "bad_request": "client_error",
+    "job_failure": "server_error",
+    "stuck_job": "timeout",
+    "unknown_job": "timeout",
+}
 #: WSGI environ key under which the server passes the service named in the URL
 SERVICE_KEY = "genstatus.emulator.service"
 
@@ -111,6 +134,16 @@ class FaultBoard:
             for key in list(self._faults):
                 if provider is None or (key[0] == provider and (service is None or key[1] == service)):
                     del self._faults[key]
+
+    def discard(self, provider: str, service: str | None = None, fault: str | None = None) -> None:
+        """Clear exactly the fault set for (``provider``, ``service``), nothing else; with ``fault``, only if it is that one.
+
+        Unlike ``clear(provider)``, this leaves the provider's per-service faults alone.
+        """
+        with self._lock:
+            active = self._faults.get((provider, service or None))
+            if active is not None and (fault is None or active.name == fault):
+                del self._faults[(provider, service or None)]
 
     def active(self, provider: str, service: str | None = None) -> Fault | None:
         """The fault that applies to ``service`` of ``provider``, without using it up."""

@@ -11,7 +11,6 @@ documented size per aspect ratio; Gemini honours ``generationConfig.seed`` (none
 from __future__ import annotations
 
 import base64
-import json
 import random
 import re
 import threading
@@ -22,6 +21,7 @@ from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import FAULTS, IMAGE_FAULTS, JOB_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
 from probes.emulator.images import image_for
+from probes.emulator.responses import is_fault, json_response
 
 PROVIDER = "gemini"
 GEMINI_SIZES = {
@@ -70,7 +70,7 @@ class GeminiEmulator:
                 return self._generate(request, model, method, key)
             raise RpcError(404, "NOT_FOUND", f"Method not found: {request.method} {path}")
         except RpcError as exc:
-            return Response(json.dumps(exc.body), status=exc.code, mimetype="application/json")
+            return json_response(exc.body, exc.code)
 
     def _describe(self, request: Request, model: str, key: str) -> Response:
         fault = self.faults.take(PROVIDER, REQUEST_FAULTS, service=service_of(request.environ))
@@ -82,7 +82,7 @@ class GeminiEmulator:
             "description": "Emulated image generation model", "inputTokenLimit": 32768, "outputTokenLimit": 32768,
             "supportedGenerationMethods": ["predict"] if imagen else ["generateContent", "countTokens"],
         }
-        return _json(payload, malformed=_is(fault, "malformed_json"))
+        return json_response(payload, malformed=is_fault(fault, "malformed_json"))
 
     def _generate(self, request: Request, model: str, method: str, key: str) -> Response:
         imagen = _check_model(model, method)
@@ -93,7 +93,7 @@ class GeminiEmulator:
         delay(fault, self.stop)
         _raise_for_fault(fault, key)
         payload = _predict(body, model, fault) if imagen else _generate_content(body, model, fault)
-        return _json(payload, malformed=_is(fault, "malformed_json"))
+        return json_response(payload, malformed=is_fault(fault, "malformed_json"))
 
 
 def _generate_content(body: dict[str, Any], model: str, fault: Fault | None) -> dict[str, Any]:
@@ -113,9 +113,9 @@ def _generate_content(body: dict[str, Any], model: str, fault: Fault | None) -> 
     usage = {"promptTokenCount": len(prompt.split()), "candidatesTokenCount": 1290,
              "totalTokenCount": len(prompt.split()) + 1290}
     meta = {"usageMetadata": usage, "modelVersion": model, "responseId": uuid.uuid4().hex[:22]}
-    if _is(fault, "content_policy"):
+    if is_fault(fault, "content_policy"):
         return {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}} | meta
-    if _is(fault, "output_safety"):
+    if is_fault(fault, "output_safety"):
         return {"candidates": [{"finishReason": "IMAGE_SAFETY", "index": 0,
                                 "finishMessage": "Unable to show the generated image. The image was filtered out "
                                                  "because it violated Google's Generative AI Prohibited Use policy."}]} | meta
@@ -138,12 +138,12 @@ def _predict(body: dict[str, Any], model: str, fault: Fault | None) -> dict[str,
     if not isinstance(count, int) or not 1 <= count <= 4:
         raise RpcError(400, "INVALID_ARGUMENT", f"sampleCount must be between 1 and 4, got {count}.")
     width, height = _size(IMAGEN_SIZES, parameters.get("aspectRatio") or "1:1")
-    if _is(fault, "content_policy"):
+    if is_fault(fault, "content_policy"):
         raise RpcError(400, "INVALID_ARGUMENT",
                        "Image generation failed with the following error: The prompt could not be submitted. This prompt "
                        "contains sensitive words that violate Google's Responsible AI practices. Try rephrasing the prompt. "
                        "Support codes: 42876398")
-    if _is(fault, "output_safety"):
+    if is_fault(fault, "output_safety"):
         if parameters.get("includeRaiReason"):
             return {"predictions": [{"raiFilteredReason": "Unable to show generated images. All images were filtered "
                                                           "out because they violated Vertex AI's usage guidelines. "
@@ -224,15 +224,6 @@ def _raise_for_fault(fault: Fault | None, key: str) -> None:
                          "metadata": {"service": "generativelanguage.googleapis.com"}}])
     if name == "bad_request":
         raise RpcError(400, "INVALID_ARGUMENT", "Request contains an invalid argument. (emulated fault bad_request)")
-
-
-def _is(fault: Fault | None, name: str) -> bool:
-    return fault is not None and fault.name == name
-
-
-def _json(payload: dict[str, Any], *, malformed: bool = False) -> Response:
-    text = json.dumps(payload)
-    return Response(text[: len(text) // 2] if malformed else text, mimetype="application/json")
 
 
 SERVICE_DEFAULTS: dict[str, Any] = {"model": "gemini-2.5-flash-image"}

@@ -18,12 +18,10 @@ Errors are ``{"error": {"code", "message"}}``; a safety block is a 200 whose ``s
 from __future__ import annotations
 
 import base64
-import json
 import random
 import re
 import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +29,13 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from probes.emulator.faults import FAULTS, IMAGE_FAULTS, JOB_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
+from probes.emulator.faults import (
+    FAULTS, IMAGE_FAULTS, JOB_FAULTS, JOB_FAULT_OUTCOMES,
+    REQUEST_FAULTS, Fault, FaultBoard, delay, service_of,
+)
 from probes.emulator.images import image_for
+from probes.emulator.jobs import Recent
+from probes.emulator.responses import is_fault, json_response
 
 PROVIDER = "http"
 DEFAULT_MODEL = "custom-gen-1"
@@ -64,27 +67,7 @@ JOB_OPTIONS: dict[str, Any] = {
 #: what a service needs to talk to this emulator (used by examples and the cross-provider tests)
 SERVICE_DEFAULTS: dict[str, Any] = {"model": DEFAULT_MODEL, "options": JOB_OPTIONS}
 #: the outcome each emulated fault must produce with ``SERVICE_DEFAULTS`` (quality faults are scoring's)
-FAULT_OUTCOMES: dict[str, str] = {
-    "server_error": "server_error",
-    "rate_limited": "rate_limited",
-    "quota_exhausted": "auth_error",
-    "hang": "timeout",
-    "slow": "ok",
-    "content_policy": "content_filtered",
-    "output_safety": "content_filtered",
-    "invalid_key": "auth_error",
-    "malformed_json": "bad_output",
-    "truncated_image": "bad_output",
-    "undecodable_image": "bad_output",
-    "blank_image": "degraded_quality",
-    "black_image": "degraded_quality",
-    "wrong_size": "bad_output",
-    "expired_url": "bad_output",
-    "bad_request": "client_error",
-    "job_failure": "server_error",
-    "stuck_job": "timeout",
-    "unknown_job": "timeout",
-}
+FAULT_OUTCOMES: dict[str, str] = dict(JOB_FAULT_OUTCOMES)
 
 
 class ApiError(Exception):
@@ -117,9 +100,8 @@ class HTTPEmulator:
     def __init__(self, faults: FaultBoard, stop: threading.Event) -> None:
         self.faults = faults
         self.stop = stop
-        self._lock = threading.Lock()
-        self._files: OrderedDict[str, bytes] = OrderedDict()
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._files: Recent[bytes] = Recent(MAX_KEPT)
+        self._jobs: Recent[Job] = Recent(MAX_KEPT)
         self._routes = Map(
             [
                 Rule("/generate", methods=["POST"], endpoint="b64"),
@@ -154,24 +136,24 @@ class HTTPEmulator:
         if not re.fullmatch(r"/[^/\d][^/]*(/[^/]+)*", pointer):  # the first step is a key, not an index
             raise ApiError(400, "invalid_request", f"'at' must be a JSON pointer like {DEFAULT_POINTER}")
         spec, fault = self._begin(request, set(FAULTS) - JOB_FAULTS - {"expired_url"})
-        if _is(fault, "content_policy"):
-            return _json(_safety_answer(fault))
+        if is_fault(fault, "content_policy"):
+            return json_response(_safety_answer(fault))
         image = base64.b64encode(_image(spec, fault)).decode("ascii")
         payload = _nest(pointer, image) | _answer(spec) | _safety_answer(fault)
-        return _json(payload, malformed=_is(fault, "malformed_json"))
+        return json_response(payload, malformed=is_fault(fault, "malformed_json"))
 
     def _url(self, request: Request) -> Response:
         spec, fault = self._begin(request, set(FAULTS) - JOB_FAULTS)
-        if _is(fault, "content_policy"):
-            return _json(_safety_answer(fault))
+        if is_fault(fault, "content_policy"):
+            return json_response(_safety_answer(fault))
         url = self._file_url(request, _image(spec, fault), fault)
         payload = {"image_url": url} | _answer(spec) | _safety_answer(fault)
-        return _json(payload, malformed=_is(fault, "malformed_json"))
+        return json_response(payload, malformed=is_fault(fault, "malformed_json"))
 
     def _raw(self, request: Request) -> Response:
         spec, fault = self._begin(request, set(FAULTS) - JOB_FAULTS - {"expired_url", "malformed_json"})
         safety = _safety_answer(fault)["safety"]
-        image = b"" if _is(fault, "content_policy") else _image(spec, fault)
+        image = b"" if is_fault(fault, "content_policy") else _image(spec, fault)
         return Response(image, mimetype="image/png", headers={"x-safety": safety, "x-model": spec.model})
 
     def _health(self, request: Request) -> Response:
@@ -179,55 +161,50 @@ class HTTPEmulator:
         fault = self.faults.take(PROVIDER, REQUEST_FAULTS, service=service_of(request.environ))
         delay(fault, self.stop)
         _raise_for_fault(fault, request)
-        return _json({"status": "ok"}, malformed=_is(fault, "malformed_json"))
+        return json_response({"status": "ok"}, malformed=is_fault(fault, "malformed_json"))
 
     # -- the job API ------------------------------------------------------------------------
 
     def _submit(self, request: Request) -> Response:
         spec, fault = self._begin(request, set(FAULTS))
-        if _is(fault, "malformed_json"):
-            return _json({"id": "x", "status": "queued"}, malformed=True)
-        if _is(fault, "content_policy"):
-            return _json(_safety_answer(fault))
+        if is_fault(fault, "malformed_json"):
+            return json_response({"id": "x", "status": "queued"}, malformed=True)
+        if is_fault(fault, "content_policy"):
+            return json_response(_safety_answer(fault))
         job_id = uuid.uuid4().hex
-        with self._lock:
-            self._jobs[job_id] = Job(spec, fault)
-            while len(self._jobs) > MAX_KEPT:
-                self._jobs.popitem(last=False)
-        return _json({"id": job_id, "status": "queued", "safety": "passed",
+        self._jobs.put(job_id, Job(spec, fault))
+        return json_response({"id": job_id, "status": "queued", "safety": "passed",
                       "urls": {"get": f"{request.base_url}/{job_id}"}}, status=202)
 
     def _job(self, request: Request, job_id: str) -> Response:
         _authorize(request)
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None or _is(job.fault, "unknown_job"):
+        job = self._jobs.get(job_id)
+        if job is None or is_fault(job.fault, "unknown_job"):
             raise ApiError(404, "not_found", f"job {job_id} not found")
         job.polls += 1
         answer: dict[str, Any] = {"id": job_id, "model": job.spec.model, "output": None, "error": None, "safety": "passed"}
         if job.canceled:
             status = "canceled"
-        elif job.polls < 2 or _is(job.fault, "stuck_job"):
+        elif job.polls < 2 or is_fault(job.fault, "stuck_job"):
             status = "running"
-        elif _is(job.fault, "job_failure"):
+        elif is_fault(job.fault, "job_failure"):
             status, answer["error"] = "failed", {"code": "worker_crashed", "message": "CUDA error: out of memory"}
-        elif _is(job.fault, "output_safety"):
+        elif is_fault(job.fault, "output_safety"):
             status, answer["safety"] = "filtered", "blocked_output"
         else:
             status = "succeeded"
             if job.output is None:
                 job.output = {"url": self._file_url(request, _image(job.spec, job.fault), job.fault)}
             answer["output"] = job.output
-        return _json(answer | {"status": status})
+        return json_response(answer | {"status": status})
 
     def _cancel(self, request: Request, job_id: str) -> Response:
         _authorize(request)
-        with self._lock:
-            job = self._jobs.get(job_id)
+        job = self._jobs.get(job_id)
         if job is None:
             raise ApiError(404, "not_found", f"job {job_id} not found")
         job.canceled = True
-        return _json({"id": job_id, "status": "canceled"})
+        return json_response({"id": job_id, "status": "canceled"})
 
     # -- shared steps -------------------------------------------------------------------------
 
@@ -242,18 +219,14 @@ class HTTPEmulator:
 
     def _file_url(self, request: Request, image: bytes, fault: Fault | None) -> str:
         file_id = uuid.uuid4().hex
-        if not _is(fault, "expired_url"):
-            with self._lock:
-                self._files[file_id] = image
-                while len(self._files) > MAX_KEPT:
-                    self._files.popitem(last=False)
+        if not is_fault(fault, "expired_url"):
+            self._files.put(file_id, image)
         service = service_of(request.environ)
         scope = f"/s/{service}" if service else ""  # so a fault set for the service reaches the download too
         return f"{request.host_url.rstrip('/')}{scope}/{PROVIDER}/files/{file_id}.png"
 
     def _file(self, file_id: str) -> Response:
-        with self._lock:
-            image = self._files.get(file_id)
+        image = self._files.get(file_id)
         if image is None:
             return _error(ApiError(404, "not_found", "file expired or never existed"))
         return Response(image, mimetype="image/png")
@@ -300,7 +273,7 @@ def _safety_answer(fault: Fault | None) -> dict[str, Any]:
 
 def _image(spec: Spec, fault: Fault | None) -> bytes:
     name = fault.name if fault is not None and fault.name in IMAGE_FAULTS else None
-    if fault is not None and fault.name == "output_safety":
+    if is_fault(fault, "output_safety"):
         name = "black_image"  # the picture a safety filter leaves behind
     return image_for(name, spec.prompt, spec.seed, spec.model, spec.width, spec.height)
 
@@ -330,15 +303,6 @@ def _nest(pointer: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def _is(fault: Fault | None, name: str) -> bool:
-    return fault is not None and fault.name == name
-
-
-def _json(payload: dict[str, Any], *, status: int = 200, malformed: bool = False) -> Response:
-    text = json.dumps(payload)
-    return Response(text[: len(text) // 2] if malformed else text, status=status, mimetype="application/json")
-
-
 def _error(error: ApiError) -> Response:
     body = {"error": {"code": error.code, "message": error.message}}
-    return Response(json.dumps(body), status=error.status, mimetype="application/json", headers=error.headers)
+    return json_response(body, error.status, headers=error.headers)

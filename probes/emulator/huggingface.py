@@ -14,13 +14,14 @@ import json
 import random
 import threading
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import FAULTS, IMAGE_FAULTS, JOB_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
 from probes.emulator.images import image_for
+from probes.emulator.jobs import Recent
+from probes.emulator.responses import is_fault, json_response
 
 PROVIDER = "huggingface"
 PREFIX = "/hf-inference/models/"
@@ -62,8 +63,7 @@ class HuggingFaceEmulator:
     def __init__(self, faults: FaultBoard, stop: threading.Event) -> None:
         self.faults = faults
         self.stop = stop
-        self._cache: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._cache: Recent[tuple[bytes, str]] = Recent(CACHE_SIZE)
 
     def handle(self, request: Request, path: str) -> Response:
         try:
@@ -75,7 +75,7 @@ class HuggingFaceEmulator:
                 raise ApiError(404, f"Model {model} does not exist")
             response = self._generate(request, model, api_key) if request.method == "POST" else self._status(request, model, api_key)
         except ApiError as exc:
-            response = Response(json.dumps(exc.body), status=exc.status, mimetype="application/json", headers=exc.headers)
+            response = json_response(exc.body, exc.status, headers=exc.headers)
         response.headers["x-request-id"] = uuid.uuid4().hex[:24]
         return response
 
@@ -85,34 +85,27 @@ class HuggingFaceEmulator:
         fmt = "png" if "image/png" in request.headers.get("Accept", "") else "jpeg"
         key = json.dumps([model, request.get_json(silent=True), fmt], sort_keys=True)
         if use_cache:
-            with self._cache_lock:
-                cached = self._cache.get(key)
+            cached = self._cache.get(key)
             if cached is not None:
                 return Response(cached[0], mimetype=cached[1])
         fault = self.faults.take(PROVIDER, GENERATION_FAULTS, service=service_of(request.environ))
         delay(fault, self.stop)
         _raise_for_fault(fault, api_key, model)
-        if _is(fault, "malformed_json"):
-            text = json.dumps({"generated_image": "x" * 64})
-            return Response(text[: len(text) // 2], mimetype="application/json")
+        if is_fault(fault, "malformed_json"):
+            return json_response({"generated_image": "x" * 64}, malformed=True)
         name = fault.name if fault is not None and fault.name in IMAGE_FAULTS else None
         image = image_for(name, prompt, seed, model, width, height, fmt=fmt)
         mimetype = f"image/{fmt}"
         if use_cache:
-            with self._cache_lock:
-                self._cache[key] = (image, mimetype)
-                while len(self._cache) > CACHE_SIZE:
-                    self._cache.popitem(last=False)
+            self._cache.put(key, (image, mimetype))
         return Response(image, mimetype=mimetype, headers={"x-compute-type": "gpu"})
 
     def _status(self, request: Request, model: str, api_key: str) -> Response:
         fault = self.faults.take(PROVIDER, REQUEST_FAULTS, service=service_of(request.environ))
         delay(fault, self.stop)
         _raise_for_fault(fault, api_key, model)
-        text = json.dumps({"loaded": True, "state": "Loaded", "compute_type": "gpu", "framework": "diffusers"})
-        if _is(fault, "malformed_json"):
-            text = text[: len(text) // 2]
-        return Response(text, mimetype="application/json")
+        status = {"loaded": True, "state": "Loaded", "compute_type": "gpu", "framework": "diffusers"}
+        return json_response(status, malformed=is_fault(fault, "malformed_json"))
 
 
 def _authorize(request: Request) -> str:
@@ -138,10 +131,6 @@ def _parse(request: Request) -> tuple[str, int, int, int]:
     if seed is not None and (not isinstance(seed, int) or not 0 <= seed <= SEED_MAX):
         raise ApiError(400, [f"Error in `parameters.seed`: must be an integer between 0 and {SEED_MAX}"])
     return body["inputs"], width, height, random.randint(1, SEED_MAX) if seed is None else seed
-
-
-def _is(fault: Fault | None, name: str) -> bool:
-    return fault is not None and fault.name == name
 
 
 def _raise_for_fault(fault: Fault | None, api_key: str, model: str) -> None:

@@ -12,7 +12,6 @@ seed, so ``--seed N`` in the prompt picks the picture and it is random otherwise
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -25,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import FAULTS, IMAGE_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
 from probes.emulator.images import image_for
+from probes.emulator.responses import json_response
 
 PROVIDER = "midjourney_proxy"
 TASK_S = {"NOT_START": 0.05, "SUBMITTED": 0.15, "IN_PROGRESS": 0.25}  # seconds spent in each state
@@ -138,7 +138,7 @@ class MidjourneyProxyEmulator:
             "failReason": FAIL_REASONS.get(task.fault or "") if status == "FAILURE" else None,
             "properties": {"finalPrompt": final_prompt, "discordInstanceId": INSTANCE_ID, "notifyHook": None},
         }
-        return Response(json.dumps(payload, ensure_ascii=False), mimetype="application/json")
+        return json_response(payload, ensure_ascii=False)
 
     def _attachment(self, task_id: str, kind: str) -> Response:
         with self._lock:
@@ -163,8 +163,7 @@ class MidjourneyProxyEmulator:
             return _spring_error(400, "Bad Request", request.path)
         accounts = [{"id": INSTANCE_ID, "guildId": "1118138338562560100", "channelId": INSTANCE_ID, "enable": True,
                      "coreSize": 3, "queueSize": 10, "timeoutMinutes": 5, "properties": {}}]
-        text = json.dumps(accounts)
-        return Response(text[: len(text) // 2] if name == "malformed_json" else text, mimetype="application/json")
+        return json_response(accounts, malformed=name == "malformed_json")
 
 
 def _seed(prompt: str) -> int:
@@ -183,15 +182,14 @@ def _grid_size(prompt: str) -> tuple[int, int]:
 
 def _answer(code: int, description: str, result: str | None = None, properties: dict[str, Any] | None = None,
             *, malformed: bool = False) -> Response:
-    text = json.dumps({"code": code, "description": description, "result": result, "properties": properties or {}},
-                      ensure_ascii=False)
-    return Response(text[: len(text) // 2] if malformed else text, mimetype="application/json")
+    answer = {"code": code, "description": description, "result": result, "properties": properties or {}}
+    return json_response(answer, malformed=malformed, ensure_ascii=False)
 
 
 def _spring_error(status: int, error: str, path: str) -> Response:
     body = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime()), "status": status, "error": error,
             "path": path}
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+    return json_response(body, status)
 
 
 SERVICE_DEFAULTS: dict[str, Any] = {}

@@ -10,11 +10,9 @@ tests can ask for different pictures.
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +22,8 @@ from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import FAULTS, IMAGE_FAULTS, JOB_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
 from probes.emulator.images import image_for
+from probes.emulator.jobs import Recent
+from probes.emulator.responses import is_fault, json_response
 
 PROVIDER = "openai"
 MODELS = ("dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5")
@@ -121,8 +121,7 @@ class OpenAIEmulator:
     def __init__(self, faults: FaultBoard, stop: threading.Event) -> None:
         self.faults = faults
         self.stop = stop
-        self._files: OrderedDict[str, bytes] = OrderedDict()
-        self._files_lock = threading.Lock()
+        self._files: Recent[bytes] = Recent(MAX_FILES)
         self._routes = Map(
             [
                 Rule("/v1/images/generations", methods=["POST"], endpoint="generate"),
@@ -164,7 +163,7 @@ class OpenAIEmulator:
                 size=f"{spec.width}x{spec.height}",
                 usage=_usage(spec),
             )
-        return _json_response(payload, malformed=_is(fault, "malformed_json"))
+        return json_response(payload, malformed=is_fault(fault, "malformed_json"))
 
     def _models(self, request: Request) -> Response:
         api_key = _authorize(request)
@@ -172,11 +171,10 @@ class OpenAIEmulator:
         delay(fault, self.stop)
         _raise_for_fault(fault, api_key, None)
         models = [{"id": model, "object": "model", "created": 1698785189, "owned_by": "system"} for model in MODELS]
-        return _json_response({"object": "list", "data": models}, malformed=_is(fault, "malformed_json"))
+        return json_response({"object": "list", "data": models}, malformed=is_fault(fault, "malformed_json"))
 
     def _file(self, file_id: str) -> Response:
-        with self._files_lock:
-            image = self._files.get(file_id)
+        image = self._files.get(file_id)
         if image is None:
             return Response(
                 "<?xml version=\"1.0\"?><Error><Code>BlobNotFound</Code></Error>", 404, mimetype="application/xml"
@@ -190,7 +188,7 @@ class OpenAIEmulator:
         item: dict[str, Any] = {}
         if spec.response_format == "url":
             file_id = uuid.uuid4().hex
-            if not _is(fault, "expired_url"):
+            if not is_fault(fault, "expired_url"):
                 self._store(file_id, image)
             item["url"] = f"{request.host_url}{PROVIDER}/files/{file_id}.png"
         else:
@@ -200,10 +198,7 @@ class OpenAIEmulator:
         return item
 
     def _store(self, file_id: str, image: bytes) -> None:
-        with self._files_lock:
-            self._files[file_id] = image
-            while len(self._files) > MAX_FILES:
-                self._files.popitem(last=False)
+        self._files.put(file_id, image)
 
 
 def _image_bytes(spec: ImageRequest, seed: int, fault: Fault | None) -> bytes:
@@ -316,10 +311,6 @@ def _integer(body: dict[str, Any], name: str, default: int, low: int, high: int)
 # -- faults ---------------------------------------------------------------------------------
 
 
-def _is(fault: Fault | None, name: str) -> bool:
-    return fault is not None and fault.name == name
-
-
 def _raise_for_fault(fault: Fault | None, api_key: str, spec: ImageRequest | None) -> None:
     """Turn an error fault into the error the real API sends for it."""
     if fault is None:
@@ -371,12 +362,5 @@ def _raise_for_fault(fault: Fault | None, api_key: str, spec: ImageRequest | Non
         )
 
 
-def _json_response(payload: dict[str, Any], *, malformed: bool = False) -> Response:
-    text = json.dumps(payload)
-    if malformed:
-        text = text[: len(text) // 2]
-    return Response(text, mimetype="application/json")
-
-
 def _error_response(error: ApiError) -> Response:
-    return Response(json.dumps(error.body), status=error.status, mimetype="application/json", headers=error.headers)
+    return json_response(error.body, error.status, headers=error.headers)

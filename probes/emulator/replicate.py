@@ -11,13 +11,11 @@ holds the create request until then (at most N s).  Errors are problem details
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,8 +24,12 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from probes.emulator.faults import FAULTS, IMAGE_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
+from probes.emulator.faults import (
+    FAULTS, IMAGE_FAULTS, JOB_FAULT_OUTCOMES, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of,
+)
 from probes.emulator.images import image_for
+from probes.emulator.jobs import Recent
+from probes.emulator.responses import is_fault, json_response
 
 PROVIDER = "replicate"
 QUEUE_S = 0.15
@@ -64,27 +66,7 @@ VERSION_OF = {name: version for version, name in VERSIONS.items()}
 SERVICE_DEFAULTS: dict[str, Any] = {"model": "black-forest-labs/flux-schnell"}
 #: fault -> the outcome the adapter (plus scoring) must produce (``slow`` with ``seconds`` well inside
 #: the deadline); noise/blur/model swap are left to quality scoring
-FAULT_OUTCOMES: dict[str, str] = {
-    "server_error": "server_error",
-    "slow": "ok",
-    "rate_limited": "rate_limited",
-    "quota_exhausted": "auth_error",
-    "hang": "timeout",
-    "content_policy": "content_filtered",
-    "output_safety": "content_filtered",
-    "invalid_key": "auth_error",
-    "malformed_json": "bad_output",
-    "truncated_image": "bad_output",
-    "undecodable_image": "bad_output",
-    "blank_image": "degraded_quality",
-    "black_image": "degraded_quality",
-    "wrong_size": "bad_output",
-    "expired_url": "bad_output",
-    "bad_request": "client_error",
-    "job_failure": "server_error",
-    "stuck_job": "timeout",
-    "unknown_job": "timeout",
-}
+FAULT_OUTCOMES: dict[str, str] = dict(JOB_FAULT_OUTCOMES)
 
 
 class Problem(Exception):
@@ -136,9 +118,8 @@ class ReplicateEmulator:
     def __init__(self, faults: FaultBoard, stop: threading.Event) -> None:
         self.faults = faults
         self.stop = stop
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._files: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._jobs: Recent[Job] = Recent(MAX_JOBS)
+        self._files: Recent[tuple[bytes, str]] = Recent(MAX_JOBS)
         self._routes = Map(
             [
                 Rule("/v1/models/<owner>/<name>/predictions", methods=["POST"], endpoint="create_by_model"),
@@ -189,10 +170,7 @@ class ReplicateEmulator:
         root = request.host_url.rstrip("/") + request.path[: len(request.path) - len(path)]
         job = Job(uuid.uuid4().hex[:26], model, inputs, width, height, fmt, seed, fault,
                   urls_base=f"{root}/v1/predictions", files_base=f"{root}/delivery")
-        with self._lock:
-            self._jobs[job.id] = job
-            while len(self._jobs) > MAX_JOBS:
-                self._jobs.popitem(last=False)
+        self._jobs.put(job.id, job)
         wait = _prefer_wait(request.headers.get("Prefer", ""))
         headers = {}
         if wait and not job.fault_is("unknown_job"):
@@ -201,7 +179,7 @@ class ReplicateEmulator:
             while job.status(time.monotonic()) not in ("succeeded", "failed", "canceled") and time.monotonic() < deadline:
                 if self.stop.wait(min(0.05, max(deadline - time.monotonic(), 0))):
                     break
-        response = _json(self._view(job), 201, malformed=job.fault_is("malformed_json"))
+        response = json_response(self._view(job), 201, malformed=job.fault_is("malformed_json"))
         response.headers.update(headers)
         return response
 
@@ -210,24 +188,22 @@ class ReplicateEmulator:
         fault = self.faults.take(PROVIDER, REQUEST_FAULTS - {"malformed_json"}, service=service_of(request.environ))
         delay(fault, self.stop)
         _raise_for_fault(fault, token)
-        with self._lock:
-            job = self._jobs.get(job_id)
+        job = self._jobs.get(job_id)
         if job is None or job.fault_is("unknown_job"):
             raise Problem(404, "Not found", "Not found.")
         if cancel and job.status(time.monotonic()) in ("starting", "processing"):
             job.canceled = time.monotonic()
-        return _json(self._view(job))
+        return json_response(self._view(job))
 
     def _account(self, request: Request, token: str) -> Response:
         fault = self.faults.take(PROVIDER, REQUEST_FAULTS, service=service_of(request.environ))
         delay(fault, self.stop)
         _raise_for_fault(fault, token)
         account = {"type": "user", "username": "genstatus", "name": "genstatus emulator", "github_url": None}
-        return _json(account, malformed=fault is not None and fault.name == "malformed_json")
+        return json_response(account, malformed=is_fault(fault, "malformed_json"))
 
     def _file(self, file_id: str) -> Response:
-        with self._lock:
-            stored = self._files.get(file_id)
+        stored = self._files.get(file_id)
         if stored is None:
             return Response("Not Found", 404, mimetype="text/plain")
         return Response(stored[0], mimetype=stored[1])
@@ -279,10 +255,7 @@ class ReplicateEmulator:
                               fmt="jpeg" if job.fmt == "jpg" else job.fmt)
             file_id = uuid.uuid4().hex
             if not job.fault_is("expired_url"):
-                with self._lock:
-                    self._files[file_id] = (image, _mime(image, job.fmt))
-                    while len(self._files) > MAX_JOBS:
-                        self._files.popitem(last=False)
+                self._files.put(file_id, (image, _mime(image, job.fmt)))
             url = f"{job.files_base}/{file_id}/out-0.{job.fmt}"
             job.output = url if MODELS[job.model].single_output else [url]
         return job.output
@@ -387,13 +360,5 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="microseconds").replace("+00:00", "Z") if value else None
 
 
-def _json(payload: dict[str, Any], status: int = 200, *, malformed: bool = False) -> Response:
-    text = json.dumps(payload)
-    if malformed:
-        text = text[: len(text) // 2]
-    return Response(text, status=status, mimetype="application/json")
-
-
 def _problem(error: Problem) -> Response:
-    return Response(json.dumps(error.body), status=error.status, mimetype="application/problem+json", headers=error.headers)
-
+    return json_response(error.body, error.status, headers=error.headers, mimetype="application/problem+json")

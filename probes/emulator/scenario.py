@@ -189,7 +189,7 @@ class ScenarioRunner:
             self._thread.join(timeout=5)
             self._thread = None
         for provider, service, fault in list(self._active):
-            self._clear_exact(provider, service, fault)
+            self.faults.discard(provider, service, fault)
         self._active.clear()
 
     def _run(self) -> None:
@@ -205,28 +205,9 @@ class ScenarioRunner:
         log.info("scenario: %s", event.describe())
 
     def _clear(self, event: ScenarioEvent) -> None:
-        self._clear_exact(event.provider, event.service, event.fault)
+        self.faults.discard(event.provider, event.service, event.fault)
         self._active.discard((event.provider, event.service, event.fault))
         log.info("scenario: %s%s: %s over", event.provider, f"/{event.service}" if event.service else "", event.fault)
-
-    def _clear_exact(self, provider: str, service: str | None, fault: str) -> None:
-        """Clear this one fault, if it is still the one set there (a fault set by hand stays).
-
-        ``FaultBoard.clear`` without a service clears the provider's per-service faults too,
-        so those are put back as they were.
-        """
-        snapshot = self.faults.snapshot()
-        key = f"{provider}/{service}" if service else provider
-        if snapshot.get(key, {}).get("fault") != fault:
-            return
-        self.faults.clear(provider, service)
-        if service is None:
-            for other, state in snapshot.items():
-                other_provider, _, other_service = other.partition("/")
-                if other_provider == provider and other_service:
-                    params = {k: v for k, v in state.items() if k not in ("fault", "remaining")}
-                    count = {"count": state["remaining"]} if state["remaining"] else {}
-                    self.faults.set(provider, state["fault"], service=other_service, **params, **count)
 
 
 def _timeline(scenario: Scenario) -> list[tuple[float, bool, ScenarioEvent]]:

@@ -15,7 +15,6 @@ break a provider on purpose::
 
 from __future__ import annotations
 
-import json
 import threading
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,6 +25,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import SERVICE_KEY, FaultBoard
+from probes.emulator.responses import json_response
 
 if TYPE_CHECKING:  # pragma: no cover
     from probes.emulator.scenario import Scenario, ScenarioRunner
@@ -143,22 +143,22 @@ class EmulatorServer:
         emulator = self._emulators.get(provider)
         if emulator is None:
             known = ", ".join(f"/{name}/" for name in sorted(self._emulators))
-            return _json({"error": f"no emulator at /{provider}/ (known: {known}; faults under /_faults)"}, 404)
+            return json_response({"error": f"no emulator at /{provider}/ (known: {known}; faults under /_faults)"}, 404)
         return emulator.handle(request, "/" + rest)
 
     def _control_api(self, request: Request) -> Response:
         try:
             endpoint, args = self._control.bind_to_environ(request.environ).match()
         except HTTPException as exc:
-            return _json({"error": f"{exc.name}: {request.method} {request.path}"}, exc.code or 400)
+            return json_response({"error": f"{exc.name}: {request.method} {request.path}"}, exc.code or 400)
         provider = args.get("provider")
         if provider is not None and provider not in self._emulators:
-            return _json({"error": f"unknown provider {provider!r} (known: {', '.join(sorted(self._emulators))})"}, 400)
+            return json_response({"error": f"unknown provider {provider!r} (known: {', '.join(sorted(self._emulators))})"}, 400)
         params: dict[str, Any] = dict(request.args.items())
         if request.method == "POST" and request.get_data():
             body = request.get_json(force=True, silent=True)
             if not isinstance(body, dict):
-                return _json({"error": 'body must be a JSON object like {"fault": "server_error", "count": 2}'}, 400)
+                return json_response({"error": 'body must be a JSON object like {"fault": "server_error", "count": 2}'}, 400)
             params.update(body)
         service = params.pop("service", None)
         if request.method == "DELETE":
@@ -166,18 +166,14 @@ class EmulatorServer:
         elif request.method == "POST":
             fault = params.pop("fault", None)
             if not isinstance(fault, str):
-                return _json({"error": "missing 'fault' (JSON body or ?fault=NAME)"}, 400)
+                return json_response({"error": "missing 'fault' (JSON body or ?fault=NAME)"}, 400)
             try:
                 self.faults.set(provider, fault, service=service, **params)
             except ValueError as exc:
-                return _json({"error": str(exc)}, 400)
-        return _json({"faults": self.faults.snapshot()})
+                return json_response({"error": str(exc)}, 400)
+        return json_response({"faults": self.faults.snapshot()})
 
 
 def _load(target: str) -> type[ProviderEmulator]:
     module_name, _, class_name = target.partition(":")
     return getattr(import_module(module_name), class_name)
-
-
-def _json(payload: dict[str, Any], status: int = 200) -> Response:
-    return Response(json.dumps(payload), status=status, mimetype="application/json")

@@ -11,7 +11,6 @@ v1 ``{"id", "name", "message"}``.  v2beta picks the resolution from ``aspect_rat
 from __future__ import annotations
 
 import base64
-import json
 import random
 import threading
 import uuid
@@ -24,6 +23,7 @@ from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import FAULTS, IMAGE_FAULTS, JOB_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
 from probes.emulator.images import image_for
+from probes.emulator.responses import is_fault, json_response
 
 PROVIDER = "stability"
 V2_ENDPOINTS = ("core", "ultra", "sd3")
@@ -69,7 +69,7 @@ class ApiError(Exception):
     def response(self, request_id: str, v1: bool) -> Response:
         body = {"id": request_id, "name": self.name}
         body |= {"message": self.message} if v1 else {"errors": [self.message]}
-        return Response(json.dumps(body), status=self.status, mimetype="application/json", headers=self.headers)
+        return json_response(body, self.status, headers=self.headers)
 
 
 @dataclass(frozen=True)
@@ -128,16 +128,16 @@ class StabilityEmulator:
         if name == "wrong_size" and not spec.v1:
             height //= 2  # v2beta chooses the pixels itself: a wrong size is a wrong aspect ratio
         finish_reason = "SUCCESS"
-        if _is(fault, "output_safety"):
+        if is_fault(fault, "output_safety"):
             name, finish_reason = "blurred_image", "CONTENT_FILTERED"  # flagged output comes back blurred
         image = image_for(name, spec.prompt, spec.seed, spec.model, width, height, fmt=spec.fmt)
-        if spec.want_json or _is(fault, "malformed_json"):
+        if spec.want_json or is_fault(fault, "malformed_json"):
             encoded = base64.b64encode(image).decode("ascii")
             if spec.v1:
                 payload: Any = {"artifacts": [{"base64": encoded, "seed": spec.seed, "finishReason": finish_reason}]}
             else:
                 payload = {"image": encoded, "finish_reason": finish_reason, "seed": spec.seed}
-            return _json(payload, malformed=_is(fault, "malformed_json"))
+            return json_response(payload, malformed=is_fault(fault, "malformed_json"))
         reason_header, seed_header = ("Finish-Reason", "Seed") if spec.v1 else ("finish-reason", "seed")
         return Response(
             image, mimetype=FORMATS[spec.fmt], headers={reason_header: finish_reason, seed_header: str(spec.seed)}
@@ -146,14 +146,14 @@ class StabilityEmulator:
     def _account(self, request: Request, endpoint: str, api_key: str) -> Response:
         fault = self.faults.take(PROVIDER, REQUEST_FAULTS, service=service_of(request.environ))
         delay(fault, self.stop)
-        if endpoint == "balance" and _is(fault, "quota_exhausted"):
-            return _json({"credits": 0})  # the balance endpoint reports an empty account, it does not fail
+        if endpoint == "balance" and is_fault(fault, "quota_exhausted"):
+            return json_response({"credits": 0})  # the balance endpoint reports an empty account, it does not fail
         _raise_for_fault(fault, api_key)
         if endpoint == "balance":
             payload: Any = {"credits": CREDITS}
         else:
             payload = [{"id": engine, "name": engine, "description": engine, "type": "PICTURE"} for engine in V1_ENGINES]
-        return _json(payload, malformed=_is(fault, "malformed_json"))
+        return json_response(payload, malformed=is_fault(fault, "malformed_json"))
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -238,10 +238,6 @@ def _seed(value: Any) -> int:
 # -- faults -----------------------------------------------------------------------------------
 
 
-def _is(fault: Fault | None, name: str) -> bool:
-    return fault is not None and fault.name == name
-
-
 def _raise_for_fault(fault: Fault | None, api_key: str) -> None:
     """Turn an error fault into Stability's own error (v2beta wording; v1 gets the same in ``message``)."""
     if fault is None:
@@ -269,10 +265,3 @@ def _raise_for_fault(fault: Fault | None, api_key: str) -> None:
                        "result your request was denied and you were not charged.")
     if name == "bad_request":
         raise ApiError(400, "bad_request", "aspect_ratio: invalid (emulated fault bad_request)")
-
-
-def _json(payload: Any, *, malformed: bool = False) -> Response:
-    text = json.dumps(payload)
-    if malformed:
-        text = text[: len(text) // 2]
-    return Response(text, mimetype="application/json")

@@ -19,11 +19,11 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
+from probes.answers import bad_output, body_text, classify_status, object_or_empty, parse_json, read_head
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure
 from probes.download import decode_base64, read_limited, sniff_image
 
 DEFAULT_BASE_URL = "http://127.0.0.1:7860"
-MAX_ERROR_BODY = 64 * 1024
 MAX_LISTING_BODY = 4 * 1024 * 1024
 RANDOM_SEED = -1
 
@@ -89,12 +89,12 @@ class Automatic1111Adapter(Adapter):
             ) as response:
                 ctx.note_response(response)
                 if response.status_code != 200:
-                    raise _failure(response, _read_head(ctx, response))
+                    raise _failure(response, read_head(ctx, response))
                 raw = read_limited(ctx, response, limit, what="txt2img response")
-        payload = _parse_json(raw, response)
+        payload = parse_json(raw, response)
         images = payload.get("images") if isinstance(payload, dict) else None
         if not isinstance(images, list) or not images or not isinstance(images[0], str) or not images[0]:
-            raise _bad_output("response has no images in 'images'", response)
+            raise bad_output("response has no images in 'images'", response)
         # Some builds prefix "data:image/png;base64,"; the API model says plain base64.
         image = decode_base64(images[0].rpartition(",")[2], what="images[0]")
         info = _info(payload.get("info"))
@@ -115,11 +115,11 @@ class Automatic1111Adapter(Adapter):
         ) as response:
             ctx.note_response(response)
             if response.status_code != 200:
-                raise _failure(response, _read_head(ctx, response))
+                raise _failure(response, read_head(ctx, response))
             raw = read_limited(ctx, response, MAX_LISTING_BODY, what="model listing")
-        models = _parse_json(raw, response)
+        models = parse_json(raw, response)
         if not isinstance(models, list):
-            raise _bad_output("model listing is not a list", response)
+            raise bad_output("model listing is not a list", response)
         names = {m.get(key) for m in models if isinstance(m, dict) for key in ("title", "model_name")}
         detail = f"{len(models)} checkpoints installed"
         if self.options.checkpoint and self.options.checkpoint not in names:
@@ -145,52 +145,16 @@ def _model_version(info: dict[str, Any]) -> str | None:
     return digest if isinstance(digest, str) and digest else None
 
 
-def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
-    """The start of an error body: enough to classify it, however long the body is."""
-    head = b""
-    for chunk in response.iter_bytes():
-        ctx.check_deadline("error body")
-        head += chunk
-        if len(head) >= MAX_ERROR_BODY:
-            break
-    return head[:MAX_ERROR_BODY]
-
-
-def _parse_json(raw: bytes, response: httpx.Response) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise _bad_output(f"malformed JSON in a {len(raw)}-byte response: {exc}", response) from None
-
-
-def _bad_output(detail: str, response: httpx.Response) -> ProbeFailure:
-    return ProbeFailure(Outcome.BAD_OUTPUT, detail, http_status=response.status_code)
-
-
 def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
-    """Classify ``{"error", "detail", "body", "errors"}``, FastAPI's ``{"detail"}`` or a proxy's page."""
-    status = response.status_code
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        parsed = None
-    body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+    """Classify ``{"error", "detail", "body", "errors"}``, FastAPI's ``{"detail"}`` or a proxy's page.
+
+    A1111 has no rate limit of its own, but a proxy in front of it may answer 429.
+    """
+    body = object_or_empty(raw)
     parts = [body.get("error"), body.get("detail"), body.get("errors")]
     text = "; ".join(json.dumps(p)[:300] if not isinstance(p, str) else p for p in parts if p)
-    detail = f"HTTP {status}: " + (text or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
-    if status in (401, 403):
-        outcome = Outcome.AUTH_ERROR
-        if "basic" in response.headers.get("www-authenticate", "").lower():
-            detail += " (HTTP Basic auth required: check options.username and api_key)"
-    elif status == 429:  # not A1111 itself, but a proxy in front of it may limit
-        outcome = Outcome.RATE_LIMITED
-        retry_after = response.headers.get("retry-after")
-        if retry_after:
-            detail += f" (Retry-After: {retry_after}s)"
-    elif 400 <= status < 500:
-        outcome = Outcome.CLIENT_ERROR
-    elif status >= 500:
-        outcome = Outcome.SERVER_ERROR
-    else:
-        outcome = Outcome.BAD_OUTPUT
-    return ProbeFailure(outcome, detail, http_status=status)
+    detail = f"HTTP {response.status_code}: " + (text or body_text(raw))
+    outcome, detail = classify_status(response, detail, auth_statuses=(401, 403))
+    if outcome is Outcome.AUTH_ERROR and "basic" in response.headers.get("www-authenticate", "").lower():
+        detail += " (HTTP Basic auth required: check options.username and api_key)"
+    return ProbeFailure(outcome, detail, http_status=response.status_code)

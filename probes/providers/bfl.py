@@ -10,29 +10,26 @@ the deadline.  Image URLs are signed and expire after ~10 min: downloaded at onc
 from __future__ import annotations
 
 import json
-import math
-import time
 from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
+from probes.answers import MAX_ERROR_BODY, body_text, json_object, object_or_empty, read_head, status_failure
+from probes.aspect import common_ratio
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
 from probes.download import download_image, read_limited
-from probes.polling import poll
+from probes.polling import PhaseClock, poll, same_origin
 
 DEFAULT_BASE_URL = "https://api.bfl.ai"
 DEFAULT_MODEL = "flux-pro-1.1"
-MAX_ERROR_BODY = 64 * 1024
 MAX_BODY = 1024 * 1024
 FIRST_POLL_S = 0.25  # short jobs (flux-schnell class) finish in about a second
 RUNNING = frozenset({"Reasoning", "Generating"})
 FAILED = frozenset({"Error", "Failed"})
 MODERATED = frozenset({"Request Moderated", "Content Moderated"})
 NOT_FOUND = "Task not found"
-COMMON_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
-RATIO_TOLERANCE = 0.03
 
 
 class BFLOptions(BaseModel):
@@ -81,7 +78,7 @@ class BFLAdapter(Adapter):
                 body |= {"width": width, "height": height}
                 size_check = SizeCheck.EXACT
             else:
-                body["aspect_ratio"] = _aspect_ratio(width, height)
+                body["aspect_ratio"] = common_ratio(width, height)
                 size_check = SizeCheck.ASPECT
         body |= self.options.model_dump(include={"output_format", "prompt_upsampling"}, exclude_none=True)
         return body | self.options.input, size_check
@@ -95,8 +92,8 @@ class BFLAdapter(Adapter):
             ) as response:
                 ctx.note_response(response)
                 if response.status_code != 200:
-                    raise _failure(response, _read_head(ctx, response))
-                task = _json_object(read_limited(ctx, response, MAX_BODY, what="submit answer"), response)
+                    raise _failure(response, read_head(ctx, response))
+                task = json_object(read_limited(ctx, response, MAX_BODY, what="submit answer"), response)
         task_id = task.get("id")
         if not isinstance(task_id, str) or not task_id:
             raise ProbeFailure(Outcome.BAD_OUTPUT, "submit answer has no task 'id'", http_status=response.status_code)
@@ -105,18 +102,18 @@ class BFLAdapter(Adapter):
         if not isinstance(polling_url, str) or not polling_url:  # an older API answered only the id
             polling_url = f"{self.base_url}/v1/get_result?id={task_id}"
         _check_site(polling_url, self.base_url)
-        clock = _JobClock(ctx, "queue")
+        clock = PhaseClock(ctx, "queue")
 
         def step() -> dict[str, Any] | None:
             answer = self._poll_once(ctx, polling_url, headers)
             status = answer.get("status") if answer else None
             if status is None or status == NOT_FOUND:
-                clock.seen(None)
+                clock.seen()
                 return None
             clock.seen("generation" if status in RUNNING or answer.get("progress") is not None else "queue")
             return answer if status == "Ready" or status in FAILED | MODERATED else None
 
-        final = poll(ctx, step, what=f"BFL task {task_id}", on_deadline=lambda: clock.seen(None),
+        final = poll(ctx, step, what=f"BFL task {task_id}", on_deadline=clock.seen,
                      first_delay=FIRST_POLL_S)
         status = final["status"]
         if status in MODERATED:
@@ -146,16 +143,16 @@ class BFLAdapter(Adapter):
             if response.status_code == 404:
                 return None
             if response.status_code != 200:
-                raise _failure(response, _read_head(ctx, response))
-            return _json_object(read_limited(ctx, response, MAX_BODY, what="task state"), response)
+                raise _failure(response, read_head(ctx, response))
+            return json_object(read_limited(ctx, response, MAX_BODY, what="task state"), response)
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
         url = f"{self.base_url}/v1/credits"
         with ctx.client.stream("GET", url, headers=self.headers(), timeout=ctx.timeout()) as response:
             ctx.note_response(response)
             if response.status_code != 200:
-                raise _failure(response, _read_head(ctx, response))
-            answer = _json_object(read_limited(ctx, response, MAX_ERROR_BODY, what="credits"), response)
+                raise _failure(response, read_head(ctx, response))
+            answer = json_object(read_limited(ctx, response, MAX_ERROR_BODY, what="credits"), response)
         credits, status = answer.get("credits"), response.status_code
         if not isinstance(credits, (int, float)) or isinstance(credits, bool):
             raise ProbeFailure(Outcome.BAD_OUTPUT, "credits answer has no number 'credits'", http_status=status)
@@ -164,104 +161,28 @@ class BFLAdapter(Adapter):
         return HealthCheck(http_status=status, request_id=ctx.request_id, detail=f"{credits:g} credits left")
 
 
-def _aspect_ratio(width: int, height: int) -> str:
-    """The common ratio within 3 % of ``width:height``, else the exact reduced one."""
-    wanted = width / height
-    best = min(COMMON_RATIOS, key=lambda r: abs(_ratio(r) / wanted - 1))
-    if abs(_ratio(best) / wanted - 1) <= RATIO_TOLERANCE:
-        return best
-    divisor = math.gcd(width, height)
-    return f"{width // divisor}:{height // divisor}"
-
-
-def _ratio(text: str) -> float:
-    w, h = text.split(":")
-    return int(w) / int(h)
-
-
 def _details(answer: dict[str, Any]) -> str:
     details = answer.get("details")
     return f" ({json.dumps(details)[:500]})" if details else ""
 
 
-class _JobClock:
-    """Latency phases of a polled job, measured on our side.
-
-    The time between two looks at the job counts for the phase it was last seen in.
-    """
-
-    def __init__(self, ctx: ProbeContext, phase: str) -> None:
-        self.ctx, self.phase, self.since = ctx, phase, time.monotonic()
-
-    def seen(self, phase: str | None) -> None:
-        now = time.monotonic()
-        self.ctx.phases[self.phase] = (self.ctx.phases[self.phase] or 0.0) + (now - self.since) * 1000.0
-        self.since, self.phase = now, phase or self.phase
-
-
 def _check_site(url: str, base_url: str) -> None:
     """The polling URL gets the key: allow only the API's host or its regional siblings (``api.us1.bfl.ai``)."""
-    target, base = httpx.URL(url), httpx.URL(base_url)
-    if (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port):
+    if same_origin(url, base_url):
         return
+    target, base = httpx.URL(url), httpx.URL(base_url)
     domain = ".".join(base.host.split(".")[-2:])
     if target.scheme == "https" and base.host.count(".") >= 1 and target.host.endswith("." + domain):
         return
     raise ProbeFailure(Outcome.BAD_OUTPUT, f"refusing to poll {target.host!r}: not on the API's domain {domain!r}")
 
 
-def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
-    """The start of an error body: enough to classify it, however long the body is."""
-    head = b""
-    for chunk in response.iter_bytes():
-        ctx.check_deadline("error body")
-        head += chunk
-        if len(head) >= MAX_ERROR_BODY:
-            break
-    return head[:MAX_ERROR_BODY]
-
-
-def _json_object(raw: bytes, response: httpx.Response) -> dict[str, Any]:
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise ProbeFailure(
-            Outcome.BAD_OUTPUT, f"malformed JSON in a {len(raw)}-byte response: {exc}", http_status=response.status_code
-        ) from None
-    if not isinstance(payload, dict):
-        raise ProbeFailure(
-            Outcome.BAD_OUTPUT, f"expected a JSON object, got {type(payload).__name__}", http_status=response.status_code
-        )
-    return payload
-
-
 def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
-    """Classify ``{"detail": str | [{"loc", "msg", "type"}]}`` (tolerantly)."""
-    status = response.status_code
-    body: dict[str, Any] = {}
-    try:
-        parsed = json.loads(raw)
-        body = parsed if isinstance(parsed, dict) else {}
-    except ValueError:
-        pass
-    detail = body.get("detail")
+    """Classify ``{"detail": str | [{"loc", "msg", "type"}]}`` (tolerantly); 402 is insufficient credits."""
+    detail = object_or_empty(raw).get("detail")
     if isinstance(detail, list):
         detail = "; ".join(
             f"{'.'.join(map(str, item.get('loc', [])))}: {item.get('msg')}" if isinstance(item, dict) else str(item)
             for item in detail
         )
-    message = str(detail or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
-    text = f"HTTP {status}: {message}"
-    if status in (401, 402, 403):  # 402: insufficient credits, an operator problem like a bad key
-        outcome = Outcome.AUTH_ERROR
-    elif status == 429:
-        outcome = Outcome.RATE_LIMITED
-        if response.headers.get("retry-after"):
-            text += f" (Retry-After: {response.headers['retry-after']}s)"
-    elif 400 <= status < 500:
-        outcome = Outcome.CLIENT_ERROR
-    elif status >= 500:
-        outcome = Outcome.SERVER_ERROR
-    else:
-        outcome = Outcome.BAD_OUTPUT
-    return ProbeFailure(outcome, text, http_status=status)
+    return status_failure(response, f"HTTP {response.status_code}: {detail or body_text(raw)}")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-import time
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,13 +36,13 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from monitor.enums import Outcome
+from probes.answers import MAX_ERROR_BODY, bad_output, body_text, json_object, object_or_empty, read_head, status_failure
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure
 from probes.download import download_image, read_limited
-from probes.polling import cancel_timeout, poll
+from probes.polling import PhaseClock, cancel_timeout, poll
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8188"
 DEFAULT_WORKFLOW = Path(__file__).parent / "comfyui_workflows" / "default_api.json"
-MAX_ERROR_BODY = 64 * 1024
 MAX_JSON_BODY = 16 * 1024 * 1024  # /queue and /history repeat whole workflows
 SEED_MAX = 2**53 - 1  # ComfyUI takes 64-bit seeds; JSON consumers are happier below 2**53
 #: a ``model_validate`` context that skips reading the workflow file (see ``ComfyUIAdapter.__init__``)
@@ -154,11 +153,11 @@ class ComfyUIAdapter(Adapter):
                                    headers=self.headers(), timeout=ctx.timeout()) as response:
                 ctx.note_response(response)
                 if response.status_code != 200:
-                    raise _failure(response, _read_head(ctx, response))
-                submitted = _parse_json(read_limited(ctx, response, MAX_ERROR_BODY, what="prompt answer"), response)
+                    raise _failure(response, read_head(ctx, response))
+                submitted = json_object(read_limited(ctx, response, MAX_ERROR_BODY, what="prompt answer"), response)
         prompt_id = submitted.get("prompt_id")
         if not isinstance(prompt_id, str) or not prompt_id:
-            raise _bad_output("POST /prompt answered without a prompt_id", response)
+            raise bad_output("POST /prompt answered without a prompt_id", response)
         ctx.request_id = prompt_id
         entry = self._wait(ctx, prompt_id)
         image_ref = self._image_ref(entry, prompt_id)
@@ -172,10 +171,10 @@ class ComfyUIAdapter(Adapter):
         )
 
     def _wait(self, ctx: ProbeContext, prompt_id: str) -> dict[str, Any]:
-        clock = _PhaseClock(ctx)
+        clock = PhaseClock(ctx, "queue")
 
         def step() -> dict[str, Any] | None:
-            if clock.state == "queue":
+            if clock.phase == "queue":
                 queue = self._get_json(ctx, "/queue")
                 if prompt_id in _queued_ids(queue.get("queue_pending")):
                     clock.seen("queue")
@@ -183,7 +182,7 @@ class ComfyUIAdapter(Adapter):
                 clock.seen("generation")  # running, finished or unknown: /history decides
             entry = self._get_json(ctx, f"/history/{prompt_id}").get(prompt_id)
             if isinstance(entry, dict):
-                clock.seen("done")
+                clock.finished()
                 return entry
             clock.seen("generation")
             return None
@@ -195,7 +194,7 @@ class ComfyUIAdapter(Adapter):
         try:
             return poll(ctx, step, what="ComfyUI prompt", on_deadline=cancel)
         finally:
-            clock.seen(clock.state)
+            clock.seen()
 
     def _image_ref(self, entry: dict[str, Any], prompt_id: str) -> dict[str, Any]:
         status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
@@ -217,37 +216,20 @@ class ComfyUIAdapter(Adapter):
         with ctx.client.stream("GET", f"{self.base_url}{path}", headers=self.headers(), timeout=ctx.timeout()) as response:
             if response.status_code != 200:
                 ctx.note_response(response)
-                raise _failure(response, _read_head(ctx, response))
-            return _parse_json(read_limited(ctx, response, MAX_JSON_BODY, what=f"GET {path}"), response)
+                raise _failure(response, read_head(ctx, response))
+            return json_object(read_limited(ctx, response, MAX_JSON_BODY, what=f"GET {path}"), response)
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
         with ctx.client.stream("GET", f"{self.base_url}/system_stats", headers=self.headers(), timeout=ctx.timeout()) as response:
             ctx.note_response(response)
             if response.status_code != 200:
-                raise _failure(response, _read_head(ctx, response))
-            stats = _parse_json(read_limited(ctx, response, MAX_JSON_BODY, what="system stats"), response)
+                raise _failure(response, read_head(ctx, response))
+            stats = json_object(read_limited(ctx, response, MAX_JSON_BODY, what="system stats"), response)
         if not isinstance(stats.get("system"), dict):
-            raise _bad_output("system_stats has no 'system' object", response)
+            raise bad_output("system_stats has no 'system' object", response)
         devices = stats.get("devices")
         detail = None if isinstance(devices, list) and devices else "ComfyUI reports no devices"
         return HealthCheck(http_status=response.status_code, detail=detail)
-
-
-class _PhaseClock:
-    """Charges the wall time between polls to the state the job was last seen in (it starts queued).
-
-    A job seen finished while last seen queued ran in that last interval: that goes to generation.
-    """
-
-    def __init__(self, ctx: ProbeContext) -> None:
-        self.ctx, self.state, self.since = ctx, "queue", time.monotonic()
-
-    def seen(self, state: str) -> None:
-        now = time.monotonic()
-        phase = "generation" if state == "done" else self.state
-        self.ctx.phases[phase] = (self.ctx.phases[phase] or 0.0) + (now - self.since) * 1000.0
-        self.state = "generation" if state == "done" else state
-        self.since = now
 
 
 def _queued_ids(items: Any) -> set[str]:
@@ -267,61 +249,23 @@ def _execution_error(status: dict[str, Any]) -> str:
     return "status_str error without an execution_error message"
 
 
-def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
-    """The start of an error body: enough to classify it, however long the body is."""
-    head = b""
-    for chunk in response.iter_bytes():
-        ctx.check_deadline("error body")
-        head += chunk
-        if len(head) >= MAX_ERROR_BODY:
-            break
-    return head[:MAX_ERROR_BODY]
-
-
-def _parse_json(raw: bytes, response: httpx.Response) -> dict[str, Any]:
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise _bad_output(f"malformed JSON in a {len(raw)}-byte response: {exc}", response) from None
-    if not isinstance(payload, dict):
-        raise _bad_output(f"expected a JSON object, got {type(payload).__name__}", response)
-    return payload
-
-
-def _bad_output(detail: str, response: httpx.Response) -> ProbeFailure:
-    return ProbeFailure(Outcome.BAD_OUTPUT, detail, http_status=response.status_code)
-
-
 def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
-    """Classify an error: ComfyUI's ``{"error": {...}|str, "node_errors": {...}}`` or a proxy's answer."""
-    status = response.status_code
-    parsed: Any = None
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        pass
-    error = parsed.get("error") if isinstance(parsed, dict) else None
+    """Classify an error: ComfyUI's ``{"error": {...}|str, "node_errors": {...}}`` or a proxy's answer.
+
+    ComfyUI has no auth or rate limit of its own: 401/403/429 come from a proxy in front of it, and an
+    invalid workflow (4xx) is the operator's to fix.
+    """
+    body = object_or_empty(raw)
+    error = body.get("error")
     if isinstance(error, dict):
         message = ": ".join(str(part) for part in (error.get("type"), error.get("message"), error.get("details")) if part)
     else:
-        message = str(error or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
-    detail = f"HTTP {status}: {message}"
-    node_errors = parsed.get("node_errors") if isinstance(parsed, dict) else None
+        message = str(error or body_text(raw))
+    detail = f"HTTP {response.status_code}: {message}"
+    node_errors = body.get("node_errors")
     if isinstance(node_errors, dict) and node_errors:
         detail += "; " + "; ".join(_node_error(node, value) for node, value in node_errors.items())
-    if status in (401, 403):
-        outcome = Outcome.AUTH_ERROR  # a proxy in front of ComfyUI
-    elif status == 429:
-        outcome = Outcome.RATE_LIMITED
-        if response.headers.get("retry-after"):
-            detail += f" (Retry-After: {response.headers['retry-after']}s)"
-    elif 400 <= status < 500:
-        outcome = Outcome.CLIENT_ERROR  # an invalid workflow is the operator's to fix
-    elif status >= 500:
-        outcome = Outcome.SERVER_ERROR
-    else:
-        outcome = Outcome.BAD_OUTPUT
-    return ProbeFailure(outcome, detail, http_status=status)
+    return status_failure(response, detail, auth_statuses=(401, 403))
 
 
 def _node_error(node: str, value: Any) -> str:

@@ -8,8 +8,6 @@ the status and result paths drop the model's sub-path (``fal-ai/flux/schnell`` -
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from typing import Any, ClassVar, Literal
 
@@ -17,14 +15,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from monitor.enums import Outcome
+from probes.answers import body_text, classify_status, json_object, object_or_empty, read_head
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
 from probes.download import download_image, read_limited
-from probes.polling import cancel_timeout, poll
+from probes.polling import PhaseClock, cancel_timeout, on_site, poll
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
 DEFAULT_MODEL = "fal-ai/flux/schnell"
 REQUEST_ID_HEADER = "x-fal-request-id"
-MAX_ERROR_BODY = 64 * 1024
 MAX_BODY = 4 * 1024 * 1024  # status answers carry logs
 FIRST_POLL_S = 0.25  # fal's status endpoint is cheap; its own client polls every 0.1 s
 MIN_SERVER_TIMEOUT_S = 1.0  # fal rejects X-Fal-Request-Timeout values of 1 s or less
@@ -99,11 +97,11 @@ class FalAdapter(Adapter):
             ) as response:
                 ctx.note_response(response, REQUEST_ID_HEADER)
                 if response.status_code not in (200, 201, 202):
-                    raise _failure(response, _read_head(ctx, response))
-                queued = _json_object(read_limited(ctx, response, MAX_BODY, what="submit answer"), response)
+                    raise _failure(response, read_head(ctx, response))
+                queued = json_object(read_limited(ctx, response, MAX_BODY, what="submit answer"), response)
         request_id, status_url, response_url, cancel_url = self._urls(queued)
         ctx.request_id = request_id
-        clock = _JobClock(ctx, "queue")
+        clock = PhaseClock(ctx, "queue")
 
         def step() -> dict[str, Any] | None:
             status = self._status(ctx, status_url, headers)
@@ -112,7 +110,7 @@ class FalAdapter(Adapter):
             return status if state == "COMPLETED" else None
 
         def cancel() -> None:
-            clock.seen(None)
+            clock.seen()
             ctx.client.put(cancel_url, headers=headers, timeout=cancel_timeout())
 
         final = poll(ctx, step, what=f"fal request {request_id}", on_deadline=cancel, first_delay=FIRST_POLL_S)
@@ -141,7 +139,7 @@ class FalAdapter(Adapter):
         if not all(isinstance(v, str) and v for v in values):
             raise ProbeFailure(Outcome.BAD_OUTPUT, "submit answer lacks request_id/status_url/response_url/cancel_url")
         request_id, *urls = values
-        return request_id, *(_on_site(url, self.base_url) for url in urls)  # type: ignore[return-value]
+        return request_id, *(on_site(url, self.base_url, "queue") for url in urls)  # type: ignore[return-value]
 
     def _status(self, ctx: ProbeContext, url: str, headers: dict[str, str]) -> dict[str, Any] | None:
         """The status, or None while the queue does not know the request (404: keep polling to the deadline)."""
@@ -150,15 +148,15 @@ class FalAdapter(Adapter):
             if response.status_code == 404:
                 return None
             if response.status_code not in (200, 202):
-                raise _failure(response, _read_head(ctx, response))
-            return _json_object(read_limited(ctx, response, MAX_BODY, what="status"), response)
+                raise _failure(response, read_head(ctx, response))
+            return json_object(read_limited(ctx, response, MAX_BODY, what="status"), response)
 
     def _result(self, ctx: ProbeContext, url: str, headers: dict[str, str]) -> dict[str, Any]:
         with ctx.phase("generation"), ctx.client.stream("GET", url, headers=headers, timeout=ctx.timeout()) as response:
             ctx.note_response(response, REQUEST_ID_HEADER)
             if response.status_code != 200:
-                raise _failure(response, _read_head(ctx, response))
-            return _json_object(read_limited(ctx, response, MAX_BODY, what="result"), response)
+                raise _failure(response, read_head(ctx, response))
+            return json_object(read_limited(ctx, response, MAX_BODY, what="result"), response)
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
         """❓ fal has no documented cheap check: ask the queue for the status of a request that does not exist.
@@ -169,7 +167,7 @@ class FalAdapter(Adapter):
         with ctx.client.stream("GET", url, headers=self.headers(), timeout=ctx.timeout()) as response:
             ctx.note_response(response, REQUEST_ID_HEADER)
             if response.status_code not in (200, 202, 404):
-                raise _failure(response, _read_head(ctx, response))
+                raise _failure(response, read_head(ctx, response))
         return HealthCheck(http_status=response.status_code, request_id=ctx.request_id)
 
 
@@ -188,87 +186,27 @@ def _image_url(result: dict[str, Any]) -> str:
     return url
 
 
-class _JobClock:
-    """Latency phases of a polled job, measured on our side.
-
-    The time between two looks at the job counts for the phase it was last seen in.
-    """
-
-    def __init__(self, ctx: ProbeContext, phase: str) -> None:
-        self.ctx, self.phase, self.since = ctx, phase, time.monotonic()
-
-    def seen(self, phase: str | None) -> None:
-        now = time.monotonic()
-        self.ctx.phases[self.phase] = (self.ctx.phases[self.phase] or 0.0) + (now - self.since) * 1000.0
-        self.since, self.phase = now, phase or self.phase
-
-
-def _on_site(url: str, base_url: str) -> str:
-    """``url`` if it is on the queue's own host; the key is never sent anywhere else."""
-    target, base = httpx.URL(url), httpx.URL(base_url)
-    if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
-        raise ProbeFailure(Outcome.BAD_OUTPUT, f"refusing to poll {target.host!r}: not the queue host {base.host!r}")
-    return url
-
-
-def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
-    """The start of an error body: enough to classify it, however long the body is."""
-    head = b""
-    for chunk in response.iter_bytes():
-        ctx.check_deadline("error body")
-        head += chunk
-        if len(head) >= MAX_ERROR_BODY:
-            break
-    return head[:MAX_ERROR_BODY]
-
-
-def _json_object(raw: bytes, response: httpx.Response) -> dict[str, Any]:
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise ProbeFailure(
-            Outcome.BAD_OUTPUT, f"malformed JSON in a {len(raw)}-byte response: {exc}", http_status=response.status_code
-        ) from None
-    if not isinstance(payload, dict):
-        raise ProbeFailure(
-            Outcome.BAD_OUTPUT, f"expected a JSON object, got {type(payload).__name__}", http_status=response.status_code
-        )
-    return payload
-
-
 def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
-    """Classify ``{"detail": str | [{"loc", "msg", "type"}], "error_type"?}`` (tolerantly)."""
+    """Classify ``{"detail": str | [{"loc", "msg", "type"}], "error_type"?}`` (tolerantly).
+
+    403 also covers a locked account ("Exhausted balance"); 402 is not an auth status here.
+    """
     status = response.status_code
-    body: dict[str, Any] = {}
-    try:
-        parsed = json.loads(raw)
-        body = parsed if isinstance(parsed, dict) else {}
-    except ValueError:
-        pass
+    body = object_or_empty(raw)
     detail = body.get("detail")
     types = {body.get("error_type"), response.headers.get("x-fal-error-type")}
     if isinstance(detail, list):
         types |= {item.get("type") for item in detail if isinstance(item, dict)}
         detail = "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail)
-    message = str(detail or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
+    message = str(detail or body_text(raw))
     error_types = sorted(t for t in types if isinstance(t, str) and t)
     text = f"HTTP {status}" + (f" {', '.join(error_types)}" if error_types else "") + f": {message}"
     timeout_type = response.headers.get("x-fal-request-timeout-type")
-    if status in (401, 403):  # 403 also covers a locked account ("Exhausted balance")
-        outcome = Outcome.AUTH_ERROR
-    elif status == 429:
-        outcome = Outcome.RATE_LIMITED
-        if response.headers.get("retry-after"):
-            text += f" (Retry-After: {response.headers['retry-after']}s)"
-    elif status == 504 and timeout_type:
-        outcome = Outcome.TIMEOUT
-        text += f" (request timeout fired: {timeout_type})"
-    elif SAFETY_ERROR_TYPES & set(error_types):
-        outcome = Outcome.CONTENT_FILTERED
-    elif 400 <= status < 500:
-        outcome = Outcome.CLIENT_ERROR
-    elif status >= 500:
-        outcome = Outcome.SERVER_ERROR
-    else:
-        outcome = Outcome.BAD_OUTPUT
+    outcome, text = classify_status(response, text, auth_statuses=(401, 403))
+    if outcome not in (Outcome.AUTH_ERROR, Outcome.RATE_LIMITED):
+        if status == 504 and timeout_type:
+            outcome = Outcome.TIMEOUT
+            text += f" (request timeout fired: {timeout_type})"
+        elif SAFETY_ERROR_TYPES & set(error_types):
+            outcome = Outcome.CONTENT_FILTERED
     return ProbeFailure(outcome, text, http_status=status, request_id=response.headers.get(REQUEST_ID_HEADER))

@@ -21,21 +21,20 @@ negative prompt, so the canary's ``negative_prompt`` is not sent.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
+from probes.answers import bad_output, body_text, json_object, read_head, status_failure
+from probes.aspect import close_ratio, nearest_ratio
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
 from probes.download import decode_base64, read_limited, sniff_image
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 DEFAULT_MODEL = "gemini-2.5-flash-image"
-MAX_ERROR_BODY = 64 * 1024
 MAX_MODEL_BODY = 1024 * 1024
-ASPECT_TOLERANCE = 0.03  # the same tolerance scoring applies to SizeCheck.ASPECT
 
 # aspect ratio -> the documented output size (◐ Gemini 2.5 Flash Image / Imagen 3-4 docs)
 GEMINI_RATIOS = {
@@ -104,11 +103,10 @@ class GeminiAdapter(Adapter):
         ratio = self.options.aspect_ratio
         if wanted is None:
             return ratio, SizeCheck.NONE
-        target = wanted[0] / wanted[1]
         if ratio is None:
-            ratio = min(table, key=lambda r: abs(math.log(_ratio(r) / target)))
+            ratio = nearest_ratio(*wanted, table)
         width, height = table.get(ratio, (0, 0))
-        close = bool(height) and abs((width / height) / target - 1) <= ASPECT_TOLERANCE
+        close = bool(height) and close_ratio(width / height, wanted[0] / wanted[1])
         return ratio, SizeCheck.ASPECT if close else SizeCheck.NONE
 
     def request_body(self, ctx: ProbeContext) -> dict[str, Any]:
@@ -141,9 +139,9 @@ class GeminiAdapter(Adapter):
             ) as response:
                 ctx.note_response(response)
                 if response.status_code != 200:
-                    raise _failure(response, _read_head(ctx, response))
+                    raise _failure(response, read_head(ctx, response))
                 raw = read_limited(ctx, response, limit, what="generation response")
-        payload = _parse_json(raw, response)
+        payload = json_object(raw, response)
         if self.is_imagen:
             image, reported = _imagen_image(payload, response), None
         else:
@@ -165,19 +163,14 @@ class GeminiAdapter(Adapter):
         with ctx.client.stream("GET", f"{self.base_url}/{self.model_path}", headers=headers, timeout=ctx.timeout()) as response:
             ctx.note_response(response)
             if response.status_code != 200:
-                raise _failure(response, _read_head(ctx, response))
+                raise _failure(response, read_head(ctx, response))
             raw = read_limited(ctx, response, MAX_MODEL_BODY, what="model description")
-        methods = _parse_json(raw, response).get("supportedGenerationMethods")
+        methods = json_object(raw, response).get("supportedGenerationMethods")
         wanted = "predict" if self.is_imagen else "generateContent"
         detail = None
         if isinstance(methods, list) and wanted not in methods:
             detail = f"model {self.model!r} does not list {wanted!r} among its methods ({', '.join(map(str, methods))})"
         return HealthCheck(http_status=response.status_code, detail=detail)
-
-
-def _ratio(text: str) -> float:
-    width, _, height = text.partition(":")
-    return int(width) / int(height)
 
 
 def _gemini_image(payload: dict[str, Any], response: httpx.Response) -> bytes:
@@ -191,7 +184,7 @@ def _gemini_image(payload: dict[str, Any], response: httpx.Response) -> bytes:
                             + (f" ({message})" if message else ""), response)
         if "promptFeedback" in payload or "usageMetadata" in payload:
             raise _filtered("no candidates in the answer (no blockReason given)", response)
-        raise _bad_output("response has neither 'candidates' nor 'promptFeedback'", response)
+        raise bad_output("response has neither 'candidates' nor 'promptFeedback'", response)
     candidate = candidates[0] if isinstance(candidates[0], dict) else {}
     finish = candidate.get("finishReason")
     if finish in BLOCKING_FINISH_REASONS:
@@ -220,7 +213,7 @@ def _imagen_image(payload: dict[str, Any], response: httpx.Response) -> bytes:
     """The first prediction's image; Imagen drops filtered images, so none left is ``content_filtered``."""
     predictions = payload.get("predictions", [])
     if not isinstance(predictions, list):
-        raise _bad_output("'predictions' is not a list", response)
+        raise bad_output("'predictions' is not a list", response)
     reasons = []
     for prediction in predictions:
         if not isinstance(prediction, dict):
@@ -231,31 +224,6 @@ def _imagen_image(payload: dict[str, Any], response: httpx.Response) -> bytes:
             reasons.append(str(prediction["raiFilteredReason"]))
     because = f": {'; '.join(reasons)}" if reasons else " (empty predictions)"
     raise _filtered(f"Imagen returned no image, it was filtered{because}", response)
-
-
-def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
-    """The start of an error body: enough to classify it, however long the body is."""
-    head = b""
-    for chunk in response.iter_bytes():
-        ctx.check_deadline("error body")
-        head += chunk
-        if len(head) >= MAX_ERROR_BODY:
-            break
-    return head[:MAX_ERROR_BODY]
-
-
-def _parse_json(raw: bytes, response: httpx.Response) -> dict[str, Any]:
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise _bad_output(f"malformed JSON in a {len(raw)}-byte response: {exc}", response) from None
-    if not isinstance(payload, dict):
-        raise _bad_output(f"expected a JSON object, got {type(payload).__name__}", response)
-    return payload
-
-
-def _bad_output(detail: str, response: httpx.Response) -> ProbeFailure:
-    return ProbeFailure(Outcome.BAD_OUTPUT, detail, http_status=response.status_code)
 
 
 def _filtered(detail: str, response: httpx.Response) -> ProbeFailure:
@@ -275,7 +243,7 @@ def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
     except ValueError:
         pass
     rpc_status = str(error.get("status") or "")
-    message = str(error.get("message") or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
+    message = str(error.get("message") or body_text(raw))
     details = [d for d in error.get("details") or [] if isinstance(d, dict)]
     reasons = {str(d.get("reason")) for d in details if str(d.get("@type", "")).endswith("ErrorInfo")}
     retry = next((d.get("retryDelay") for d in details if str(d.get("@type", "")).endswith("RetryInfo")), None)
@@ -299,10 +267,6 @@ def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
                 detail += f" (Retry-After: {retry})"
     elif rpc_status == "INVALID_ARGUMENT" and "responsible ai" in message.lower():
         outcome = Outcome.CONTENT_FILTERED  # Imagen's input-stage block (◐)
-    elif 400 <= status < 500:
-        outcome = Outcome.CLIENT_ERROR
-    elif status >= 500:
-        outcome = Outcome.SERVER_ERROR
     else:
-        outcome = Outcome.BAD_OUTPUT
+        return status_failure(response, detail, auth_statuses=(401, 403))
     return ProbeFailure(outcome, detail, http_status=status)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
@@ -34,11 +33,11 @@ import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.enums import Outcome
+from probes.answers import bad_output, body_text, parse_json, read_head, status_failure
 from probes.base import Adapter, DeadlineExceeded, Generation, HealthCheck, ProbeContext, ProbeFailure
 from probes.download import decode_base64, download_image, read_limited, sniff_image
-from probes.polling import cancel_timeout, poll
+from probes.polling import PhaseClock, cancel_timeout, poll
 
-MAX_ERROR_BODY = 64 * 1024
 MAX_JOB_BODY = 4 * 1024 * 1024
 PLACEHOLDERS = ("prompt", "negative_prompt", "seed", "width", "height", "size", "model")
 #: a template string that is exactly one of these becomes a JSON number (or null)
@@ -302,7 +301,7 @@ class HTTPAdapter(Adapter):
         method, url = (spec.method, self.url(spec.path)) if spec else ("GET", self.base_url)
         with ctx.client.stream(method, url, headers=self.headers(), timeout=ctx.timeout()) as response:
             ctx.note_response(response, self.options.request_id_header)
-            head = _read_head(ctx, response)
+            head = read_head(ctx, response)
         status = response.status_code
         if spec is None:
             if status >= 500:
@@ -325,9 +324,9 @@ class HTTPAdapter(Adapter):
         with ctx.client.stream(method, url, headers=self.headers(), timeout=ctx.timeout(), **kwargs) as response:
             ctx.note_response(response, self.options.request_id_header)
             if not 200 <= response.status_code < 300:
-                raise self._failure(response, _read_head(ctx, response))
+                raise self._failure(response, read_head(ctx, response))
             raw = read_limited(ctx, response, limit, what="response")
-        payload = raw if raw_image else _parse_json(raw, response)
+        payload = raw if raw_image else parse_json(raw, response)
         self._check_filtered(response, None if raw_image else payload)
         return response, payload
 
@@ -338,17 +337,17 @@ class HTTPAdapter(Adapter):
         if spec.id_pointer is not None:
             found = resolve(payload, spec.id_pointer)
             if not isinstance(found, (str, int)) or isinstance(found, bool) or found == "":
-                raise _bad_output(f"no job id at {spec.id_pointer} in the submit answer", submitted)
+                raise bad_output(f"no job id at {spec.id_pointer} in the submit answer", submitted)
             job_id = str(found)
         if spec.url_pointer is not None:
             found = resolve(payload, spec.url_pointer)
             if not isinstance(found, str) or not found:
-                raise _bad_output(f"no job URL at {spec.url_pointer} in the submit answer", submitted)
+                raise bad_output(f"no job URL at {spec.url_pointer} in the submit answer", submitted)
             job_url = str(submitted.url.join(found))
         else:
             job_url = self.url(str(spec.url).replace("{id}", job_id or ""))
         last: dict[str, Any] = {"answer": "no poll answered yet"}
-        clock = _PhaseClock(ctx, self._phase_of(resolve(payload, spec.status_pointer)))
+        clock = PhaseClock(ctx, self._phase_of(resolve(payload, spec.status_pointer)))
 
         def step() -> tuple[httpx.Response, Any] | None:
             with ctx.client.stream("GET", job_url, headers=self.headers(), timeout=ctx.timeout()) as response:
@@ -356,14 +355,14 @@ class HTTPAdapter(Adapter):
                 if response.status_code in (404, 410):
                     # an unknown job looks like one not registered yet: only the deadline tells them apart
                     last["answer"] = f"the job was unknown (HTTP {response.status_code})"
-                    clock.answered(clock.phase)
+                    clock.seen()
                     return None
                 if not 200 <= response.status_code < 300:
-                    raise self._failure(response, _read_head(ctx, response))
+                    raise self._failure(response, read_head(ctx, response))
                 raw = read_limited(ctx, response, self.service.max_image_bytes * 4 // 3 + MAX_JOB_BODY, what="job status")
-            answer = _parse_json(raw, response)
+            answer = parse_json(raw, response)
             status = resolve(answer, spec.status_pointer)
-            clock.answered(self._phase_of(status))
+            clock.seen(self._phase_of(status))
             if status is _MISSING:
                 last["answer"] = f"the last answer had no status at {spec.status_pointer}"
                 return None
@@ -378,7 +377,7 @@ class HTTPAdapter(Adapter):
                 raise ProbeFailure(Outcome.SERVER_ERROR, f"job {job_id or job_url} failed: status {status!r}"
                                    + self._message_suffix(answer), http_status=response.status_code)
             if (spec.queued or spec.pending) and not _one_of(status, [*spec.queued, *spec.pending]):
-                raise _bad_output(f"unexpected job status {status!r} at {spec.status_pointer}", response)
+                raise bad_output(f"unexpected job status {status!r} at {spec.status_pointer}", response)
             return None
 
         def cancel() -> None:
@@ -403,9 +402,9 @@ class HTTPAdapter(Adapter):
         assert spec.pointer is not None
         value = resolve(payload, spec.pointer)
         if value is _MISSING:
-            raise _bad_output(f"no image at {spec.pointer} in the answer" + self._message_suffix(payload), response)
+            raise bad_output(f"no image at {spec.pointer} in the answer" + self._message_suffix(payload), response)
         if not isinstance(value, str) or not value:
-            raise _bad_output(f"the value at {spec.pointer} is {type(value).__name__}, not a non-empty string", response)
+            raise bad_output(f"the value at {spec.pointer} is {type(value).__name__}, not a non-empty string", response)
         if spec.encoding == "url" or value.startswith("data:"):
             return download_image(ctx, str(response.url.join(value)) if spec.encoding == "url" else value)
         image = decode_base64(value, what=f"the image at {spec.pointer}")
@@ -445,53 +444,5 @@ class HTTPAdapter(Adapter):
                 found = _MISSING
             if found is not _MISSING and found not in (None, ""):
                 message = found if isinstance(found, str) else json.dumps(found)
-        message = message or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)"
-        detail = f"HTTP {status}: {message}"
-        if status in (401, 402, 403):
-            outcome = Outcome.AUTH_ERROR
-        elif status == 429:
-            outcome = Outcome.RATE_LIMITED
-            if retry_after := response.headers.get("retry-after"):
-                detail += f" (Retry-After: {retry_after}s)"
-        elif 400 <= status < 500:
-            outcome = Outcome.CLIENT_ERROR
-        elif status >= 500:
-            outcome = Outcome.SERVER_ERROR
-        else:
-            outcome = Outcome.BAD_OUTPUT  # 1xx/3xx: redirects are not followed for API calls
-        return ProbeFailure(outcome, detail, http_status=status, request_id=response.headers.get(self.options.request_id_header))
-
-
-class _PhaseClock:
-    """Splits polling time into "queue" and "generation": the time up to an answer goes to
-    the phase the previous answer showed."""
-
-    def __init__(self, ctx: ProbeContext, phase: str) -> None:
-        self.ctx, self.phase, self.at = ctx, phase, time.monotonic()
-
-    def answered(self, phase: str) -> None:
-        now = time.monotonic()
-        self.ctx.phases[self.phase] = (self.ctx.phases[self.phase] or 0.0) + (now - self.at) * 1000.0
-        self.phase, self.at = phase, now
-
-
-def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
-    """The start of an error body: enough to classify it, however long the body is."""
-    head = b""
-    for chunk in response.iter_bytes():
-        ctx.check_deadline("error body")
-        head += chunk
-        if len(head) >= MAX_ERROR_BODY:
-            break
-    return head[:MAX_ERROR_BODY]
-
-
-def _parse_json(raw: bytes, response: httpx.Response) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise _bad_output(f"malformed JSON in a {len(raw)}-byte response: {exc}", response) from None
-
-
-def _bad_output(detail: str, response: httpx.Response) -> ProbeFailure:
-    return ProbeFailure(Outcome.BAD_OUTPUT, detail, http_status=response.status_code)
+        detail = f"HTTP {status}: {message or body_text(raw)}"
+        return status_failure(response, detail, request_id=response.headers.get(self.options.request_id_header))

@@ -27,11 +27,12 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
+from probes.answers import bad_output, body_text, classify_status, object_or_empty, read_head
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure
 from probes.download import read_limited, sniff_image
 
 DEFAULT_BASE_URL = "https://router.huggingface.co/hf-inference/models"
-MAX_ERROR_BODY = 64 * 1024
+REQUEST_ID_HEADER = "x-request-id"
 MAX_STATUS_BODY = 64 * 1024
 
 
@@ -91,11 +92,11 @@ class HuggingFaceAdapter(Adapter):
             with ctx.client.stream("POST", url, json=body, headers=headers, timeout=ctx.timeout()) as response:
                 ctx.note_response(response)
                 if response.status_code != 200:
-                    raise _failure(response, _read_head(ctx, response))
+                    raise _failure(response, read_head(ctx, response))
                 raw = read_limited(ctx, response, self.service.max_image_bytes, what="image (max_image_bytes)")
         media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type == "application/json":  # a 200 that is not an image: say what it was
-            raise _bad_output(f"expected image bytes, got JSON: {_json_summary(raw)}", response)
+            raise bad_output(f"expected image bytes, got JSON: {_json_summary(raw)}", response, REQUEST_ID_HEADER)
         return Generation(
             image=raw,
             content_type=sniff_image(raw),
@@ -110,34 +111,14 @@ class HuggingFaceAdapter(Adapter):
             if response.status_code == 405:
                 return HealthCheck(http_status=405, request_id=ctx.request_id, detail="model route answers (GET not allowed)")
             if not 200 <= response.status_code < 300:
-                raise _failure(response, _read_head(ctx, response))
+                raise _failure(response, read_head(ctx, response))
             raw = read_limited(ctx, response, MAX_STATUS_BODY, what="model status")
-        status = _json_object(raw)
+        status = object_or_empty(raw)
         state = status.get("state")
         detail = f"model state {state}" if isinstance(state, str) else None
         if status.get("loaded") is False:
             detail = f"model not loaded (state {state or 'unknown'}): the next canary may hit a cold start"
         return HealthCheck(http_status=response.status_code, request_id=ctx.request_id, detail=detail)
-
-
-def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
-    """The start of an error body: enough to classify it, however long the body is."""
-    head = b""
-    for chunk in response.iter_bytes():
-        ctx.check_deadline("error body")
-        head += chunk
-        if len(head) >= MAX_ERROR_BODY:
-            break
-    return head[:MAX_ERROR_BODY]
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or ``{}`` when it is anything else."""
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
 
 
 def _json_summary(raw: bytes) -> str:
@@ -148,35 +129,15 @@ def _json_summary(raw: bytes) -> str:
     return raw[:300].decode("utf-8", errors="replace")
 
 
-def _bad_output(detail: str, response: httpx.Response) -> ProbeFailure:
-    return ProbeFailure(
-        Outcome.BAD_OUTPUT, detail, http_status=response.status_code, request_id=response.headers.get("x-request-id")
-    )
-
-
 def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
     """Classify ``{"error": str | [str], "estimated_time"?}`` answers (tolerantly: proxies answer HTML)."""
-    status = response.status_code
-    body = _json_object(raw)
+    body = object_or_empty(raw)
     error = body.get("error")
     if isinstance(error, list):
         error = "; ".join(map(str, error))
-    message = str(error or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
-    detail = f"HTTP {status}: {message}"
+    message = str(error or body_text(raw))
+    outcome, detail = classify_status(response, f"HTTP {response.status_code}: {message}")  # 402: credits used up
     estimated = body.get("estimated_time")
-    if status in (401, 402, 403):  # 402: the account's credits are used up
-        outcome = Outcome.AUTH_ERROR
-    elif status == 429:
-        outcome = Outcome.RATE_LIMITED
-        retry_after = response.headers.get("retry-after")
-        if retry_after:
-            detail += f" (Retry-After: {retry_after}s)"
-    elif 400 <= status < 500:
-        outcome = Outcome.CLIENT_ERROR
-    elif status >= 500:
-        outcome = Outcome.SERVER_ERROR
-        if isinstance(estimated, (int, float)):
-            detail += f" (model loading, estimated_time {estimated:g}s)"
-    else:
-        outcome = Outcome.BAD_OUTPUT
-    return ProbeFailure(outcome, detail, http_status=status, request_id=response.headers.get("x-request-id"))
+    if outcome is Outcome.SERVER_ERROR and isinstance(estimated, (int, float)):
+        detail += f" (model loading, estimated_time {estimated:g}s)"
+    return ProbeFailure(outcome, detail, http_status=response.status_code, request_id=response.headers.get(REQUEST_ID_HEADER))

@@ -16,18 +16,18 @@ checked.  The reported model version is the ``--v``/``--niji`` flag of the final
 from __future__ import annotations
 
 import json
-import math
 import re
-import time
 from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
 from monitor.enums import Outcome
+from probes.answers import body_text, json_object, status_failure
+from probes.aspect import reduced_ratio
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
 from probes.download import download_image, read_limited
-from probes.polling import poll
+from probes.polling import PhaseClock, poll
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/mj"
 MAX_BODY = 1024 * 1024
@@ -82,9 +82,7 @@ class MidjourneyProxyAdapter(Adapter):
         check = SizeCheck.NONE
         dimensions = ctx.canary.dimensions
         if self.options.aspect_ratio and dimensions and not re.search(r"--(ar|aspect)\b", text + self.options.parameters):
-            width, height = dimensions
-            divisor = math.gcd(width, height)
-            text += f" --ar {width // divisor}:{height // divisor}"
+            text += f" --ar {reduced_ratio(*dimensions)}"
             check = SizeCheck.ASPECT
         if ctx.canary.negative_prompt:
             text += f" --no {ctx.canary.negative_prompt}"
@@ -117,22 +115,22 @@ class MidjourneyProxyAdapter(Adapter):
         )
 
     def _wait(self, ctx: ProbeContext, task_id: str) -> dict[str, Any]:
-        clock = _PhaseClock(ctx)
+        clock = PhaseClock(ctx, "queue")
 
         def step() -> dict[str, Any] | None:
             task = self._call(ctx, "GET", f"/task/{task_id}/fetch", empty_ok=True)
             status = task.get("status") if task else None
             if status in ("SUCCESS", "FAILURE"):
-                clock.seen("done")
+                clock.finished()
                 return task
             # empty body = unknown id (not yet stored, or lost): it keeps its last state until the deadline
-            clock.seen("queue" if status in QUEUED_STATES else "generation" if status else clock.state)
+            clock.seen("queue" if status in QUEUED_STATES else "generation" if status else None)
             return None
 
         try:
             return poll(ctx, step, what="Midjourney task")
         finally:
-            clock.seen(clock.state)
+            clock.seen()
 
     def _call(self, ctx: ProbeContext, method: str, path: str, *, json: Any = None, empty_ok: bool = False) -> dict[str, Any]:
         """One proxy request: the JSON object it answered ({} for an empty body when ``empty_ok``)."""
@@ -144,7 +142,7 @@ class MidjourneyProxyAdapter(Adapter):
             raise _http_failure(response, raw)
         if not raw.strip() and empty_ok:
             return {}
-        return _parse_json(raw, response)
+        return json_object(raw, response)
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
         with ctx.client.stream("GET", f"{self.base_url}/account/list", headers=self.headers(), timeout=ctx.timeout()) as response:
@@ -163,23 +161,6 @@ class MidjourneyProxyAdapter(Adapter):
             raise ProbeFailure(Outcome.SERVER_ERROR, f"the proxy has no enabled Discord account ({len(accounts)} listed)",
                                http_status=200)
         return HealthCheck(http_status=200)
-
-
-class _PhaseClock:
-    """Charges the wall time between polls to the state the task was last seen in (it starts queued).
-
-    A task seen finished while last seen queued ran in that last interval: that goes to generation.
-    """
-
-    def __init__(self, ctx: ProbeContext) -> None:
-        self.ctx, self.state, self.since = ctx, "queue", time.monotonic()
-
-    def seen(self, state: str) -> None:
-        now = time.monotonic()
-        phase = "generation" if state == "done" else self.state
-        self.ctx.phases[phase] = (self.ctx.phases[phase] or 0.0) + (now - self.since) * 1000.0
-        self.state = "generation" if state == "done" else state
-        self.since = now
 
 
 def _submitted_task(answer: dict[str, Any]) -> str:
@@ -216,18 +197,6 @@ def _loads(raw: bytes) -> Any:
     return json.loads(raw.decode("utf-8"))
 
 
-def _parse_json(raw: bytes, response: httpx.Response) -> dict[str, Any]:
-    try:
-        payload = _loads(raw)
-    except ValueError as exc:
-        raise ProbeFailure(Outcome.BAD_OUTPUT, f"malformed JSON in a {len(raw)}-byte response: {exc}",
-                           http_status=response.status_code) from None
-    if not isinstance(payload, dict):
-        raise ProbeFailure(Outcome.BAD_OUTPUT, f"expected a JSON object, got {type(payload).__name__}",
-                           http_status=response.status_code)
-    return payload
-
-
 def _http_failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
     """Non-200: the secret check (401, empty body), Spring's error JSON, or something in front of the proxy."""
     status = response.status_code
@@ -235,18 +204,6 @@ def _http_failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
         parsed = _loads(raw)
         said = f"{parsed.get('error')}: {parsed.get('message') or ''}".strip(": ") if isinstance(parsed, dict) else str(parsed)
     except ValueError:
-        said = raw[:300].decode("utf-8", errors="replace").strip()
+        said = body_text(raw, empty="")
     detail = f"HTTP {status}: {said or ('wrong or missing mj-api-secret' if status == 401 else '(empty body)')}"
-    if status in (401, 403):
-        outcome = Outcome.AUTH_ERROR
-    elif status == 429:
-        outcome = Outcome.RATE_LIMITED
-        if response.headers.get("retry-after"):
-            detail += f" (Retry-After: {response.headers['retry-after']}s)"
-    elif 400 <= status < 500:
-        outcome = Outcome.CLIENT_ERROR
-    elif status >= 500:
-        outcome = Outcome.SERVER_ERROR
-    else:
-        outcome = Outcome.BAD_OUTPUT
-    return ProbeFailure(outcome, detail, http_status=status)
+    return status_failure(response, detail, auth_statuses=(401, 403))

@@ -6,19 +6,19 @@ no seed parameter, so none is sent and results are never bit-reproducible.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
+from probes.answers import bad_output, body_text, json_object, object_or_empty, read_head, status_failure
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure
 from probes.download import decode_base64, download_image, read_limited, sniff_image
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "dall-e-2"  # what the API itself uses when no model is sent
-MAX_ERROR_BODY = 64 * 1024
+REQUEST_ID_HEADER = "x-request-id"
 MAX_LISTING_BODY = 4 * 1024 * 1024
 CONTENT_POLICY_CODES = {"content_policy_violation", "moderation_blocked"}
 
@@ -97,12 +97,12 @@ class OpenAIAdapter(Adapter):
             ) as response:
                 ctx.note_response(response)
                 if response.status_code != 200:
-                    raise _failure(response, _read_head(ctx, response))
+                    raise _failure(response, read_head(ctx, response))
                 raw = read_limited(ctx, response, limit, what="generation response")
-        payload = _parse_json(raw, response)
+        payload = json_object(raw, response, REQUEST_ID_HEADER)
         items = payload.get("data")
         if not isinstance(items, list) or not items or not isinstance(items[0], dict):
-            raise _bad_output("response has no images in 'data'", response)
+            raise bad_output("response has no images in 'data'", response, REQUEST_ID_HEADER)
         item = items[0]
         if isinstance(item.get("b64_json"), str) and item["b64_json"]:
             image = decode_base64(item["b64_json"], what="b64_json")
@@ -110,7 +110,7 @@ class OpenAIAdapter(Adapter):
         elif isinstance(item.get("url"), str) and item["url"]:
             image, content_type = download_image(ctx, item["url"])
         else:
-            raise _bad_output("image entry has neither 'b64_json' nor 'url'", response)
+            raise bad_output("image entry has neither 'b64_json' nor 'url'", response, REQUEST_ID_HEADER)
         revised = item.get("revised_prompt")
         reported_model = payload.get("model")
         return Generation(
@@ -127,79 +127,33 @@ class OpenAIAdapter(Adapter):
         with ctx.client.stream("GET", f"{self.base_url}/models", headers=headers, timeout=ctx.timeout()) as response:
             ctx.note_response(response)
             if response.status_code != 200:
-                raise _failure(response, _read_head(ctx, response))
+                raise _failure(response, read_head(ctx, response))
             raw = read_limited(ctx, response, MAX_LISTING_BODY, what="model listing")
-        models = _parse_json(raw, response).get("data")
+        models = json_object(raw, response, REQUEST_ID_HEADER).get("data")
         if not isinstance(models, list):
-            raise _bad_output("model listing has no 'data' list", response)
+            raise bad_output("model listing has no 'data' list", response, REQUEST_ID_HEADER)
         listed = {m.get("id") for m in models if isinstance(m, dict)}
         detail = None if self.model in listed else f"model {self.model!r} is not in the {len(listed)} models listed"
         return HealthCheck(http_status=response.status_code, request_id=ctx.request_id, detail=detail)
 
 
-def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
-    """The start of an error body: enough to classify it, however long the body is."""
-    head = b""
-    for chunk in response.iter_bytes():
-        ctx.check_deadline("error body")
-        head += chunk
-        if len(head) >= MAX_ERROR_BODY:
-            break
-    return head[:MAX_ERROR_BODY]
-
-
-def _parse_json(raw: bytes, response: httpx.Response) -> dict[str, Any]:
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise _bad_output(f"malformed JSON in a {len(raw)}-byte response: {exc}", response) from None
-    if not isinstance(payload, dict):
-        raise _bad_output(f"expected a JSON object, got {type(payload).__name__}", response)
-    return payload
-
-
-def _bad_output(detail: str, response: httpx.Response) -> ProbeFailure:
-    return ProbeFailure(
-        Outcome.BAD_OUTPUT,
-        detail,
-        http_status=response.status_code,
-        request_id=response.headers.get("x-request-id"),
-    )
-
-
 def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
     """Classify an error answer (``{"error": {"message", "type", "param", "code"}}``, tolerantly)."""
     status = response.status_code
-    error: dict[str, Any] = {}
-    try:
-        parsed = json.loads(raw)
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            error = parsed["error"]
-    except ValueError:
-        pass
+    body = object_or_empty(raw)
+    error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
     code, kind = error.get("code"), error.get("type")
-    message = error.get("message") or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)"
+    message = error.get("message") or body_text(raw)
     detail = f"HTTP {status}" + "".join(f" {part}" for part in (kind, code) if part) + f": {message}"
     moderation = error.get("moderation_details")
+    request_id = response.headers.get(REQUEST_ID_HEADER)
     if code == "billing_hard_limit_reached" or (status == 429 and code == "insufficient_quota"):
-        outcome = Outcome.AUTH_ERROR
-    elif status in (401, 403):
-        outcome = Outcome.AUTH_ERROR
-    elif status == 429:
-        outcome = Outcome.RATE_LIMITED
-        retry_after = response.headers.get("retry-after")
-        if retry_after:
-            detail += f" (Retry-After: {retry_after}s)"
-    elif status == 400 and (code in CONTENT_POLICY_CODES or (kind == "image_generation_user_error" and moderation)):
-        outcome = Outcome.CONTENT_FILTERED
+        return ProbeFailure(Outcome.AUTH_ERROR, detail, http_status=status, request_id=request_id)
+    if status == 400 and (code in CONTENT_POLICY_CODES or (kind == "image_generation_user_error" and moderation)):
         if isinstance(moderation, dict):
             stage = moderation.get("moderation_stage")
             categories = moderation.get("categories") or []
             detail += f" (moderation stage: {stage}; categories: {', '.join(map(str, categories)) or 'none given'})"
-    elif 400 <= status < 500:
-        outcome = Outcome.CLIENT_ERROR
-    elif status >= 500:
-        outcome = Outcome.SERVER_ERROR
-    else:
-        outcome = Outcome.BAD_OUTPUT  # 1xx/3xx: nothing an image API should answer
-    return ProbeFailure(outcome, detail, http_status=status, request_id=response.headers.get("x-request-id"))
+        return ProbeFailure(Outcome.CONTENT_FILTERED, detail, http_status=status, request_id=request_id)
+    # only 401/403: OpenAI signals billing and quota through the codes above
+    return status_failure(response, detail, request_id=request_id, auth_statuses=(401, 403))

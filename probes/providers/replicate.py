@@ -8,7 +8,6 @@ canary stops costing money.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -19,12 +18,13 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
+from probes.answers import MAX_ERROR_BODY, body_text, json_object, object_or_empty, read_head, status_failure
+from probes.aspect import common_ratio as aspect_ratio
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
 from probes.download import download_image, read_limited
-from probes.polling import cancel_timeout, poll
+from probes.polling import PhaseClock, cancel_timeout, on_site, poll
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
-MAX_ERROR_BODY = 64 * 1024
 MAX_PREDICTION_BODY = 4 * 1024 * 1024  # logs can be long; data: URI outputs come on top (see _body_limit)
 MAX_WAIT_S = 60  # the API holds a create request at most this long
 WAIT_MARGIN_S = 0.5  # leave time after the hold to poll once and cancel before the deadline
@@ -33,9 +33,6 @@ TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 # ◐ Replicate has no structured safety code: models fail with messages like "NSFW content detected"
 # or "E005: The input or output was flagged as sensitive".
 SAFETY_ERROR = re.compile(r"nsfw|sensitive|safety|flagged|moderat|E005|content polic", re.IGNORECASE)
-# aspect ratios image models commonly accept; the canary's size is mapped to the nearest one
-COMMON_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
-RATIO_TOLERANCE = 0.03
 
 
 class ReplicateOptions(BaseModel):
@@ -111,7 +108,7 @@ class ReplicateAdapter(Adapter):
             ) as response:
                 ctx.note_response(response)
                 if response.status_code not in (200, 201):
-                    raise _failure(response, _read_head(ctx, response))
+                    raise _failure(response, read_head(ctx, response))
                 prediction = _prediction(read_limited(ctx, response, self._body_limit(), what="prediction"), response)
         ctx.request_id = prediction["id"]
         if response.headers.get("preference-applied", "").startswith("wait"):
@@ -133,9 +130,9 @@ class ReplicateAdapter(Adapter):
         """Poll ``urls.get`` until the prediction ends; cancel it at the deadline."""
         urls = prediction.get("urls") if isinstance(prediction.get("urls"), dict) else {}
         own = f"{self.base_url}/v1/predictions/{prediction['id']}"
-        get_url = _on_site(urls.get("get") or own, self.base_url)
-        cancel_url = _on_site(urls.get("cancel") or f"{own}/cancel", self.base_url)
-        clock = _JobClock(ctx, _phase_of(prediction["status"]))
+        get_url = on_site(urls.get("get") or own, self.base_url)
+        cancel_url = on_site(urls.get("cancel") or f"{own}/cancel", self.base_url)
+        clock = PhaseClock(ctx, _phase_of(prediction["status"]))
 
         def step() -> dict[str, Any] | None:
             nonlocal prediction
@@ -146,7 +143,7 @@ class ReplicateAdapter(Adapter):
             return prediction if prediction["status"] in TERMINAL else None
 
         def cancel() -> None:
-            clock.seen(None)
+            clock.seen()
             ctx.client.post(cancel_url, headers=headers, timeout=cancel_timeout())
 
         final = poll(ctx, step, what=f"prediction {prediction['id']}", on_deadline=cancel, first_delay=FIRST_POLL_S)
@@ -165,7 +162,7 @@ class ReplicateAdapter(Adapter):
             if response.status_code == 404:
                 return None
             if response.status_code != 200:
-                raise _failure(response, _read_head(ctx, response))
+                raise _failure(response, read_head(ctx, response))
             return _prediction(read_limited(ctx, response, self._body_limit(), what="prediction"), response)
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
@@ -173,26 +170,11 @@ class ReplicateAdapter(Adapter):
         with ctx.client.stream("GET", f"{self.base_url}/v1/account", headers=headers, timeout=ctx.timeout()) as response:
             ctx.note_response(response)
             if response.status_code != 200:
-                raise _failure(response, _read_head(ctx, response))
-            account = _json_object(read_limited(ctx, response, MAX_ERROR_BODY, what="account"), response)
+                raise _failure(response, read_head(ctx, response))
+            account = json_object(read_limited(ctx, response, MAX_ERROR_BODY, what="account"), response)
         if not account.get("username"):
             raise ProbeFailure(Outcome.BAD_OUTPUT, "account answer has no 'username'", http_status=response.status_code)
         return HealthCheck(http_status=response.status_code)
-
-
-def aspect_ratio(width: int, height: int) -> str:
-    """The common ratio within 3 % of ``width:height``, else the exact reduced ratio."""
-    wanted = width / height
-    best = min(COMMON_RATIOS, key=lambda r: abs(_ratio(r) / wanted - 1))
-    if abs(_ratio(best) / wanted - 1) <= RATIO_TOLERANCE:
-        return best
-    divisor = math.gcd(width, height)
-    return f"{width // divisor}:{height // divisor}"
-
-
-def _ratio(text: str) -> float:
-    w, h = text.split(":")
-    return int(w) / int(h)
 
 
 def _phase_of(status: str) -> str:
@@ -215,7 +197,7 @@ def _credit_hold(ctx: ProbeContext, prediction: dict[str, Any], spent_s: float) 
     ctx.phases["submit"] = max((ctx.phases["submit"] or 0.0) - (queue + run) * 1000.0, 0.0)
     for name, seconds in (("queue", queue), ("generation", run)):
         if seconds > 0:
-            ctx.phases[name] = (ctx.phases[name] or 0.0) + seconds * 1000.0
+            ctx.add_phase(name, seconds * 1000.0)
 
 
 def _timestamp(value: Any) -> float | None:
@@ -241,84 +223,18 @@ def _first_output(prediction: dict[str, Any]) -> str:
     )
 
 
-class _JobClock:
-    """Latency phases of a polled job, measured on our side.
-
-    The time between two looks at the job counts for the phase it was last seen in.
-    """
-
-    def __init__(self, ctx: ProbeContext, phase: str) -> None:
-        self.ctx, self.phase, self.since = ctx, phase, time.monotonic()
-
-    def seen(self, phase: str | None) -> None:
-        now = time.monotonic()
-        self.ctx.phases[self.phase] = (self.ctx.phases[self.phase] or 0.0) + (now - self.since) * 1000.0
-        self.since, self.phase = now, phase or self.phase
-
-
-def _on_site(url: str, base_url: str) -> str:
-    """``url`` if it is on the API's own host; the key is never sent anywhere else."""
-    target, base = httpx.URL(url), httpx.URL(base_url)
-    if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
-        raise ProbeFailure(Outcome.BAD_OUTPUT, f"refusing to poll {target.host!r}: not the API host {base.host!r}")
-    return url
-
-
-def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
-    """The start of an error body: enough to classify it, however long the body is."""
-    head = b""
-    for chunk in response.iter_bytes():
-        ctx.check_deadline("error body")
-        head += chunk
-        if len(head) >= MAX_ERROR_BODY:
-            break
-    return head[:MAX_ERROR_BODY]
-
-
-def _json_object(raw: bytes, response: httpx.Response) -> dict[str, Any]:
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise ProbeFailure(
-            Outcome.BAD_OUTPUT, f"malformed JSON in a {len(raw)}-byte response: {exc}", http_status=response.status_code
-        ) from None
-    if not isinstance(payload, dict):
-        raise ProbeFailure(
-            Outcome.BAD_OUTPUT, f"expected a JSON object, got {type(payload).__name__}", http_status=response.status_code
-        )
-    return payload
-
-
 def _prediction(raw: bytes, response: httpx.Response) -> dict[str, Any]:
-    prediction = _json_object(raw, response)
+    prediction = json_object(raw, response)
     if not isinstance(prediction.get("id"), str) or not isinstance(prediction.get("status"), str):
         raise ProbeFailure(Outcome.BAD_OUTPUT, "prediction has no 'id' or 'status'", http_status=response.status_code)
     return prediction
 
 
 def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
-    """Classify a problem-details error ``{"title", "detail", "status"}`` (tolerantly)."""
+    """Classify a problem-details error ``{"title", "detail", "status"}`` (tolerantly); 402 is out of credit."""
     status = response.status_code
-    problem: dict[str, Any] = {}
-    try:
-        parsed = json.loads(raw)
-        problem = parsed if isinstance(parsed, dict) else {}
-    except ValueError:
-        pass
+    problem = object_or_empty(raw)
     title, message = problem.get("title"), problem.get("detail")
-    message = message or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)"
+    message = message or body_text(raw)
     detail = f"HTTP {status}" + (f" {title}" if title and title != message else "") + f": {message}"
-    if status in (401, 402, 403):  # 402: out of credit, an operator problem like a bad token
-        outcome = Outcome.AUTH_ERROR
-    elif status == 429:
-        outcome = Outcome.RATE_LIMITED
-        retry_after = response.headers.get("retry-after") or problem.get("retry_after")
-        if retry_after is not None:
-            detail += f" (Retry-After: {retry_after}s)"
-    elif 400 <= status < 500:
-        outcome = Outcome.CLIENT_ERROR
-    elif status >= 500:
-        outcome = Outcome.SERVER_ERROR
-    else:
-        outcome = Outcome.BAD_OUTPUT
-    return ProbeFailure(outcome, detail, http_status=status)
+    return status_failure(response, detail, retry_after=response.headers.get("retry-after") or problem.get("retry_after"))

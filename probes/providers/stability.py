@@ -17,24 +17,23 @@ seed 0 means "random" on the wire, so a seed is only sent when it is non-zero.
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
+from probes.answers import bad_output, body_text, object_or_empty, parse_json, read_head, status_failure
+from probes.aspect import close_ratio, nearest_ratio, ratio_value
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
 from probes.download import decode_base64, read_limited, sniff_image
 
 DEFAULT_BASE_URL = "https://api.stability.ai"
 DEFAULT_V2_MODEL = "core"
 DEFAULT_V1_ENGINE = "stable-diffusion-xl-1024-v1-0"
-MAX_ERROR_BODY = 64 * 1024
+REQUEST_ID_HEADER = "x-request-id"
 MAX_SMALL_BODY = 64 * 1024
 ASPECT_RATIOS = ("21:9", "16:9", "3:2", "5:4", "1:1", "4:5", "2:3", "9:16", "9:21")
-ASPECT_TOLERANCE = 0.03  # the tolerance scoring applies with SizeCheck.ASPECT
 
 
 class StabilityOptions(BaseModel):
@@ -92,7 +91,7 @@ class StabilityAdapter(Adapter):
             with ctx.client.stream("POST", url, headers=headers, timeout=ctx.timeout(), **body) as response:
                 ctx.note_response(response)
                 if response.status_code != 200:
-                    raise _failure(response, _read_head(ctx, response))
+                    raise _failure(response, read_head(ctx, response))
                 raw = read_limited(ctx, response, limit, what="generation response")
         image, finish_reason, seed = self._parse_answer(raw, response)
         if finish_reason == "CONTENT_FILTERED":
@@ -169,17 +168,17 @@ class StabilityAdapter(Adapter):
         if media_type != "application/json":
             reason = response.headers.get("finish-reason")
             return raw, reason.upper() if reason else None, _int(response.headers.get("seed"))
-        payload = _parse_json(raw, response)
+        payload = parse_json(raw, response, REQUEST_ID_HEADER)
         if isinstance(payload, dict) and "image" in payload:  # v2beta
             item, key, reason_key = payload, "image", "finish_reason"
         else:  # v1: {"artifacts": [...]}, or a bare list in the 2023 spec
             artifacts = payload.get("artifacts") if isinstance(payload, dict) else payload
             if not isinstance(artifacts, list) or not artifacts or not isinstance(artifacts[0], dict):
-                raise _bad_output("response has no image ('image' or 'artifacts')", response)
+                raise bad_output("response has no image ('image' or 'artifacts')", response, REQUEST_ID_HEADER)
             item, key, reason_key = artifacts[0], "base64", "finishReason"
         encoded = item.get(key)
         if not isinstance(encoded, str) or not encoded:
-            raise _bad_output(f"response has no base64 in {key!r}", response)
+            raise bad_output(f"response has no base64 in {key!r}", response, REQUEST_ID_HEADER)
         reason = item.get(reason_key)
         image = decode_base64(encoded, what=key)
         return image, reason.upper() if isinstance(reason, str) else None, _int(item.get("seed"))
@@ -193,12 +192,12 @@ class StabilityAdapter(Adapter):
         ) as response:
             ctx.note_response(response)
             if response.status_code != 200:
-                raise _failure(response, _read_head(ctx, response))
+                raise _failure(response, read_head(ctx, response))
             raw = read_limited(ctx, response, MAX_SMALL_BODY, what="balance")
-        payload = _parse_json(raw, response)
+        payload = parse_json(raw, response, REQUEST_ID_HEADER)
         credits = payload.get("credits") if isinstance(payload, dict) else None
         if not isinstance(credits, (int, float)) or isinstance(credits, bool):
-            raise _bad_output("balance answer has no numeric 'credits'", response)
+            raise bad_output("balance answer has no numeric 'credits'", response, REQUEST_ID_HEADER)
         if credits <= 0:
             raise ProbeFailure(
                 Outcome.AUTH_ERROR, f"no credits left (balance {credits:g})", http_status=response.status_code
@@ -208,14 +207,8 @@ class StabilityAdapter(Adapter):
 
 def nearest_aspect_ratio(width: int, height: int) -> tuple[str, bool]:
     """The supported ``aspect_ratio`` closest to ``width:height``, and whether it is within scoring's tolerance."""
-    wanted = width / height
-
-    def value(ratio: str) -> float:
-        w, h = ratio.split(":")
-        return int(w) / int(h)
-
-    best = min(ASPECT_RATIOS, key=lambda ratio: abs(math.log(value(ratio) / wanted)))
-    return best, abs(value(best) / wanted - 1) <= ASPECT_TOLERANCE
+    best = nearest_ratio(width, height, ASPECT_RATIOS)
+    return best, close_ratio(ratio_value(best), width / height)
 
 
 def _int(value: Any) -> int | None:
@@ -225,59 +218,18 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
-    """The start of an error body: enough to classify it, however long the body is."""
-    head = b""
-    for chunk in response.iter_bytes():
-        ctx.check_deadline("error body")
-        head += chunk
-        if len(head) >= MAX_ERROR_BODY:
-            break
-    return head[:MAX_ERROR_BODY]
-
-
-def _parse_json(raw: bytes, response: httpx.Response) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise _bad_output(f"malformed JSON in a {len(raw)}-byte response: {exc}", response) from None
-
-
-def _bad_output(detail: str, response: httpx.Response) -> ProbeFailure:
-    return ProbeFailure(
-        Outcome.BAD_OUTPUT, detail, http_status=response.status_code, request_id=response.headers.get("x-request-id")
-    )
-
-
 def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
     """Classify an error: v2beta ``{"id", "name", "errors": [...]}`` or v1 ``{"id", "name", "message"}``."""
     status = response.status_code
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        parsed = None
-    body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+    body = object_or_empty(raw)
     name = body.get("name")
     errors = body.get("errors")
     if isinstance(errors, list) and errors:
         message = "; ".join(str(error) for error in errors)
     else:
-        message = str(body.get("message") or raw[:300].decode("utf-8", errors="replace").strip() or "(empty body)")
+        message = str(body.get("message") or body_text(raw))
     detail = f"HTTP {status}" + (f" {name}" if isinstance(name, str) and name else "") + f": {message}"
-    request_id = response.headers.get("x-request-id") or (str(body["id"]) if body.get("id") else None)
+    request_id = response.headers.get(REQUEST_ID_HEADER) or (str(body["id"]) if body.get("id") else None)
     if status == 403 and name == "content_moderation":
-        outcome = Outcome.CONTENT_FILTERED
-    elif status in (401, 402, 403):  # 402 = out of credits: the operator's problem (❓ shape of 401/402 bodies)
-        outcome = Outcome.AUTH_ERROR
-    elif status == 429:
-        outcome = Outcome.RATE_LIMITED
-        retry_after = response.headers.get("retry-after")
-        if retry_after:
-            detail += f" (Retry-After: {retry_after}s)"
-    elif 400 <= status < 500:
-        outcome = Outcome.CLIENT_ERROR
-    elif status >= 500:
-        outcome = Outcome.SERVER_ERROR
-    else:
-        outcome = Outcome.BAD_OUTPUT
-    return ProbeFailure(outcome, detail, http_status=status, request_id=request_id)
+        return ProbeFailure(Outcome.CONTENT_FILTERED, detail, http_status=status, request_id=request_id)
+    return status_failure(response, detail, request_id=request_id)  # (❓ shape of 401/402 bodies)

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from monitor.runner import apply_scoring
 from probes.base import ProbeContext, ProbeFailure, ProbeResult, SizeCheck
 from probes.emulator.bfl import FAULT_OUTCOMES, SERVICE_DEFAULTS
-from probes.http import make_client
 from probes.providers.bfl import BFLAdapter, _check_site
+from tests.providers.helpers import probe, serve, with_
 
 API_KEY = "bfl-test-key-0123456789abcdef"
 
@@ -30,16 +27,8 @@ def service(emulator) -> ServiceConfig:
     )
 
 
-def with_(service: ServiceConfig, **changes) -> ServiceConfig:
-    return service.model_copy(update=changes)
-
-
 def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
-    with make_client(service) as client:
-        result = BFLAdapter(service).probe(ProbeContext(service, canary, client, seed=1234), kind)
-    if kind is not ProbeKind.HEALTH:
-        apply_scoring(result, service, canary)
-    return result
+    return probe(BFLAdapter, service, canary, kind)
 
 
 # -- clean runs -------------------------------------------------------------------------------
@@ -169,11 +158,7 @@ def odd_server(request: Request) -> Response:
 
 @pytest.fixture(scope="module")
 def odd_url():
-    server = make_server("127.0.0.1", 0, odd_server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    yield from serve(odd_server)
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,12 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from monitor.config import CanaryConfig, Config, ConfigError, ServiceConfig, parse_config
+from monitor.config import CanaryConfig, ConfigError, ServiceConfig, parse_config
 from monitor.enums import Outcome, ProbeKind
-from monitor.runner import ProbeRunner
-from probes.base import ProbeContext, ProbeResult
+from probes.base import ProbeContext
 from probes.emulator.comfyui import FAULT_OUTCOMES, SERVICE_DEFAULTS
 from probes.providers.comfyui import DEFAULT_WORKFLOW, ComfyUIAdapter
+from tests.providers.helpers import run_with_runner, with_
 
 TOKEN = "Bearer proxy-token-0123456789"
 
@@ -28,16 +28,7 @@ def service(emulator) -> ServiceConfig:
     )
 
 
-def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
-    runner = ProbeRunner(Config(canaries=[canary] if canary else [], services=[service]))
-    try:
-        return runner.run(service, canary, kind)
-    finally:
-        runner.close()
-
-
-def with_(service: ServiceConfig, **changes) -> ServiceConfig:
-    return service.model_copy(update=changes)
+run = run_with_runner
 
 
 def fresh(seed: int = 0) -> CanaryConfig:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import timedelta
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from monitor.runner import apply_scoring
 from probes.base import ProbeContext, ProbeResult, SizeCheck
 from probes.emulator.fal import FAULT_OUTCOMES, SERVICE_DEFAULTS
-from probes.http import make_client
 from probes.providers.fal import FalAdapter
+from tests.providers.helpers import probe, serve, with_
 
 API_KEY = "fal-key-id:0123456789abcdef"
 MODEL = "fal-ai/flux/schnell"
@@ -32,16 +29,8 @@ def service(emulator) -> ServiceConfig:
     )
 
 
-def with_(service: ServiceConfig, **changes) -> ServiceConfig:
-    return service.model_copy(update=changes)
-
-
 def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
-    with make_client(service) as client:
-        result = FalAdapter(service).probe(ProbeContext(service, canary, client, seed=1234), kind)
-    if kind is not ProbeKind.HEALTH:
-        apply_scoring(result, service, canary)
-    return result
+    return probe(FalAdapter, service, canary, kind)
 
 
 def status_of(service: ServiceConfig, request_id: str) -> dict:
@@ -174,11 +163,7 @@ def odd_server(request: Request) -> Response:
 
 @pytest.fixture(scope="module")
 def odd_url():
-    server = make_server("127.0.0.1", 0, odd_server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    yield from serve(odd_server)
 
 
 @pytest.mark.parametrize(

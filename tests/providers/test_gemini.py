@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from datetime import timedelta
 from io import BytesIO
 
 import pytest
 from PIL import Image
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from monitor.config import CanaryConfig, Config, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from monitor.runner import ProbeRunner
-from probes.base import ProbeContext, ProbeResult, SizeCheck
+from probes.base import ProbeContext, SizeCheck
 from probes.emulator.gemini import FAULT_OUTCOMES, SERVICE_DEFAULTS
 from probes.http import make_client
 from probes.providers.gemini import GeminiAdapter
+from tests.providers.helpers import run_with_runner, serve, with_
 
 API_KEY = "AIzaSyEmulatorTestKey0123456789abcdef"
 IMAGEN = "imagen-4.0-generate-001"
@@ -34,17 +32,7 @@ def service(emulator) -> ServiceConfig:
     )
 
 
-def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
-    """Through the runner, so scoring settles blank/wrong-size images."""
-    runner = ProbeRunner(Config(canaries=[canary] if canary else [], services=[service]))
-    try:
-        return runner.run(service, canary, kind)
-    finally:
-        runner.close()
-
-
-def with_(service: ServiceConfig, **changes) -> ServiceConfig:
-    return service.model_copy(update=changes)
+run = run_with_runner
 
 
 # -- clean runs ----------------------------------------------------------------------------------
@@ -215,11 +203,7 @@ def odd_server(request: Request) -> Response:
 
 @pytest.fixture(scope="module")
 def odd_url():
-    server = make_server("127.0.0.1", 0, odd_server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    yield from serve(odd_server)
 
 
 @pytest.mark.parametrize(

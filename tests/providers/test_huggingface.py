@@ -12,11 +12,11 @@ from PIL import Image
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from monitor.runner import apply_scoring
 from probes.base import ProbeContext, ProbeResult
 from probes.emulator.huggingface import FAULT_OUTCOMES, SERVICE_DEFAULTS
 from probes.http import make_client
 from probes.providers.huggingface import HuggingFaceAdapter
+from tests.providers.helpers import probe
 
 API_KEY = "hf_testtoken0123456789abcdef"
 MODEL = SERVICE_DEFAULTS["model"]
@@ -31,11 +31,7 @@ def service(emulator) -> ServiceConfig:
 
 
 def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY, seed: int | None = 1234) -> ProbeResult:
-    with make_client(service) as client:
-        result = HuggingFaceAdapter(service).probe(ProbeContext(service, canary, client, seed=seed), kind)
-    if kind is not ProbeKind.HEALTH:
-        apply_scoring(result, service, canary)
-    return result
+    return probe(HuggingFaceAdapter, service, canary, kind, seed)
 
 
 def test_base_url_is_the_routers_shape(emulator):

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import timedelta
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from monitor.config import CanaryConfig, Config, ServiceConfig
+from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from monitor.runner import ProbeRunner
-from probes.base import ProbeContext, ProbeResult, SizeCheck
+from probes.base import ProbeContext, SizeCheck
 from probes.emulator.midjourney_proxy import FAULT_OUTCOMES
 from probes.http import make_client
 from probes.providers.midjourney_proxy import MidjourneyProxyAdapter
+from tests.providers.helpers import run_with_runner, serve, with_
 
 SECRET = "mj-secret-0123456789abcdef"
 PROVIDER = "midjourney_proxy"
@@ -32,16 +30,7 @@ def service(emulator) -> ServiceConfig:
     )
 
 
-def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
-    runner = ProbeRunner(Config(canaries=[canary] if canary else [], services=[service]))
-    try:
-        return runner.run(service, canary, kind)
-    finally:
-        runner.close()
-
-
-def with_(service: ServiceConfig, **changes) -> ServiceConfig:
-    return service.model_copy(update=changes)
+run = run_with_runner
 
 
 def test_clean_run(service, canary):
@@ -169,11 +158,7 @@ def odd_server(request: Request) -> Response:
 
 @pytest.fixture(scope="module")
 def odd_url():
-    server = make_server("127.0.0.1", 0, odd_server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    yield from serve(odd_server)
 
 
 @pytest.mark.parametrize(

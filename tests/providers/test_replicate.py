@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from datetime import timedelta
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from monitor.runner import apply_scoring
 from probes.base import ProbeContext, ProbeResult, SizeCheck
 from probes.emulator.images import render_png
 from probes.emulator.replicate import FAULT_OUTCOMES, SERVICE_DEFAULTS, VERSION_OF
-from probes.http import make_client
 from probes.providers.replicate import ReplicateAdapter, aspect_ratio
+from tests.providers.helpers import probe, serve, with_
 
 API_KEY = "r8_replicatetesttoken0123456789"
 FLUX = "black-forest-labs/flux-schnell"
@@ -34,16 +31,8 @@ def service(emulator) -> ServiceConfig:
     )
 
 
-def with_(service: ServiceConfig, **changes) -> ServiceConfig:
-    return service.model_copy(update=changes)
-
-
 def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
-    with make_client(service) as client:
-        result = ReplicateAdapter(service).probe(ProbeContext(service, canary, client, seed=1234), kind)
-    if kind is not ProbeKind.HEALTH:
-        apply_scoring(result, service, canary)
-    return result
+    return probe(ReplicateAdapter, service, canary, kind)
 
 
 # -- clean runs -------------------------------------------------------------------------------
@@ -198,11 +187,7 @@ def odd_server(request: Request) -> Response:
 
 @pytest.fixture(scope="module")
 def odd_url():
-    server = make_server("127.0.0.1", 0, odd_server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    yield from serve(odd_server)
 
 
 @pytest.mark.parametrize(

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from datetime import timedelta
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from monitor.runner import apply_scoring
 from probes.base import ProbeContext, ProbeResult, SizeCheck
 from probes.emulator.images import render_png
 from probes.emulator.stability import FAULT_OUTCOMES, SERVICE_DEFAULTS
-from probes.http import make_client
 from probes.providers.stability import StabilityAdapter, nearest_aspect_ratio
+from tests.providers.helpers import probe, serve
 
 API_KEY = "sk-stability-test-0123456789"
 
@@ -38,11 +35,7 @@ def v1(service: ServiceConfig, **options) -> ServiceConfig:
 
 
 def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY, seed: int | None = 1234) -> ProbeResult:
-    with make_client(service) as client:
-        result = StabilityAdapter(service).probe(ProbeContext(service, canary, client, seed=seed), kind)
-    if kind is not ProbeKind.HEALTH:
-        apply_scoring(result, service, canary)
-    return result
+    return probe(StabilityAdapter, service, canary, kind, seed)
 
 
 def size_of(result: ProbeResult) -> tuple[int, int]:
@@ -257,11 +250,7 @@ def odd_server(request: Request) -> Response:
 
 @pytest.fixture(scope="module")
 def odd_url():
-    server = make_server("127.0.0.1", 0, odd_server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    yield from serve(odd_server)
 
 
 @pytest.mark.parametrize(

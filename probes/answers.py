@@ -1,0 +1,106 @@
+"""Reading and classifying providers' answers: the part every adapter shares.
+
+Error bodies are read only as far as ``MAX_ERROR_BODY`` (a proxy's multi-megabyte page must
+not eat the deadline), and an error status gets the generic outcome here; each provider
+refines it first with its own body rules (content-policy codes, quota wording and so on).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Collection
+
+import httpx
+
+from monitor.enums import Outcome
+from probes.base import ProbeContext, ProbeFailure
+
+MAX_ERROR_BODY = 64 * 1024
+#: 402 (payment required: credits used up) is the operator's problem like a bad key
+AUTH_STATUSES = frozenset({401, 402, 403})
+
+
+def read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
+    """The start of an error body: enough to classify it, however long the body is."""
+    head = b""
+    for chunk in response.iter_bytes():
+        ctx.check_deadline("error body")
+        head += chunk
+        if len(head) >= MAX_ERROR_BODY:
+            break
+    return head[:MAX_ERROR_BODY]
+
+
+def bad_output(detail: str, response: httpx.Response, request_id_header: str | None = None) -> ProbeFailure:
+    """``bad_output`` for an answer we cannot use, with its status (and request id, if the provider sends one)."""
+    request_id = response.headers.get(request_id_header) if request_id_header else None
+    return ProbeFailure(Outcome.BAD_OUTPUT, detail, http_status=response.status_code, request_id=request_id)
+
+
+def parse_json(raw: bytes, response: httpx.Response, request_id_header: str | None = None) -> Any:
+    """The body as JSON, or ``bad_output``."""
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise bad_output(f"malformed JSON in a {len(raw)}-byte response: {exc}", response, request_id_header) from None
+
+
+def json_object(raw: bytes, response: httpx.Response, request_id_header: str | None = None) -> dict[str, Any]:
+    """The body as a JSON object, or ``bad_output``."""
+    payload = parse_json(raw, response, request_id_header)
+    if not isinstance(payload, dict):
+        raise bad_output(f"expected a JSON object, got {type(payload).__name__}", response, request_id_header)
+    return payload
+
+
+def object_or_empty(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or ``{}`` when it is anything else (an error page from a proxy, say)."""
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def body_text(raw: bytes, empty: str = "(empty body)") -> str:
+    """The start of a body as text, for an error detail when it has no message we understand."""
+    return raw[:300].decode("utf-8", errors="replace").strip() or empty
+
+
+def classify_status(
+    response: httpx.Response,
+    detail: str,
+    *,
+    auth_statuses: Collection[int] = AUTH_STATUSES,
+    retry_after: Any = None,
+) -> tuple[Outcome, str]:
+    """The generic outcome of an error status, and ``detail`` with the Retry-After of a 429.
+
+    ``retry_after`` replaces the header's value when the provider says it elsewhere.
+    """
+    status = response.status_code
+    if status in auth_statuses:
+        return Outcome.AUTH_ERROR, detail
+    if status == 429:
+        retry = response.headers.get("retry-after") if retry_after is None else retry_after
+        if retry not in (None, ""):
+            detail += f" (Retry-After: {retry}s)"
+        return Outcome.RATE_LIMITED, detail
+    if 400 <= status < 500:
+        return Outcome.CLIENT_ERROR, detail
+    if status >= 500:
+        return Outcome.SERVER_ERROR, detail
+    return Outcome.BAD_OUTPUT, detail  # 1xx/3xx: nothing an image API should answer (redirects are not followed)
+
+
+def status_failure(
+    response: httpx.Response,
+    detail: str,
+    *,
+    request_id: str | None = None,
+    auth_statuses: Collection[int] = AUTH_STATUSES,
+    retry_after: Any = None,
+) -> ProbeFailure:
+    """``classify_status`` as the ``ProbeFailure`` to raise."""
+    outcome, detail = classify_status(response, detail, auth_statuses=auth_statuses, retry_after=retry_after)
+    return ProbeFailure(outcome, detail, http_status=response.status_code, request_id=request_id)
