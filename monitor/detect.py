@@ -376,13 +376,15 @@ def _evaluate(
             return [Transition(Action.UPDATE, updated, now, _facts(kind, regions, evidence, incident.started_at, "still failing"))]
         return []
 
+    if not evidence:
+        return []  # no recent results at all: silence is not recovery
     last_bad = max((ev.last_bad() for ev in evidence.values() if ev.last_bad()), default=None)
     recovered = all(ev.good_run() >= settings.success_threshold for ev in evidence.values())
     if recovered and (last_bad is None or now - last_bad >= config.recovery(service)):
         done = replace(incident, status=IncidentStatus.RESOLVED, resolved_at=now)
         return [Transition(Action.RESOLVE, done, now, f"Resolved: {settings.success_threshold}+ good results in a row in "
                            f"{', '.join(sorted(evidence)) or 'every region'} and no failure for {format_duration(now - last_bad) if last_bad else 'the recovery period'}.")]
-    if incident.status is IncidentStatus.INVESTIGATING and evidence:
+    if incident.status is IncidentStatus.INVESTIGATING:
         watching = replace(incident, status=IncidentStatus.MONITORING)
         return [Transition(Action.MONITORING, watching, now, "Results look good again; monitoring before resolving.")]
     return []

@@ -181,12 +181,6 @@ class ProbeScheduler:
         except Exception:  # noqa: BLE001 - shutting down, or the scheduler is gone: nothing to confirm
             log.debug("confirmation of %s not scheduled", service.id, exc_info=True)
 
-    def run_now(self, service_id: str) -> None:
-        """Fire every canary job of a service at once (used by tests and the demo)."""
-        for job in self._scheduler.get_jobs():
-            if job.id.startswith(f"{service_id}:") and not job.id.endswith((":health", ":confirm")):
-                job.modify(next_run_time=datetime.now(UTC))
-
     def shutdown(self, wait: bool = True) -> None:
         """Stop scheduling; with ``wait`` let in-flight probes finish (their results are stored)."""
         self._stopping.set()

@@ -213,3 +213,13 @@ def test_failure_threshold_is_configurable(threshold, detected):
     trace = rounds({"eu": 0}, range(24), lambda r, t: ERR if 30 <= t < 60 else OK)
     (incident,) = incidents(trace, failure_threshold=threshold)
     assert incident["detected_at"] == detected
+
+
+def test_silence_is_not_recovery():
+    """An open incident stays open when its service stops producing results."""
+    cfg = config()
+    trace = rounds({"eu": 0}, range(8), lambda r, t: ERR if t >= 30 else OK)
+    opened = [t for t in detect([o for o in trace if o.ts <= T0 + 31 * MIN], [], cfg, T0 + 31 * MIN)]
+    assert [t.action.value for t in opened] == ["open"]
+    later = T0 + 60 * MIN  # the last results are now older than the probing window
+    assert detect(trace, [opened[0].incident], cfg, later) == []

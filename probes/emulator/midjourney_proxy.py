@@ -22,7 +22,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from probes.emulator.faults import FAULTS, IMAGE_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
+from probes.emulator.faults import FAULTS, IMAGE_FAULTS, REQUEST_FAULTS, FaultBoard, delay, service_of
 from probes.emulator.images import image_for
 from probes.emulator.responses import json_response
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from werkzeug.wrappers import Request, Response
 
-from monitor.config import CanaryConfig, Config, ServiceConfig
+from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
 from probes.base import ProbeContext, SizeCheck
 from probes.emulator.gemini import FAULT_OUTCOMES, SERVICE_DEFAULTS
