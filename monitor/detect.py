@@ -419,7 +419,7 @@ def _facts(kind: IncidentKind, regions: Sequence[str], evidence: dict[str, Regio
         text += f"; canaries {', '.join(sorted(canaries))}"
     if example:
         text += f"; e.g. {example[:300]}"
-    return text + "."
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 # -- latency ---------------------------------------------------------------------------
