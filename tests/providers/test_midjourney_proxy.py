@@ -13,7 +13,7 @@ from werkzeug.wrappers import Request, Response
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
 from probes.base import ProbeContext, SizeCheck
-from probes.emulator.midjourney_proxy import FAULT_OUTCOMES
+from probes.emulator.midjourney_proxy import FAULT_OUTCOMES, TASK_S
 from probes.http import make_client
 from probes.providers.midjourney_proxy import MidjourneyProxyAdapter
 from tests.providers.helpers import run_with_runner, serve, with_
@@ -109,14 +109,15 @@ def test_deadline_faults_time_out_in_time(emulator, service, canary, fault):
 
 
 def test_preview_url_is_not_trusted_before_success(emulator, service, canary):
-    """A task caught mid-progress has a preview imageUrl; the adapter waits for SUCCESS."""
+    """A task stuck mid-progress shows a preview imageUrl; the adapter never takes it for the result."""
+    emulator.faults.set(PROVIDER, "stuck_job")
     base = emulator.base_url(PROVIDER)
-    submitted = httpx.post(f"{base}/submit/imagine", json={"prompt": "a red apple --seed 7"}, headers={"mj-api-secret": "x"}).json()
-    time.sleep(0.38)  # half way through IN_PROGRESS (TASK_S)
+    submitted = httpx.post(f"{base}/submit/imagine", json={"prompt": "a red apple"}, headers={"mj-api-secret": "x"}).json()
+    time.sleep(sum(TASK_S.values()) + 0.1)  # well past the point where a healthy task would have finished
     task = httpx.get(f"{base}/task/{submitted['result']}/fetch", headers={"mj-api-secret": "x"}).json()
     assert task["status"] == "IN_PROGRESS" and task["imageUrl"].endswith("preview.png")
-    result = run(service, canary)
-    assert result.outcome is Outcome.OK and result.quality_verdict == "pass", result.quality_reasons
+    result = run(with_(service, timeout=timedelta(seconds=2)), canary)
+    assert result.outcome is Outcome.TIMEOUT, (result.outcome, result.error_detail)
 
 
 def test_unknown_task_is_an_empty_body(emulator):
