@@ -249,6 +249,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from monitor.enums import Verdict
+    from monitor.scoring import score_image
+
+    def read(path: str, what: str) -> bytes:
+        try:
+            return Path(path).read_bytes()
+        except FileNotFoundError:
+            raise UsageError(f"{path}: no such {what} file") from None
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read the {what} file: {exc.strerror or exc}") from None
+
+    data = read(args.image, "image")
+    references = [read(path, "reference") for path in args.reference or []]
+    assessment = score_image(data, prompt=args.prompt, references=references or None, noise_check=True)
+    result = assessment.to_dict()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        line = f"{args.image}: {result['verdict']} (score {result['score']:.2f})"
+        if result["reference_distance"] is not None:
+            line += f", {result['reference_distance']} bits from the nearest reference"
+        print(line)
+        for reason in result["reasons"]:
+            print(f"  {reason}")
+    return EXIT_OK if assessment.verdict is Verdict.PASS else EXIT_UNHEALTHY
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
@@ -347,6 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help='print {"incidents": [...]} as JSON')
     p.add_argument("--updates", action="store_true", help="with --json, include each incident's updates")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("score", parents=[common], help="score one image file and print the verdict",
+                       description="Score one image file: decode and validate, degenerate-output detectors, perceptual "
+                                   "hashes and, with --reference, drift and sharpness against the canary's own pictures. "
+                                   "Exit 0 for pass, 1 for degraded or fail, 2 for a usage error.")
+    p.add_argument("image", help="the image file to score")
+    p.add_argument("--prompt", help="the prompt the image was generated for (e.g. a dark scene is not a black placeholder)")
+    p.add_argument("--reference", nargs="+", metavar="IMG", help="reference picture(s) of the same canary")
+    p.add_argument("--json", action="store_true",
+                   help='print {"verdict", "score", "flags", "hashes", "reference_distance", "reasons"} as JSON')
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("demo", parents=[common], help="a self-contained demo: emulator, monitor and status page",
                        description="Temporary SQLite database, the emulated providers on loopback, the monitor probing "

@@ -18,7 +18,14 @@ CANARY = CanaryConfig(id="c", prompt="p", size="64x64")
 
 
 def image_bytes(size=(64, 64), blank=False) -> bytes:
-    pixels = np.zeros((*size[::-1], 3), "uint8") if blank else np.random.default_rng(1).integers(0, 255, (*size[::-1], 3), dtype="uint8")
+    """A smooth, detailed test picture (or a blank one) of ``size``."""
+    width, height = size
+    if blank:
+        pixels = np.zeros((height, width, 3), "uint8")
+    else:
+        y, x = np.mgrid[0:height, 0:width] / max(width, height)
+        channels = [np.sin(x * 9 + y * 4), np.cos(y * 11 - x * 3), np.sin((x + y) * 7)]
+        pixels = np.clip(np.stack(channels, axis=-1) * 100 + 128, 0, 255).astype("uint8")
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, "PNG")
     return out.getvalue()

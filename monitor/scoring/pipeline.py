@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image
 
 from monitor.enums import Verdict
+
+#: side of the square analysis copy every detector and hash works on (made once, after decoding)
+ANALYSIS_SIDE = 256
 
 
 @dataclass
@@ -16,6 +21,8 @@ class ScoringInput:
     requested_size: tuple[int, int] | None = None  # (width, height), None when the size was "auto"
     prompt: str | None = None
     size_check: str = "exact"  # "exact", "aspect" (ratio only) or "none" (see probes.base.SizeCheck)
+    references: list[bytes] | None = None  # the canary's own reference pictures (encoded), if any
+    noise_check: bool = True
 
 
 @dataclass
@@ -33,7 +40,11 @@ class Assessment:
     size_bytes: int = 0
     sha256: str | None = None
     hashes: dict[str, str] = field(default_factory=dict)
+    reference_distance: int | None = None  # Hamming bits to the nearest reference (pHash/dHash), None without references
+    metrics: dict[str, float] = field(default_factory=dict)  # detector measurements (for reports and benchmarks)
     image: Image.Image | None = field(default=None, repr=False)
+    _small: Image.Image | None = field(default=None, repr=False)
+    _grey: np.ndarray | None = field(default=None, repr=False)
 
     def fail(self, flag: str, reason: str, *, invalid: bool = False) -> None:
         """Record a decisive failure: the pipeline stops after this stage."""
@@ -44,38 +55,85 @@ class Assessment:
         if invalid:
             self.valid = False
 
+    def degrade(self, flag: str, reason: str, score: float) -> None:
+        """Record a non-decisive problem: the verdict becomes ``degraded`` and the score at most ``score``."""
+        self.flags.append(flag)
+        self.reasons.append(reason)
+        if self.verdict is Verdict.PASS:
+            self.verdict = Verdict.DEGRADED
+        if math.isfinite(score):
+            self.score = min(self.score, max(0.0, min(1.0, score)))
+
     @property
     def decisive(self) -> bool:
         return self.verdict is Verdict.FAIL
 
+    @property
+    def small(self) -> Image.Image:
+        """The decoded image as RGB, ANALYSIS_SIDE square (box-filtered), made once and shared by every stage."""
+        if self._small is None:
+            assert self.image is not None
+            self._small = analysis_copy(self.image)
+        return self._small
+
+    @property
+    def grey(self) -> np.ndarray:
+        """Luminance (float32, 0..255) of :attr:`small`."""
+        if self._grey is None:
+            self._grey = np.asarray(self.small.convert("L"), dtype=np.float32)
+        return self._grey
+
     def to_dict(self) -> dict:
+        score = self.score if math.isfinite(self.score) else 0.0
         return {
             "verdict": str(self.verdict),
-            "score": round(self.score, 4),
+            "score": round(max(0.0, min(1.0, score)), 4),
             "flags": list(self.flags),
             "hashes": dict(self.hashes),
+            "reference_distance": self.reference_distance,
             "reasons": list(self.reasons),
         }
 
+
+def analysis_copy(image: Image.Image) -> Image.Image:
+    """RGB, ANALYSIS_SIDE x ANALYSIS_SIDE: an integer ``reduce`` first (cheap), then a box resize."""
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGBA").convert("RGB") if image.mode in ("P", "PA", "LA") else image.convert("RGB")
+    factor = max(1, min(image.width, image.height) // ANALYSIS_SIDE)
+    if factor > 1:
+        image = image.reduce(factor)
+    if image.size != (ANALYSIS_SIDE, ANALYSIS_SIDE):
+        image = image.resize((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.BOX)
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+#: Whether ``score_image`` runs the pure-noise detector when the caller does not say (a caller that
+#: knows its canary asks for noise-like content can switch it off).
+DEFAULT_NOISE_CHECK = True
 
 Stage = Callable[[ScoringInput, Assessment], None]
 
 
 def _stages() -> list[Stage]:
-    from monitor.scoring import detectors, hashes, validate
+    from monitor.scoring import detectors, hashes, references, validate
 
-    return [validate.decode_and_validate, detectors.blank_or_uniform, hashes.perceptual_hashes]
+    return [validate.decode_and_validate, *detectors.DETECTORS, hashes.perceptual_hashes, references.compare]
 
 
 def score_image(
-    data: bytes, *, requested_size: tuple[int, int] | None = None, prompt: str | None = None, size_check: str = "exact"
+    data: bytes, *, requested_size: tuple[int, int] | None = None, prompt: str | None = None, size_check: str = "exact",
+    references: list[bytes] | None = None, noise_check: bool | None = None,
 ) -> Assessment:
     """Run every stage in order; a stage that fails decisively ends the run."""
-    given = ScoringInput(data=data, requested_size=requested_size, prompt=prompt, size_check=str(size_check))
+    given = ScoringInput(data=data, requested_size=requested_size, prompt=prompt, size_check=str(size_check),
+                         references=list(references) if references else None,
+                         noise_check=DEFAULT_NOISE_CHECK if noise_check is None else noise_check)
     assessment = Assessment(size_bytes=len(data))
     for stage in _stages():
         stage(given, assessment)
         if assessment.decisive:
             break
     assessment.image = None  # do not keep decoded pixels alive past scoring
+    assessment._small = None
+    assessment._grey = None
     return assessment

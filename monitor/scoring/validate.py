@@ -46,6 +46,11 @@ def decode_and_validate(given: ScoringInput, out: Assessment) -> None:
         out.fail("wrong_size", f"image is {out.width}x{out.height}, {what}{want} was requested", invalid=True)
         return
     out.image = image
+    try:
+        out.small  # noqa: B018 - the analysis copy every later stage uses; odd modes fail here
+    except Exception as exc:  # noqa: BLE001 - any conversion failure means an unusable image
+        out.image = None
+        out.fail("undecodable", f"the image cannot be converted for analysis ({type(exc).__name__})", invalid=True)
 
 
 ASPECT_TOLERANCE = 0.03  # providers round aspect-ratio sizes to multiples of 8, 16 or 64
