@@ -228,6 +228,24 @@ class Adapter(ABC):
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
         """The provider's cheap check; raise ``ProbeFailure`` when unhealthy."""
 
+    #: the provider's public API address, used when the service sets no ``base_url``
+    default_base_url: ClassVar[str] = ""
+    #: the environment variable conventionally holding the key (named in the missing-key error)
+    key_variable: ClassVar[str] = "API_KEY"
+
+    @property
+    def base_url(self) -> str:
+        return (self.service.base_url or self.default_base_url).rstrip("/")
+
+    def api_key(self) -> str:
+        """The service's key; a missing one is our configuration problem (``probe_error``)."""
+        if self.service.api_key is None:
+            raise ProbeFailure(
+                Outcome.PROBE_ERROR,
+                f"service {self.service.id!r} has no api_key (set e.g. api_key: ${{{self.key_variable}}})",
+            )
+        return self.service.api_key.get_secret_value()
+
     def headers(self) -> dict[str, str]:
         """Headers for every request (credentials included)."""
         return {}

@@ -42,13 +42,10 @@ class Automatic1111Options(BaseModel):
 
 class Automatic1111Adapter(Adapter):
     provider: ClassVar[str] = "automatic1111"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     supports_seed: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = Automatic1111Options
     options: Automatic1111Options
-
-    @property
-    def base_url(self) -> str:
-        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     def auth(self) -> httpx.BasicAuth | None:
         if self.options.username is None:

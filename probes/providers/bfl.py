@@ -46,24 +46,18 @@ class BFLOptions(BaseModel):
 
 class BFLAdapter(Adapter):
     provider: ClassVar[str] = "bfl"
+    key_variable: ClassVar[str] = "BFL_API_KEY"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     supports_seed: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = BFLOptions
     options: BFLOptions
-
-    @property
-    def base_url(self) -> str:
-        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     @property
     def model(self) -> str:
         return (self.service.model or DEFAULT_MODEL).strip("/")
 
     def headers(self) -> dict[str, str]:
-        if self.service.api_key is None:
-            raise ProbeFailure(
-                Outcome.PROBE_ERROR, f"service {self.service.id!r} has no api_key (set e.g. api_key: ${{BFL_API_KEY}})"
-            )
-        return {"x-key": self.service.api_key.get_secret_value()} | self.service.headers
+        return {"x-key": self.api_key()} | self.service.headers
 
     def request_body(self, ctx: ProbeContext) -> tuple[dict[str, Any], SizeCheck]:
         if ctx.canary is None:

@@ -109,6 +109,7 @@ class ComfyUIOptions(BaseModel):
 
 class ComfyUIAdapter(Adapter):
     provider: ClassVar[str] = "comfyui"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     options_model: ClassVar[type[BaseModel]] = ComfyUIOptions
     options: ComfyUIOptions
 
@@ -118,10 +119,6 @@ class ComfyUIAdapter(Adapter):
         self.service = service
         self.options = ComfyUIOptions.model_validate(service.options, context=DEFER_FILES)
         self.client_id = uuid.uuid4().hex
-
-    @property
-    def base_url(self) -> str:
-        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     def headers(self) -> dict[str, str]:
         return dict(self.service.headers)

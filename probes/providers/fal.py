@@ -44,24 +44,18 @@ class FalOptions(BaseModel):
 
 class FalAdapter(Adapter):
     provider: ClassVar[str] = "fal"
+    key_variable: ClassVar[str] = "FAL_KEY"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     supports_seed: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = FalOptions
     options: FalOptions
-
-    @property
-    def base_url(self) -> str:
-        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     @property
     def model(self) -> str:
         return (self.service.model or DEFAULT_MODEL).strip("/")
 
     def headers(self) -> dict[str, str]:
-        if self.service.api_key is None:
-            raise ProbeFailure(
-                Outcome.PROBE_ERROR, f"service {self.service.id!r} has no api_key (set e.g. api_key: ${{FAL_KEY}})"
-            )
-        return {"Authorization": f"Key {self.service.api_key.get_secret_value()}"} | self.service.headers
+        return {"Authorization": f"Key {self.api_key()}"} | self.service.headers
 
     def request_body(self, ctx: ProbeContext) -> tuple[dict[str, Any], SizeCheck]:
         if ctx.canary is None:

@@ -63,6 +63,8 @@ class GeminiOptions(BaseModel):
 
 class GeminiAdapter(Adapter):
     provider: ClassVar[str] = "gemini"
+    key_variable: ClassVar[str] = "GEMINI_API_KEY"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     options_model: ClassVar[type[BaseModel]] = GeminiOptions
     options: GeminiOptions
 
@@ -70,10 +72,6 @@ class GeminiAdapter(Adapter):
         super().__init__(service)
         # Imagen on the Gemini API has no seed parameter; the runner reads this per adapter.
         self.supports_seed = not self.is_imagen  # type: ignore[misc]
-
-    @property
-    def base_url(self) -> str:
-        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     @property
     def model(self) -> str:
@@ -89,12 +87,7 @@ class GeminiAdapter(Adapter):
         return self.model.rsplit("/", 1)[-1].startswith("imagen")
 
     def headers(self) -> dict[str, str]:
-        if self.service.api_key is None:
-            raise ProbeFailure(
-                Outcome.PROBE_ERROR,
-                f"service {self.service.id!r} has no api_key (set e.g. api_key: ${{GEMINI_API_KEY}})",
-            )
-        return {"x-goog-api-key": self.service.api_key.get_secret_value()} | self.service.headers
+        return {"x-goog-api-key": self.api_key()} | self.service.headers
 
     def aspect(self, ctx: ProbeContext) -> tuple[str | None, SizeCheck]:
         """The ratio to send and how scoring should check the image's size."""

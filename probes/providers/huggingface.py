@@ -49,6 +49,7 @@ class HuggingFaceOptions(BaseModel):
 
 class HuggingFaceAdapter(Adapter):
     provider: ClassVar[str] = "huggingface"
+    key_variable: ClassVar[str] = "HF_TOKEN"
     supports_seed: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = HuggingFaceOptions
     options: HuggingFaceOptions
@@ -63,11 +64,7 @@ class HuggingFaceAdapter(Adapter):
         return f"{(self.service.base_url or DEFAULT_BASE_URL).rstrip('/')}/{self.service.model.strip('/')}"
 
     def headers(self) -> dict[str, str]:
-        if self.service.api_key is None:
-            raise ProbeFailure(
-                Outcome.PROBE_ERROR, f"service {self.service.id!r} has no api_key (set e.g. api_key: ${{HF_TOKEN}})"
-            )
-        headers = {"Authorization": f"Bearer {self.service.api_key.get_secret_value()}"}
+        headers = {"Authorization": f"Bearer {self.api_key()}"}
         if not self.options.use_cache:
             headers["x-use-cache"] = "false"
         return headers | self.service.headers

@@ -62,13 +62,10 @@ class MidjourneyProxyOptions(BaseModel):
 
 class MidjourneyProxyAdapter(Adapter):
     provider: ClassVar[str] = "midjourney_proxy"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     supports_seed: ClassVar[bool] = False
     options_model: ClassVar[type[BaseModel]] = MidjourneyProxyOptions
     options: MidjourneyProxyOptions
-
-    @property
-    def base_url(self) -> str:
-        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     def headers(self) -> dict[str, str]:
         secret = {"mj-api-secret": self.service.api_key.get_secret_value()} if self.service.api_key else {}

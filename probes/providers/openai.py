@@ -42,13 +42,11 @@ class OpenAIOptions(BaseModel):
 
 class OpenAIAdapter(Adapter):
     provider: ClassVar[str] = "openai"
+    key_variable: ClassVar[str] = "OPENAI_API_KEY"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     supports_seed: ClassVar[bool] = False
     options_model: ClassVar[type[BaseModel]] = OpenAIOptions
     options: OpenAIOptions
-
-    @property
-    def base_url(self) -> str:
-        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     @property
     def model(self) -> str:
@@ -60,12 +58,7 @@ class OpenAIAdapter(Adapter):
         return self.model.startswith("dall-e")
 
     def headers(self) -> dict[str, str]:
-        if self.service.api_key is None:
-            raise ProbeFailure(
-                Outcome.PROBE_ERROR,
-                f"service {self.service.id!r} has no api_key (set e.g. api_key: ${{OPENAI_API_KEY}})",
-            )
-        headers = {"Authorization": f"Bearer {self.service.api_key.get_secret_value()}"}
+        headers = {"Authorization": f"Bearer {self.api_key()}"}
         if self.options.organization:
             headers["OpenAI-Organization"] = self.options.organization
         if self.options.project:

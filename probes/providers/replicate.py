@@ -48,21 +48,14 @@ class ReplicateOptions(BaseModel):
 
 class ReplicateAdapter(Adapter):
     provider: ClassVar[str] = "replicate"
+    key_variable: ClassVar[str] = "REPLICATE_API_TOKEN"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     supports_seed: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = ReplicateOptions
     options: ReplicateOptions
 
-    @property
-    def base_url(self) -> str:
-        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
-
     def headers(self) -> dict[str, str]:
-        if self.service.api_key is None:
-            raise ProbeFailure(
-                Outcome.PROBE_ERROR,
-                f"service {self.service.id!r} has no api_key (set e.g. api_key: ${{REPLICATE_API_TOKEN}})",
-            )
-        return {"Authorization": f"Bearer {self.service.api_key.get_secret_value()}"} | self.service.headers
+        return {"Authorization": f"Bearer {self.api_key()}"} | self.service.headers
 
     def _body_limit(self) -> int:
         """A prediction may carry its image as a base64 data: URI (~4/3 of the image)."""

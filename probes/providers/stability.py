@@ -53,13 +53,11 @@ class StabilityOptions(BaseModel):
 
 class StabilityAdapter(Adapter):
     provider: ClassVar[str] = "stability"
+    key_variable: ClassVar[str] = "STABILITY_API_KEY"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     supports_seed: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = StabilityOptions
     options: StabilityOptions
-
-    @property
-    def base_url(self) -> str:
-        return (self.service.base_url or DEFAULT_BASE_URL).rstrip("/")
 
     @property
     def model(self) -> str:
@@ -67,12 +65,7 @@ class StabilityAdapter(Adapter):
         return self.service.model or default
 
     def headers(self) -> dict[str, str]:
-        if self.service.api_key is None:
-            raise ProbeFailure(
-                Outcome.PROBE_ERROR,
-                f"service {self.service.id!r} has no api_key (set e.g. api_key: ${{STABILITY_API_KEY}})",
-            )
-        return {"Authorization": f"Bearer {self.service.api_key.get_secret_value()}"} | self.service.headers
+        return {"Authorization": f"Bearer {self.api_key()}"} | self.service.headers
 
     # -- generation -------------------------------------------------------------------------
 
