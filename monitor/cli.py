@@ -17,7 +17,7 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-from monitor.config import ConfigError, DEFAULT_CONFIG_NAME, config_path, load_config
+from monitor.config import DEFAULT_CONFIG_NAME, ConfigError, config_path, load_config
 from monitor.durations import format_duration
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
@@ -106,17 +106,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
         if canary_id not in service.canaries:
             raise UsageError(f"service {service.id} has no canary {canary_id!r} (has: {', '.join(service.canaries)})")
         canary, kind = config.canary(canary_id), ProbeKind.CANARY
-    runner = ProbeRunner(config, region=args.region or config.region)
-    try:
-        result = runner.run(service, canary, kind)
-    finally:
-        runner.close()
-    if not args.dry_run:
+    region = args.region or config.region
+    if args.dry_run:
+        runner = ProbeRunner(config, region=region)
         try:
-            _store_one(config, result)
-        except Exception as exc:  # noqa: BLE001 - the probe ran; report it even if storing failed
-            print(f"genstatus: result not stored: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                  file=sys.stderr)
+            result = runner.run(service, canary, kind)
+        finally:
+            runner.close()
+    else:
+        result = _probe_and_store(config, service, canary, kind, region)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -130,19 +128,85 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return EXIT_OK if result.outcome in (Outcome.OK, Outcome.SLOW) else EXIT_UNHEALTHY
 
 
-def _store_one(config, result) -> None:
+def _probe_and_store(config, service, canary, kind, region):
+    """Run one probe scored against the stored references and history, then store it."""
     from monitor.db import make_engine
     from monitor.migrate import upgrade
+    from monitor.references import ReferenceSource
+    from monitor.runner import ProbeRunner
     from monitor.store import ResultStore
 
     engine = make_engine(config.database)
+    store = None
     try:
-        upgrade(engine)
-        store = ResultStore(engine)
-        store.sync_catalog(config)
-        store.record(result)
+        try:
+            upgrade(engine)
+            store = ResultStore(engine)
+            store.sync_catalog(config)
+        except Exception as exc:  # noqa: BLE001 - probe anyway; report that nothing is stored
+            print(f"genstatus: database unavailable, result will not be stored: {type(exc).__name__}: "
+                  f"{str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        runner = ProbeRunner(config, region=region, references=ReferenceSource(engine) if store else None)
+        try:
+            result = runner.run(service, canary, kind)
+        finally:
+            runner.close()
+        if store is not None:
+            try:
+                store.record(result)
+            except Exception as exc:  # noqa: BLE001 - the probe ran; report it even if storing failed
+                print(f"genstatus: result not stored: {type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return result
     finally:
         engine.dispose()
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from monitor.baseline import capture
+    from monitor.db import make_engine
+    from monitor.migrate import upgrade
+    from monitor.runner import ProbeRunner
+    from monitor.store import ResultStore
+
+    config = load_config(args.config)
+    try:
+        service = config.service(args.service)
+    except KeyError:
+        raise UsageError(f"no service {args.service!r} in the config (have: {', '.join(s.id for s in config.services)})") from None
+    if args.canary and args.canary not in service.canaries:
+        raise UsageError(f"service {service.id} has no canary {args.canary!r} (has: {', '.join(service.canaries)})")
+    if args.samples < 1 or args.samples > 100:
+        raise UsageError("--samples must be between 1 and 100")
+    canaries = [config.canary(args.canary)] if args.canary else config.canaries_of(service)
+    region = args.region or config.region
+    engine = make_engine(config.database)
+    runner = ProbeRunner(config, region=region)
+    reports = []
+    try:
+        upgrade(engine)
+        ResultStore(engine).sync_catalog(config)
+        for canary in canaries:
+            if not args.json:
+                print(f"{service.id} / {canary.id}: {args.samples} sample runs ...", flush=True)
+            reports.append(capture(config, service, canary, lambda s, c: runner.run(s, c, keep_image=True), engine,
+                                   samples=args.samples, region=region))
+    finally:
+        runner.close()
+        engine.dispose()
+    if args.json:
+        print(json.dumps({"profiles": [r.to_dict() for r in reports]}, indent=2))
+    else:
+        for report in reports:
+            data = report.to_dict()
+            verdict = "stored" if report.stored else "NOT stored"
+            print(f"{report.service} / {report.canary}: {data['references']} references of {report.samples} samples, "
+                  f"{verdict}")
+            for line in report.failures + report.notes:
+                print(f"  {line}")
+            if data["statistics"]:
+                print("  typical: " + ", ".join(f"{k} {v:g}" for k, v in data["statistics"].items()))
+    return EXIT_OK if all(r.stored for r in reports) else EXIT_UNHEALTHY
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -386,6 +450,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help='print {"verdict", "score", "flags", "hashes", "reference_distance", "reasons"} as JSON')
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("baseline", parents=[common], help="capture a canary's reference profile from sample runs",
+                       description="Run N real generations of each canary of SERVICE (or one with --canary) and store "
+                                   "their hashes, image statistics and thumbnails as the reference profile every agent "
+                                   "scores against (drift for fixed seeds the provider reproduces, blur and statistics "
+                                   "outside the canary's normal). Samples cost what a canary costs and are not stored "
+                                   "as results. Exit 0 when every profile was stored, 1 when a canary had too few good "
+                                   "samples (its old profile is kept), 2 for a usage error.")
+    p.add_argument("service", help="service id from the config")
+    p.add_argument("--canary", metavar="ID", help="only this canary (default: every canary of the service)")
+    p.add_argument("--samples", type=int, default=5, metavar="N", help="sample runs per canary (default 5)")
+    p.add_argument("--region", help="region recorded with the references (default: the config's)")
+    p.add_argument("--json", action="store_true", help='print {"profiles": [...]} as JSON')
+    p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("demo", parents=[common], help="a self-contained demo: emulator, monitor and status page",
                        description="Temporary SQLite database, the emulated providers on loopback, the monitor probing "

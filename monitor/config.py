@@ -60,6 +60,8 @@ class CanaryConfig(Strict):
     size: str = "1024x1024"
     seed: int | Literal["random"] | None = None
     negative_prompt: str | None = None
+    #: text the image must show legibly (checked by OCR; needs the ``ocr`` extra)
+    expect_text: str | None = Field(None, min_length=1, max_length=200)
 
     @field_validator("size")
     @classmethod
@@ -75,6 +77,29 @@ class CanaryConfig(Strict):
             return None
         width, height = self.size.split("x")
         return int(width), int(height)
+
+
+class ClipConfig(Strict):
+    """The optional CLIP plug-in: prompt-image agreement with a local weights file (never downloaded)."""
+
+    weights: Path
+    model: str = "ViT-B-32"
+    min_similarity: float = Field(0.2, ge=-1, le=1)  # cosine similarity below this: the image ignores the prompt
+
+
+class QualityConfig(Strict):
+    """Thresholds of quality scoring (DESIGN §8); the defaults are documented in README "Quality checks"."""
+
+    drift_bits: int = Field(10, ge=1, le=64)  # pHash/dHash distance to every reference above this: drift
+    blur_ratio: float = Field(0.5, gt=0, le=1)  # detail below this share of the references' is blur
+    profile_tolerance: float = Field(4.0, gt=0)  # robust deviations outside the service's own normal
+    stuck_bits: int = Field(2, ge=0, le=32)  # outputs this close for different seeds are one cached image
+    min_score: float = Field(0.5, ge=0, le=1)  # a score below this is degraded
+    noise_check: bool = True  # off for canaries that ask for noise-like content
+    text_confidence: float = Field(0.8, ge=0, le=1)  # OCR confidence the expected text must reach
+    text_similarity: float = Field(0.8, ge=0, le=1)  # fuzzy match of recognised vs expected text
+    keep_failing_images: Duration | None = None  # keep full failing images this long (off: thumbnails only)
+    clip: ClipConfig | None = None
 
 
 class SLOConfig(Strict):
@@ -100,6 +125,7 @@ class ServiceConfig(Strict):
     monthly_budget: float | None = Field(None, gt=0)
     concurrency: int = Field(1, ge=1, le=64)
     slo: SLOConfig = SLOConfig()
+    quality: QualityConfig | None = None  # replaces the top-level ``quality`` for this service
     allow_private_network: bool = False
     max_image_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     headers: dict[str, str] = {}
@@ -220,6 +246,10 @@ class Config(Strict):
     maintenance: list[MaintenanceWindow] = []
     alerts: AlertsConfig = AlertsConfig()
     reports: ReportsConfig = ReportsConfig()
+    quality: QualityConfig = QualityConfig()
+
+    def quality_of(self, service: ServiceConfig) -> QualityConfig:
+        return service.quality or self.quality
 
     def service(self, service_id: str) -> ServiceConfig:
         for service in self.services:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    LargeBinary,
     BigInteger,
     Column,
     DateTime,
@@ -225,3 +226,43 @@ class AlertOutbox(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ReferenceImageRow(Base):
+    """One reference picture of a (service, canary) profile (``genstatus baseline``): hashes,
+    statistics and a small thumbnail -- never the full image -- so every agent and the web see it."""
+
+    __tablename__ = "reference_images"
+    __table_args__ = (Index("ix_reference_images_service_canary", "service_id", "canary_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    canary_id: Mapped[str] = mapped_column(ForeignKey("canaries.id"))
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    region: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    image_sha256: Mapped[str | None] = mapped_column(String(64))
+    image_width: Mapped[int | None] = mapped_column(Integer)
+    image_height: Mapped[int | None] = mapped_column(Integer)
+    hashes: Mapped[dict] = mapped_column(JSON)
+    stats: Mapped[dict] = mapped_column(JSON)
+    histogram: Mapped[list] = mapped_column(JSON)
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class ResultImageRow(Base):
+    """The thumbnail of a recent result (and, when ``quality.keep_failing_images`` is set, the full
+    failing image until ``keep_until``).  Only the newest few per canary are kept."""
+
+    __tablename__ = "result_images"
+    __table_args__ = (Index("ix_result_images_service_canary", "service_id", "canary_id", "result_id"),)
+
+    result_id: Mapped[int] = mapped_column(ForeignKey("probe_results.id", ondelete="CASCADE"), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(64))
+    canary_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)
+    image: Mapped[bytes | None] = mapped_column(LargeBinary)
+    image_format: Mapped[str | None] = mapped_column(String(16))
+    keep_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

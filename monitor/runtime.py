@@ -9,6 +9,7 @@ from monitor.config import Config
 from monitor.coordinator import Coordinator
 from monitor.db import make_engine
 from monitor.migrate import upgrade
+from monitor.references import ReferenceSource
 from monitor.runner import ProbeRunner
 from monitor.scheduler import ProbeScheduler
 from monitor.store import ResultStore
@@ -28,7 +29,7 @@ class MonitorRuntime:
         upgrade(self.engine)
         self.store = ResultStore(self.engine, spool_path=spool_path)
         self.store.sync_catalog(config)
-        self.runner = ProbeRunner(config, region=self.region)
+        self.runner = ProbeRunner(config, region=self.region, references=ReferenceSource(self.engine))
         self.coordinator = Coordinator(self.engine, config, every=detect_every)
         self.scheduler = ProbeScheduler(config, self.runner, self._handle)
 

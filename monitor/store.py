@@ -11,6 +11,7 @@ in-memory deque) and are replayed in order, before anything newer, once it is ba
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -31,20 +32,35 @@ from sqlalchemy import (
     Table,
     TextClause,
     bindparam,
+    delete,
     insert,
     or_,
+    select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from monitor.config import Config
 from monitor.enums import Outcome, ProbeKind
 from monitor.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
 from monitor.histogram import bucket_index
-from monitor.models import Canary, ProbeResultRow, Service, rollup_daily, rollup_hourly, utcnow
+from monitor.models import (
+    Canary,
+    ProbeResultRow,
+    ResultImageRow,
+    Service,
+    rollup_daily,
+    rollup_hourly,
+    utcnow,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - the web imports this module and must not pull in probes
     from probes.base import ProbeResult
@@ -59,6 +75,7 @@ MEMORY_SPOOL_LIMIT = 10_000
 REPLAY_BATCH = 200
 
 probe_results: Table = ProbeResultRow.__table__  # type: ignore[assignment]
+result_images: Table = ResultImageRow.__table__  # type: ignore[assignment]
 LATENCY_PHASES = ("submit", "queue", "generation", "download", "total")  # probes.base.PHASES
 ROLLUP_KEY = ("service_id", "region", "bucket_start")
 SUMMED = (
@@ -219,15 +236,52 @@ def _catalog_upsert(table: Table, dialect_name: str, columns: tuple[str, ...]) -
     )
 
 
+# -- images --------------------------------------------------------------------------
+
+#: thumbnails kept per (service, canary): enough for the service page's latest images
+THUMBNAILS_KEPT = 12
+
+
+def prune_result_images(connection, service_id: str, canary_id: str | None) -> None:
+    """Drop thumbnails beyond the newest ``THUMBNAILS_KEPT`` of a canary, except full images still
+    within their ``keep_until``; and drop expired full images of any canary."""
+    table = result_images
+    same = (table.c.service_id == service_id) & (
+        table.c.canary_id.is_(None) if canary_id is None else table.c.canary_id == canary_id)
+    newest = (select(table.c.result_id).where(same).order_by(table.c.result_id.desc())
+              .limit(1).offset(THUMBNAILS_KEPT - 1).scalar_subquery())
+    now = utcnow()
+    connection.execute(delete(table).where(same, table.c.result_id < newest,
+                                           or_(table.c.keep_until.is_(None), table.c.keep_until < now)))
+    connection.execute(update(table).where(table.c.keep_until < now, table.c.image.is_not(None))
+                       .values(image=None))
+
+
 # -- the spool -------------------------------------------------------------------------
 
 
+def spool_record(result: ProbeResult) -> dict[str, Any]:
+    """``ProbeResult.to_dict()`` plus the kept thumbnail/image (base64), so an outage loses none of it."""
+    record = result.to_dict()
+    for name in ("thumbnail", "kept_image"):
+        if getattr(result, name) is not None:
+            record[f"_{name}"] = base64.b64encode(getattr(result, name)).decode("ascii")
+    if result.keep_until is not None:
+        record["_keep_until"] = result.keep_until.isoformat()
+    return record
+
+
 def result_from_dict(data: dict[str, Any]) -> ProbeResult:
-    """Rebuild a result from ``ProbeResult.to_dict()`` output (the spool format)."""
+    """Rebuild a result from a spool record (``spool_record``)."""
     from probes.base import ProbeResult
 
-    known = {f.name for f in fields(ProbeResult)} - {"image", "size_check"}
+    known = {f.name for f in fields(ProbeResult)} - set(ProbeResult.PRIVATE)
     values = {key: value for key, value in data.items() if key in known}
+    for name in ("thumbnail", "kept_image"):
+        if data.get(f"_{name}"):
+            values[name] = base64.b64decode(data[f"_{name}"])
+    if data.get("_keep_until"):
+        values["keep_until"] = _parse_time(data["_keep_until"])
     values["kind"] = ProbeKind(values["kind"])
     values["outcome"] = Outcome(values["outcome"])
     for key in ("started_at", "finished_at"):
@@ -408,12 +462,28 @@ class ResultStore:
             self._spool_results(batch)
 
     def _write(self, batch: list[ProbeResult]) -> None:
+        plain = [r for r in batch if r.thumbnail is None and r.kept_image is None]
         with self.engine.begin() as connection:
-            connection.execute(self._raw_insert, [raw_row(r) for r in batch])
+            if plain:
+                connection.execute(self._raw_insert, [raw_row(r) for r in plain])
+            for result in batch:
+                if result.thumbnail is not None or result.kept_image is not None:
+                    self._write_with_image(connection, result)
             for statement, floor in self._upserts:
                 events = rollup_events(batch, floor)
                 if events:
                     connection.execute(statement, events)
+
+    def _write_with_image(self, connection, result: ProbeResult) -> None:
+        """The raw row plus its ``result_images`` row; older thumbnails of the canary are pruned."""
+        result_id = connection.execute(self._raw_insert.returning(probe_results.c.id), raw_row(result)).scalar_one()
+        connection.execute(insert(result_images), {
+            "result_id": result_id, "service_id": result.service, "canary_id": result.canary,
+            "created_at": result.started_at, "thumbnail": result.thumbnail, "image": result.kept_image,
+            "image_format": result.image_format if result.kept_image is not None else None,
+            "keep_until": result.keep_until if result.kept_image is not None else None,
+        })
+        prune_result_images(connection, result.service, result.canary)
 
     # outages
 
@@ -429,7 +499,7 @@ class ResultStore:
     def _spool_results(self, batch: list[ProbeResult]) -> None:
         with self._lock:
             dropped = self._spool.dropped
-            self._spool.append([r.to_dict() for r in batch])
+            self._spool.append([spool_record(r) for r in batch])
             if dropped == 0 and self._spool.dropped:
                 logger.error("memory spool full (%d results): dropping the oldest", len(self._spool))
 

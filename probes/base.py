@@ -9,10 +9,11 @@ adapter reports failures the same way and never lets an exception escape.
 
 from __future__ import annotations
 
+import copy
 import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
@@ -62,11 +63,16 @@ class ProbeResult:
     # The generated image itself and how to check its size: handed to scoring, never stored or printed.
     image: bytes | None = field(default=None, repr=False, compare=False)
     size_check: "SizeCheck" = field(default="exact", repr=False, compare=False)  # type: ignore[assignment]
+    # What the store keeps of the image: a small thumbnail and, for a failing image when configured, the file.
+    thumbnail: bytes | None = field(default=None, repr=False, compare=False)
+    kept_image: bytes | None = field(default=None, repr=False, compare=False)
+    keep_until: datetime | None = field(default=None, repr=False, compare=False)
+
+    #: fields that are bytes or internal, never in the JSON record
+    PRIVATE: ClassVar[tuple[str, ...]] = ("image", "size_check", "thumbnail", "kept_image", "keep_until")
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("image")
-        data.pop("size_check")
+        data = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in self.PRIVATE}
         data["kind"] = str(self.kind)
         data["outcome"] = str(self.outcome)
         data["started_at"] = _iso(self.started_at)

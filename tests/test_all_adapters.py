@@ -23,7 +23,7 @@ from probes.emulator.server import EMULATORS
 
 TIMEOUT_S = 2.0
 DEADLINE_SLACK_S = 1.0
-QUALITY_FAULTS = ("noise_image", "blurred_image", "model_swap")  # judged by quality scoring, not adapters
+QUALITY_FAULTS = ("noise_image", "blurred_image", "model_swap", "cached_image")  # judged by quality scoring, not adapters
 API_KEY = "test-key-0123456789abcdef"
 
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from monitor.config import QualityConfig
 from monitor.enums import Verdict
+from monitor.scoring.profile import RecentOutput, ReferenceProfile
 
 #: side of the square analysis copy every detector and hash works on (made once, after decoding)
 ANALYSIS_SIDE = 256
@@ -23,6 +25,13 @@ class ScoringInput:
     size_check: str = "exact"  # "exact", "aspect" (ratio only) or "none" (see probes.base.SizeCheck)
     references: list[bytes] | None = None  # the canary's own reference pictures (encoded), if any
     noise_check: bool = True
+    expect_text: str | None = None  # text the image must show (OCR stage)
+    quality: QualityConfig = field(default_factory=QualityConfig)  # thresholds
+    profile: ReferenceProfile | None = None  # the (service, canary) reference profile, if baselined
+    seed: int | None = None  # the seed this image was generated with (stuck-output check)
+    seed_random: bool = False  # the canary asks for a fresh seed each run: repeats are never expected
+    want_thumbnail: bool = False  # keep a small WebP of the image in ``Assessment.thumbnail``
+    recent: list[RecentOutput] = field(default_factory=list)  # the canary's previous outputs, newest first
 
 
 @dataclass
@@ -42,6 +51,8 @@ class Assessment:
     hashes: dict[str, str] = field(default_factory=dict)
     reference_distance: int | None = None  # Hamming bits to the nearest reference (pHash/dHash), None without references
     metrics: dict[str, float] = field(default_factory=dict)  # detector measurements (for reports and benchmarks)
+    metrics_histogram: np.ndarray | None = field(default=None, repr=False)  # colour histogram (profile.py)
+    thumbnail: bytes | None = field(default=None, repr=False)  # small WebP when asked for
     image: Image.Image | None = field(default=None, repr=False)
     _small: Image.Image | None = field(default=None, repr=False)
     _grey: np.ndarray | None = field(default=None, repr=False)
@@ -117,23 +128,71 @@ Stage = Callable[[ScoringInput, Assessment], None]
 def _stages() -> list[Stage]:
     from monitor.scoring import detectors, hashes, references, validate
 
-    return [validate.decode_and_validate, *detectors.DETECTORS, hashes.perceptual_hashes, references.compare]
+    return [validate.decode_and_validate, *detectors.DETECTORS, hashes.perceptual_hashes, references.measure,
+            references.compare, references.stuck, minimum_score]
+
+
+def minimum_score(given: ScoringInput, out: Assessment) -> None:
+    if out.verdict is Verdict.PASS and out.score < given.quality.min_score:
+        out.degrade("low_score", f"quality score {out.score:.2f} is below the minimum {given.quality.min_score:.2f}",
+                    out.score)
 
 
 def score_image(
     data: bytes, *, requested_size: tuple[int, int] | None = None, prompt: str | None = None, size_check: str = "exact",
-    references: list[bytes] | None = None, noise_check: bool | None = None,
+    references: list[bytes] | None = None, noise_check: bool | None = None, **options,
 ) -> Assessment:
-    """Run every stage in order; a stage that fails decisively ends the run."""
+    """Run every stage in order; a stage that fails decisively ends the run.
+
+    ``references`` (encoded pictures) become an ad-hoc profile judged whatever the seed; the
+    other ``ScoringInput`` fields (``profile``, ``seed``, ``recent``, ``quality``, ...) pass as keywords.
+    """
     given = ScoringInput(data=data, requested_size=requested_size, prompt=prompt, size_check=str(size_check),
-                         references=list(references) if references else None,
-                         noise_check=DEFAULT_NOISE_CHECK if noise_check is None else noise_check)
-    assessment = Assessment(size_bytes=len(data))
+                         references=list(references) if references else None, **options)
+    if noise_check is not None:
+        given.noise_check = noise_check
+    elif "quality" in options:
+        given.noise_check = given.quality.noise_check
+    if given.references and given.profile is None:
+        given.profile = profile_from_images(given.references, quality=given.quality)
+    return run_stages(given)
+
+
+def run_stages(given: ScoringInput, *, keep_image: bool = False) -> Assessment:
+    assessment = Assessment(size_bytes=len(given.data))
     for stage in _stages():
         stage(given, assessment)
         if assessment.decisive:
             break
-    assessment.image = None  # do not keep decoded pixels alive past scoring
+    if given.want_thumbnail and assessment.image is not None:
+        from monitor.scoring.profile import thumbnail
+
+        assessment.thumbnail = thumbnail(assessment.image)
+    if not keep_image:
+        release(assessment)
+    return assessment
+
+
+def release(assessment: Assessment) -> None:
+    """Drop the decoded pixels: nothing keeps them alive past scoring."""
+    assessment.image = None
     assessment._small = None
     assessment._grey = None
-    return assessment
+
+
+def reference_entry(data: bytes, *, seed: int | None = None, quality: QualityConfig | None = None,
+                    with_thumbnail: bool = True):
+    """Score a reference picture and return its ``ReferenceImage`` (None when it is not a usable picture)."""
+    from monitor.scoring.profile import reference_from_assessment
+
+    given = ScoringInput(data=data, quality=quality or QualityConfig(), want_thumbnail=with_thumbnail)
+    assessment = run_stages(given)
+    if not assessment.valid or "blank" in assessment.flags:
+        return None
+    return reference_from_assessment(assessment, seed, with_thumbnail=with_thumbnail)
+
+
+def profile_from_images(images: list[bytes], *, quality: QualityConfig | None = None) -> ReferenceProfile:
+    """An ad-hoc profile of pictures given by hand (``genstatus score --reference``): drift is always judged."""
+    entries = [e for e in (reference_entry(d, quality=quality, with_thumbnail=False) for d in images) if e is not None]
+    return ReferenceProfile(images=entries, always_match=True)

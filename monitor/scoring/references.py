@@ -1,83 +1,115 @@
-"""Stage 4: comparison with the canary's own reference pictures (when given).
+"""Stages comparing an image with what this canary normally gives (see ``profile``).
 
-* Drift: the Hamming distance of pHash and dHash to each reference, averaged over the two
-  hashes, minimum over the references, is ``reference_distance``.  Re-encoding, small
-  resizes and mild blur move these hashes by <= 6 bits; unrelated pictures are >= 16 apart,
-  so the drift cut-off sits between, at > 10 bits.
-* Relative sharpness: the variance of the Laplacian depends strongly on content, so it is
-  compared with the references' own (median), not with a fixed number: below
-  ``BLUR_RATIO`` of the references' the picture is blurrier than this canary's normal.
-  It is measured on a 128 px copy, where sensor-like grain (which any re-encode removes) is
-  averaged away and what remains is the picture's own edges.
+* ``measure``: the cheap statistics every profile keeps (and the colour histogram).
+* ``compare``: against the (service, canary) reference profile, when there is one:
+  - drift: the Hamming distance of pHash and dHash to each reference, averaged over the two
+    hashes, minimum over the references, is ``reference_distance``.  Re-encoding, small
+    resizes and mild blur move these hashes by <= 6 bits; unrelated pictures are >= 16 apart,
+    so the default cut-off ``quality.drift_bits`` sits between, at > 10 bits.  Judged only for
+    images made from the references' own fixed seed (``ReferenceProfile.drift_applies``).
+  - relative sharpness: the variance of the Laplacian depends strongly on content, so it is
+    compared with the references' own (median): below ``quality.blur_ratio`` of theirs the
+    picture is blurrier than this canary's normal.  Measured on a 128 px copy, where
+    sensor-like grain (which any re-encode removes) is averaged away.
+  - every other statistic against the references' distribution (``ReferenceProfile.normal``).
+* ``stuck``: the same picture again for a different seed (or for ``seed: random``) is a cached
+  or fallback image, not a generation.
 Heavy JPEG compression is read from the file's quantisation tables (detectors.heavy_jpeg):
 content-independent, so it needs no reference.
 """
 
 from __future__ import annotations
 
-import io
-import statistics
-import warnings
+import math
 
 import numpy as np
-from PIL import Image
 
-from monitor.scoring.hashes import distance, hash_image
+from monitor.scoring.hashes import distance
 from monitor.scoring.pipeline import Assessment, ScoringInput
-from monitor.scoring.validate import MAX_PIXELS
-
-DRIFT_BITS = 10
-BLUR_RATIO = 0.5
+from monitor.scoring.profile import STATISTICS, hellinger, image_statistics
 
 
-def laplacian_variance(grey: np.ndarray) -> float:
-    lap = (grey[1:-1, :-2] + grey[1:-1, 2:] + grey[:-2, 1:-1] + grey[2:, 1:-1] - 4 * grey[1:-1, 1:-1])
-    return float(lap.var())
+def measure(given: ScoringInput, out: Assessment) -> None:
+    stats, hist = image_statistics(np.asarray(out.small, dtype=np.uint8), out.grey)
+    out.metrics.update(stats)
+    out.metrics_histogram = hist
 
 
-def _coarse(grey: np.ndarray) -> np.ndarray:
-    return grey.reshape(grey.shape[0] // 2, 2, grey.shape[1] // 2, 2).mean(axis=(1, 3))
-
-
-def _load(data: bytes) -> Assessment | None:
-    """A reference decoded into an Assessment (analysis copy only); None if it is not a usable image."""
+def hash_distance(a: dict[str, str], b: dict[str, str]) -> float | None:
+    """Mean pHash/dHash Hamming distance in bits, None when either lacks them."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > MAX_PIXELS:
-                return None
-            image.load()
-        ref = Assessment(size_bytes=len(data), format=image.format)
-        ref.image = image
-        ref.small  # noqa: B018 - builds the analysis copy, or fails here
-        return ref
-    except Exception:  # noqa: BLE001 - a bad reference is skipped, never fatal
+        return (distance(a["phash"], b["phash"]) + distance(a["dhash"], b["dhash"])) / 2
+    except (KeyError, ValueError, TypeError):
         return None
 
 
 def compare(given: ScoringInput, out: Assessment) -> None:
-    if not given.references:
+    profile = given.profile
+    if profile is None or not profile.images:
         return
-    refs = [ref for ref in map(_load, given.references) if ref is not None]
-    if not refs:
-        out.reasons.append("no usable reference picture: reference checks skipped")
-        return
-    distances = []
-    for ref in refs:
-        ref_hashes = hash_image(ref)
-        bits = [distance(out.hashes[k], ref_hashes[k]) for k in ("phash", "dhash")]
-        distances.append(sum(bits) / 2)
-    nearest = min(distances)
-    out.reference_distance = int(round(nearest))
-    if nearest > DRIFT_BITS:
-        out.degrade("drift", f"the image differs from every reference picture ({out.reference_distance} bits of 64 "
-                             f"apart, > {DRIFT_BITS}): different content than this canary normally gives",
-                    1.0 - min(nearest, 32) / 32)
-    sharp = laplacian_variance(_coarse(out.grey))
-    normal = statistics.median(laplacian_variance(_coarse(ref.grey)) for ref in refs)
-    ratio = sharp / normal if normal > 0 else 1.0
-    out.metrics["sharpness_ratio"] = ratio
-    if ratio < BLUR_RATIO:
-        out.degrade("blurry", f"the image is much less sharp than the references "
-                              f"({ratio:.0%} of their detail): blurred or upscaled output", 0.3 + ratio)
+    limits = given.quality
+    if profile.drift_applies(given.seed):
+        distances = [d for d in (hash_distance(out.hashes, r.hashes) for r in profile.images) if d is not None]
+        if distances:
+            nearest = min(distances)
+            out.reference_distance = round(nearest)
+            if nearest > limits.drift_bits:
+                out.degrade("drift", f"the image differs from every reference picture ({out.reference_distance} bits "
+                                     f"of 64 apart, > {limits.drift_bits}): different content than this canary "
+                                     "normally gives (model or pipeline changed?)", 1.0 - min(nearest, 32) / 32)
+    sharp = [r.stats["log_sharpness"] for r in profile.images if "log_sharpness" in r.stats]
+    if sharp and "log_sharpness" in out.metrics:
+        normal = math.exp(float(np.median(sharp))) - 1.0
+        ratio = (math.exp(out.metrics["log_sharpness"]) - 1.0) / normal if normal > 0 else 1.0
+        out.metrics["sharpness_ratio"] = ratio
+        if ratio < limits.blur_ratio:
+            out.degrade("blurry", f"the image is much less sharp than the references "
+                                  f"({ratio:.0%} of their detail): blurred or upscaled output", 0.3 + ratio)
+    mean_hist = profile.mean_histogram
+    hist = getattr(out, "metrics_histogram", None)
+    if mean_hist is not None and hist is not None:
+        out.metrics["colour_distance"] = hellinger(hist, mean_hist)
+    for name, (_, direction, label) in STATISTICS.items():
+        if name == "log_sharpness" or name not in out.metrics:
+            continue
+        normal = profile.normal(name) if name != "colour_distance" else _colour_normal(profile)
+        if normal is None:
+            continue
+        median, spread, n = normal
+        deviation = (out.metrics[name] - median) / spread
+        out.metrics[f"{name}_deviation"] = deviation
+        if abs(deviation) > limits.profile_tolerance and (direction == 0 or math.copysign(1, deviation) == direction):
+            side = "above" if deviation > 0 else "below"
+            out.degrade("outside_profile", f"{label} {out.metrics[name]:.2f} is far {side} this canary's normal "
+                                           f"({median:.2f} typical over {n} references, {abs(deviation):.1f} "
+                                           f"deviations away)", 0.4)
+
+
+def _colour_normal(profile) -> tuple[float, float, int] | None:
+    """The references' own spread of colour distance to their mean histogram (leave-one-out)."""
+    hists = [np.asarray(r.histogram, np.float64) for r in profile.images if r.histogram]
+    if len(hists) < 3:
+        return None
+    values = []
+    for i, h in enumerate(hists):
+        rest = np.mean([x for j, x in enumerate(hists) if j != i], axis=0)
+        values.append(hellinger(h, rest))
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(np.asarray(values) - median))) * 1.4826
+    return median, max(mad, STATISTICS["colour_distance"][0]), len(values)
+
+
+def stuck(given: ScoringInput, out: Assessment) -> None:
+    """The same picture for a different seed (or again under ``seed: random``): a cache or fallback image."""
+    for previous in given.recent:
+        if not (given.seed_random or (given.seed is not None and previous.seed is not None
+                                      and given.seed != previous.seed)):
+            continue
+        same_file = previous.sha256 is not None and previous.sha256 == out.sha256
+        bits = hash_distance(out.hashes, previous.hashes)
+        if same_file or (bits is not None and bits <= given.quality.stuck_bits):
+            what = "the identical file" if same_file else f"the same picture ({bits:g} bits apart)"
+            seeds = "with a random seed" if given.seed_random else f"for seed {given.seed} (previous run: seed {previous.seed})"
+            out.degrade("stuck_output", f"stuck output: {what} as an earlier run, {seeds} -- the provider is "
+                                        "serving a cached or fallback image instead of generating", 0.2)
+            return

@@ -39,12 +39,13 @@ FAULTS: dict[str, dict[str, Any]] = {
     "noise_image": {},
     "blurred_image": {},
     "model_swap": {},           # same request, another model's style: fixed-seed drift
+    "cached_image": {},         # the same picture whatever the seed: a cache or fallback image
 }
 
 #: faults answered with a (bad) image instead of an error; see ``images.faulty_image``
 IMAGE_FAULTS = frozenset(
     {"truncated_image", "undecodable_image", "blank_image", "wrong_size", "black_image", "noise_image",
-     "blurred_image", "model_swap"}
+     "blurred_image", "model_swap", "cached_image"}
 )
 #: faults that only asynchronous (submit-then-poll) providers can show
 JOB_FAULTS = frozenset({"job_failure", "stuck_job", "unknown_job"})

@@ -111,6 +111,8 @@ def image_for(
         width, height = max(64, width // 2), max(64, height // 2)
     if fault == "model_swap":
         model, style = f"{model}-swapped", "swapped"
+    if fault == "cached_image":
+        seed = 1  # one picture for every request with this prompt
     if fault == "blurred_image":
         picture = render_image(prompt, seed, model, width, height, style=style)
         data = encode(picture.filter(ImageFilter.GaussianBlur(radius=max(width, height) / 64)), fmt)

@@ -4,12 +4,13 @@ Routes (under ``/openai``): ``POST /v1/images/generations``, ``GET /v1/models`` 
 ``GET /files/<id>.png`` for ``response_format: url``.  Requests are validated like
 the real API; errors have the real shape ``{"error": {"message", "type", "param",
 "code"}}``.  Unlike the real API an extra body field ``seed`` is accepted, so
-tests can ask for different pictures.
+tests can ask for a given picture; without it every call draws a new one, as the real API does.
 """
 
 from __future__ import annotations
 
 import base64
+import random
 import threading
 import time
 import uuid
@@ -294,7 +295,7 @@ def _parse_generation(request: Request) -> ImageRequest:
         output_format=body.get("output_format", "png"),
         background=body.get("background", "auto"),
         style=body.get("style", "vivid" if model == "dall-e-3" else "default"),
-        seed=_integer(body, "seed", 0, 0, 2**32 - 1),
+        seed=_integer(body, "seed", random.randint(1, 2**31 - 1), 0, 2**32 - 1),  # like the real API: a new picture each call
     )
 
 
