@@ -7,17 +7,32 @@ grow with the length of the history (ANCHORS.md: "served from rollups").
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.orm import Session
 
-from monitor.enums import Audience, ComponentStatus, Impact, IncidentKind, Outcome, ProbeKind, UptimeEffect
+from monitor.enums import (
+    Audience,
+    ComponentStatus,
+    Impact,
+    IncidentKind,
+    Outcome,
+    ProbeKind,
+    UptimeEffect,
+)
 from monitor.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
 from monitor.histogram import percentile
 from monitor.models import Incident as IncidentRow
-from monitor.models import ProbeResultRow, Service, rollup_daily, rollup_hourly
+from monitor.models import (
+    ProbeResultRow,
+    ReferenceImageRow,
+    ResultImageRow,
+    Service,
+    rollup_daily,
+    rollup_hourly,
+)
 
 #: Kinds that are real generations; cheap health checks do not decide the public state.
 PUBLIC_KINDS = (ProbeKind.CANARY.value, ProbeKind.CONFIRMATION.value)
@@ -274,3 +289,50 @@ def active_incidents(session: Session, service_ids: Sequence[str]) -> list[Activ
     )
     return [ActiveIncident(r.id, r.title, r.status, r.impact, r.started_at, r.updates[-1].body if r.updates else None)
             for r in rows]
+
+
+@dataclass
+class ImageCard:
+    """A thumbnail on the service page: a recent output with its verdict, or a reference picture."""
+
+    id: int
+    canary_id: str | None
+    taken_at: datetime
+    verdict: str | None = None
+    score: float | None = None
+    outcome: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    region: str | None = None
+
+
+def latest_images(session: Session, service_id: str, limit: int = 8) -> list[ImageCard]:
+    """The newest result thumbnails of a service (canary and confirmation runs), newest first."""
+    P, I = ProbeResultRow, ResultImageRow
+    rows = session.execute(
+        select(P.id, P.canary_id, P.started_at, P.quality_verdict, P.quality_score, P.outcome, P.quality_reasons,
+               P.region)
+        .join(I, I.result_id == P.id)
+        .where(I.service_id == service_id, I.thumbnail.is_not(None), P.kind.in_(PUBLIC_KINDS))
+        .order_by(P.id.desc()).limit(limit)
+    ).all()
+    return [ImageCard(id=r[0], canary_id=r[1], taken_at=r[2], verdict=r[3], score=r[4], outcome=r[5],
+                      reasons=list(r[6] or []), region=r[7]) for r in rows]
+
+
+def reference_images(session: Session, service_id: str) -> list[ImageCard]:
+    R = ReferenceImageRow
+    rows = session.execute(
+        select(R.id, R.canary_id, R.captured_at, R.region).where(R.service_id == service_id, R.thumbnail.is_not(None))
+        .order_by(R.canary_id, R.id)
+    ).all()
+    return [ImageCard(id=r[0], canary_id=r[1], taken_at=r[2], region=r[3]) for r in rows]
+
+
+def result_thumbnail(session: Session, result_id: int) -> bytes | None:
+    P, I = ProbeResultRow, ResultImageRow
+    return session.scalar(select(I.thumbnail).join(P, P.id == I.result_id)
+                          .where(I.result_id == result_id, P.kind.in_(PUBLIC_KINDS)))
+
+
+def reference_thumbnail(session: Session, reference_id: int) -> bytes | None:
+    return session.scalar(select(ReferenceImageRow.thumbnail).where(ReferenceImageRow.id == reference_id))

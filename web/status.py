@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, Response, abort, render_template
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -17,10 +17,14 @@ from web.queries import (
     ServiceInfo,
     ServiceState,
     UptimeHistory,
+    active_incidents,
     daily_uptime,
     latency_summary,
+    latest_images,
     latest_results,
-    active_incidents,
+    reference_images,
+    reference_thumbnail,
+    result_thumbnail,
     service_states,
 )
 
@@ -126,8 +130,29 @@ def service(service_id: str) -> str:
         view=view,
         latency=latency_summary(session, service_id, now - LATENCY_WINDOW),
         results=latest_results(session, service_id),
+        images=latest_images(session, service_id),
+        references=reference_images(session, service_id),
         now=now,
     )
+
+
+def _webp(data: bytes | None) -> Response:
+    if data is None:
+        abort(404, "There is no such image.")
+    response = Response(data, mimetype="image/webp")
+    response.headers["Cache-Control"] = "public, max-age=86400, immutable"  # an id never changes its picture
+    return response
+
+
+@bp.get("/images/results/<int:result_id>.webp")
+def result_image(result_id: int) -> Response:
+    """The stored thumbnail of a result (full images are never served on the public page)."""
+    return _webp(result_thumbnail(db_session(), result_id))
+
+
+@bp.get("/images/references/<int:reference_id>.webp")
+def reference_image(reference_id: int) -> Response:
+    return _webp(reference_thumbnail(db_session(), reference_id))
 
 
 @bp.get("/healthz")
