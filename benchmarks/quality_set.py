@@ -1,10 +1,18 @@
-"""The evaluation set for image scoring, generated in code (no photos are available offline).
+"""The evaluation set for image scoring: natural photographs and procedural pictures.
 
-``pictures()`` draws varied procedural content, so that no threshold is tuned to one kind of
-picture: the emulators' canary pictures (gradient + flat shapes), fractal "landscapes" (smooth
-value noise with fine grain, sky and hills), text-like stroke pages, periodic textures with grain,
-anti-aliased shapes with soft shadows, dim night scenes and soft, foggy scenes.  ``variants()``
-derives from each picture clean variants (which must pass) and degraded ones (which must be caught).
+``picture()`` gives varied content, so that no threshold is tuned to one kind of picture:
+
+* the "photo" family: natural photographs bundled inside the scikit-image wheel
+  (``skimage.data``, read from the package's own data directory, never downloaded), centre-cropped
+  to a square and resized to the canary size, grey ones converted to RGB.  Without scikit-image
+  the set is procedural only (``photos_available()`` says so).
+* procedural families drawn in code: the emulators' canary pictures (gradient + flat shapes),
+  fractal "landscapes" (smooth value noise with fine grain, sky and hills), text-like stroke
+  pages, periodic textures with grain, anti-aliased shapes with soft shadows, dim night scenes
+  and soft, foggy scenes.
+
+``variants()`` derives from each picture clean variants (which must pass) and degraded ones
+(which must be caught).
 """
 
 from __future__ import annotations
@@ -12,13 +20,23 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from probes.emulator.images import render_image
 
-FAMILIES = ("canary", "landscape", "text", "texture", "shapes", "night", "fog")
+PROCEDURAL = ("canary", "landscape", "text", "texture", "shapes", "night", "fog")
+PHOTO = "photo"
+FAMILIES = (*PROCEDURAL, PHOTO)
+#: natural photographs shipped in the scikit-image wheel (``skimage.data.<name>()`` with no download),
+#: in an order that keeps a short prefix varied (portrait, food, grey scene, space, texture, animal).
+#: Left out: drawings and synthetic images (logo, colorwheel, checkerboard, horse, phantom), pictures
+#: smaller than 300 px (page, text, microaneurysms, lfw_subset) and the right view of the stereo pair
+#: (almost the same picture as the left one, so it would spoil "swapped").
+PHOTOS = ("astronaut", "coffee", "camera", "hubble_deep_field", "grass", "chelsea", "rocket", "coins",
+          "immunohistochemistry", "moon", "motorcycle", "brick", "retina", "gravel", "clock", "cell")
 CLEAN = ("png", "jpeg_q85", "webp_q90", "resize_0.9")
 DEGRADED = ("truncated", "undecodable", "wrong_size", "black", "blank", "noise", "blur", "heavy_jpeg",
             "down_up", "swapped", "few_colours")
@@ -35,12 +53,23 @@ class Sample:
     data: bytes
     reference: bytes  # the clean original, PNG
     requested_size: tuple[int, int]
+    name: str = ""  # the picture: a photo's name, or "family#index"
+
+    @property
+    def group(self) -> str:
+        """``photo`` or ``procedural``."""
+        return "photo" if self.family == PHOTO else "procedural"
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     out = io.BytesIO()
     image.save(out, fmt, **kw)
     return out.getvalue()
+
+
+def _png(image: Image.Image) -> bytes:
+    """PNG for the set: the fastest zlib level (the pixels, all that scoring sees, are the same)."""
+    return encode(image, "PNG", compress_level=1)
 
 
 def _value_noise(rng: np.random.Generator, side: int, octaves: int, base: int = 4, persistence: float = 0.55) -> np.ndarray:
@@ -65,7 +94,64 @@ def _colourise(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return stops[i] * (1 - f) + stops[i + 1] * f
 
 
+@lru_cache(maxsize=1)
+def available_photos() -> tuple[str, ...]:
+    """The names of :data:`PHOTOS` that load here: empty without scikit-image (or if a later release
+    stops bundling them: ``skimage.data`` then needs the optional ``pooch`` and the network)."""
+    try:
+        import skimage.data  # noqa: F401
+    except ImportError:
+        return ()
+    names = []
+    for name in PHOTOS:
+        try:
+            _photo_array(name)
+        except Exception:  # noqa: BLE001 - not bundled in this release: left out
+            continue
+        names.append(name)
+    return tuple(names)
+
+
+def photos_available() -> bool:
+    return bool(available_photos())
+
+
+@lru_cache(maxsize=len(PHOTOS))
+def _photo_array(name: str) -> np.ndarray:
+    import skimage.data
+
+    pixels = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"{name}: {pixels.dtype} pixels")
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def photo(name: str, side: int = 512) -> Image.Image:
+    """A bundled photograph as RGB, centre-cropped to a square and resized (Lanczos) to ``side``."""
+    pixels = _photo_array(name)
+    h, w = pixels.shape[:2]
+    crop = min(h, w)
+    top, left = (h - crop) // 2, (w - crop) // 2
+    img = Image.fromarray(np.ascontiguousarray(pixels[top:top + crop, left:left + crop]))
+    return img if crop == side else img.resize((side, side), Image.Resampling.LANCZOS)
+
+
+def picture_name(family: str, index: int) -> str:
+    if family == PHOTO:
+        names = available_photos()
+        return names[index % len(names)] if names else f"{family}#{index}"
+    return f"{family}#{index}"
+
+
 def picture(family: str, index: int, side: int = 512) -> Image.Image:
+    if family == PHOTO:
+        names = available_photos()
+        if not names:
+            raise RuntimeError("no photographs: scikit-image is not installed")
+        return photo(names[index % len(names)], side)
     rng = np.random.default_rng(FAMILIES.index(family) * 1000 + index)
     if family == "canary":
         return render_image(f"canary prompt {index}", index, "bench-model", side, side)
@@ -125,64 +211,85 @@ def picture(family: str, index: int, side: int = 512) -> Image.Image:
 def _degrade(kind: str, img: Image.Image, other: Image.Image, rng: np.random.Generator) -> tuple[bytes, tuple[int, int] | None]:
     w, h = img.size
     if kind == "truncated":
-        data = encode(img)
+        data = _png(img)
         return data[: int(len(data) * rng.uniform(0.2, 0.9))], None
     if kind == "undecodable":
         return rng.integers(0, 256, int(rng.integers(16, 8192)), dtype=np.uint8).tobytes(), None
     if kind == "wrong_size":
-        return encode(img.resize((w // 2, h // 2))), None
+        return _png(img.resize((w // 2, h // 2))), None
     if kind == "black":  # a near-black "safety" placeholder: black with a small grey notice
         black = Image.new("RGB", img.size, tuple(int(v) for v in rng.integers(0, 12, 3)))
         ImageDraw.Draw(black).text((w // 2 - 60, h // 2), "content not available", fill=(90, 90, 90))
-        return encode(black), None
+        return _png(black), None
     if kind == "blank":
-        return encode(Image.new("RGB", img.size, tuple(int(v) for v in rng.integers(0, 256, 3)))), None
+        return _png(Image.new("RGB", img.size, tuple(int(v) for v in rng.integers(0, 256, 3)))), None
     if kind == "noise":
         if rng.random() < 0.5:
             pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         else:
             pixels = np.clip(rng.normal(128, 50, (h, w, 3)), 0, 255).astype(np.uint8)
-        return encode(Image.fromarray(pixels), "PNG" if rng.random() < 0.5 else "JPEG"), None
-    if kind == "blur":
-        return encode(img.filter(ImageFilter.GaussianBlur(radius=max(w, h) / rng.uniform(48, 96)))), None
+        noise = Image.fromarray(pixels)
+        return (_png(noise) if rng.random() < 0.5 else encode(noise, "JPEG")), None
+    if kind == "blur":  # what an upscaled or softened provider output looks like: a radius of ~1 % of the side
+        return _png(img.filter(ImageFilter.GaussianBlur(radius=max(w, h) * rng.uniform(0.008, 0.012)))), None
     if kind == "heavy_jpeg":
         return encode(img, "JPEG", quality=int(rng.integers(3, 9))), None
     if kind == "down_up":
         small = img.resize((w // 6, h // 6), Image.Resampling.BILINEAR)
-        return encode(small.resize((w, h), Image.Resampling.BILINEAR)), None
+        return _png(small.resize((w, h), Image.Resampling.BILINEAR)), None
     if kind == "swapped":
-        return encode(other), None
+        return _png(other), None
     if kind == "few_colours":  # a flat placeholder card: two colours and a frame
         card = Image.new("RGB", img.size, tuple(int(v) for v in rng.integers(0, 256, 3)))
         d = ImageDraw.Draw(card)
         d.rectangle((w // 8, h // 8, 7 * w // 8, 7 * h // 8), outline=tuple(int(v) for v in rng.integers(0, 256, 3)), width=6)
         d.line((w // 8, h // 8, 7 * w // 8, 7 * h // 8), fill=(0, 0, 0), width=6)
-        return encode(card), None
+        return _png(card), None
     raise ValueError(kind)
 
 
 def _clean(kind: str, img: Image.Image) -> bytes:
     if kind == "png":
-        return encode(img)
+        return _png(img)
     if kind == "jpeg_q85":
         return encode(img, "JPEG", quality=85)
     if kind == "webp_q90":
         return encode(img, "WEBP", quality=90)
     if kind == "resize_0.9":
-        return encode(img.resize((int(img.width * 0.9), int(img.height * 0.9)), Image.Resampling.LANCZOS))
+        return _png(img.resize((int(img.width * 0.9), int(img.height * 0.9)), Image.Resampling.LANCZOS))
     raise ValueError(kind)
 
 
-def variants(per_family: int = 6, side: int = 512) -> Iterator[Sample]:
+def families() -> tuple[str, ...]:
+    """The families this machine can draw: the photo family only when scikit-image is installed."""
+    return FAMILIES if photos_available() else PROCEDURAL
+
+
+def variants(per_family: int = 6, side: int = 512, photos: int | None = None,
+             only: tuple[str, ...] | None = None) -> Iterator[Sample]:
+    """Every variant of ``per_family`` pictures of each procedural family and of ``photos`` photographs
+    (None: every available one).  ``only`` restricts the families.  "swapped" is another picture of
+    the same family and size."""
     rng = np.random.default_rng(7)
-    for family in FAMILIES:
-        for index in range(per_family):
+    for family in families():
+        if only is not None and family not in only:
+            continue
+        count = per_family
+        if family == PHOTO:
+            total = len(available_photos())
+            count = total if photos is None else min(photos, total)
+        for index in range(count):
             img = picture(family, index, side)
-            reference = encode(img)
-            other_family = FAMILIES[(FAMILIES.index(family) + 1 + index) % len(FAMILIES)]
-            other = picture(other_family if rng.random() < 0.5 else family, index + 100, side)
+            reference = _png(img)
+            if family == PHOTO:  # another photograph, of the whole set (not just the ones scored)
+                total = len(available_photos())
+                other = picture(family, (index + 1 + int(rng.integers(0, max(total - 1, 1)))) % total, side)
+            else:
+                other = picture(family, index + 100, side)
+            name = picture_name(family, index)
             for kind in CLEAN:
-                yield Sample(family, index, kind, True, _clean(kind, img), reference, (side, side))
+                data = reference if kind == "png" else _clean(kind, img)
+                yield Sample(family, index, kind, True, data, reference, (side, side), name)
             for kind in DEGRADED:
                 data, _ = _degrade(kind, img, other, rng)
-                yield Sample(family, index, kind, False, data, reference, (side, side))
+                yield Sample(family, index, kind, False, data, reference, (side, side), name)
