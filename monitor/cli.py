@@ -70,8 +70,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _require_plugins(config, args: argparse.Namespace, *, load_models: bool) -> None:
+    """Optional quality checks the config asks for must be able to run here (exit 2 otherwise)."""
+    from monitor.scoring.plugins import plugin_problems
+
+    problems = plugin_problems(config, load_models=load_models)
+    if problems:
+        raise UsageError("\n".join(f"{config_path(args.config)}: {line}" for line in problems))
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    _require_plugins(config, args, load_models=False)
     print(f"{config_path(args.config)}: OK ({len(config.services)} services, {len(config.canaries)} canaries)")
     return EXIT_OK
 
@@ -106,6 +116,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         if canary_id not in service.canaries:
             raise UsageError(f"service {service.id} has no canary {canary_id!r} (has: {', '.join(service.canaries)})")
         canary, kind = config.canary(canary_id), ProbeKind.CANARY
+        _require_plugins(config, args, load_models=True)
     region = args.region or config.region
     if args.dry_run:
         runner = ProbeRunner(config, region=region)
@@ -179,6 +190,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if args.samples < 1 or args.samples > 100:
         raise UsageError("--samples must be between 1 and 100")
     canaries = [config.canary(args.canary)] if args.canary else config.canaries_of(service)
+    _require_plugins(config, args, load_models=True)
     region = args.region or config.region
     engine = make_engine(config.database)
     runner = ProbeRunner(config, region=region)
@@ -213,6 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor.runtime import MonitorRuntime
 
     config = load_config(args.config)
+    _require_plugins(config, args, load_models=True)
     region = args.region or config.region
     # Results that cannot be written while the database is down wait here (replayed on recovery).
     spool = os.environ.get("GENSTATUS_SPOOL") or config_path(args.config).resolve().parent / f"genstatus-spool-{region}.jsonl"
