@@ -340,7 +340,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     data = read(args.image, "image")
     references = [read(path, "reference") for path in args.reference or []]
-    assessment = score_image(data, prompt=args.prompt, references=references or None, noise_check=True)
+    if args.expect_text:
+        from monitor.scoring.ocr import ocr_available
+
+        if not ocr_available():
+            raise UsageError("--expect-text needs the OCR extra: pip install 'genstatus[ocr]'")
+    assessment = score_image(data, prompt=args.prompt, references=references or None, noise_check=True,
+                             expect_text=args.expect_text)
     result = assessment.to_dict()
     if args.json:
         print(json.dumps(result, indent=2))
@@ -460,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", help="the image file to score")
     p.add_argument("--prompt", help="the prompt the image was generated for (e.g. a dark scene is not a black placeholder)")
     p.add_argument("--reference", nargs="+", metavar="IMG", help="reference picture(s) of the same canary")
+    p.add_argument("--expect-text", metavar="TEXT", help="text the image must show legibly (OCR; needs the ocr extra)")
     p.add_argument("--json", action="store_true",
                    help='print {"verdict", "score", "flags", "hashes", "reference_distance", "reasons"} as JSON')
     p.set_defaults(func=cmd_score)

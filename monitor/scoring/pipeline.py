@@ -126,10 +126,11 @@ Stage = Callable[[ScoringInput, Assessment], None]
 
 
 def _stages() -> list[Stage]:
-    from monitor.scoring import brisque, clip, detectors, hashes, references, validate
+    from monitor.scoring import brisque, clip, detectors, hashes, ocr, references, validate
 
     return [validate.decode_and_validate, *detectors.DETECTORS, hashes.perceptual_hashes, brisque.no_reference_quality,
-            references.measure, references.compare, references.stuck, clip.prompt_agreement, minimum_score]
+            references.measure, references.compare, references.stuck, ocr.expected_text, clip.prompt_agreement,
+            minimum_score]
 
 
 def minimum_score(given: ScoringInput, out: Assessment) -> None:
