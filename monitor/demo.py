@@ -36,6 +36,34 @@ def demo_config(db_path: Path, emulator_url: str, interval: str) -> Config:
     return config
 
 
+#: the demo service whose reference profile is captured at start, so the scenario's model swap is drift
+DEMO_BASELINE_SERVICE = "automatic1111"
+
+
+def _baseline_in_background(config: Config, engine) -> None:
+    """``genstatus baseline`` for one service, off the main thread (the page is up meanwhile)."""
+    import threading
+
+    from monitor.baseline import capture
+    from monitor.runner import ProbeRunner
+
+    def work() -> None:
+        service = next((s for s in config.services if s.id == DEMO_BASELINE_SERVICE), None)
+        if service is None:
+            return
+        runner = ProbeRunner(config, region=config.region)
+        try:
+            for canary in config.canaries_of(service):
+                capture(config, service, canary, lambda s, c: runner.run(s, c, keep_image=True), engine,
+                        samples=3, region=config.region)
+        except Exception as exc:  # noqa: BLE001 - the demo goes on without references
+            print(f"genstatus demo: baseline of {DEMO_BASELINE_SERVICE} failed: {exc}", file=sys.stderr, flush=True)
+        finally:
+            runner.close()
+
+    threading.Thread(target=work, name="demo-baseline", daemon=True).start()
+
+
 def demo_scenario(choice: str | None) -> "tuple[Scenario | None, str]":
     """The scenario for ``--scenario`` (None: the built-in one, ``none``: no scenario) and its name."""
     from probes.emulator.scenario import BUILTIN_DEMO, builtin_scenario_text, load_scenario, parse_scenario
@@ -66,6 +94,7 @@ def run_demo(host: str, port: int, interval: str, scenario: str | None = None) -
         web = _start_web(config, runtime.engine, host, port)
         emulator.start()
         runtime.start()
+        _baseline_in_background(config, runtime.engine)
         print(f"genstatus demo: status page at {web.url}/", flush=True)
         print(f"emulator at {emulator.url}: {len(config.services)} services "
               f"({', '.join(s.id for s in config.services)}) probed every {interval}", flush=True)
