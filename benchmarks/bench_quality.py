@@ -13,29 +13,50 @@ available), interleaved round by round in the same run, medians over the rounds:
   of ``score_image`` that every image goes through, run as ``score_image`` runs them;
 * default: ``score_image`` as it is called without references (every stage it runs by default).
 
-``python -m benchmarks.bench_quality [--quick] [--misses]`` prints the same table, and with
-``--misses`` every missed degraded variant and every false alarm with its flags and metrics.
+Reference profiles of ``seed: random`` canaries (the "profile" section): every output of such a
+canary is another picture of the same prompt, so the content-dependent statistics a profile keeps
+vary from run to run.  Simulated canaries -- the emulators' canary pictures (one prompt, other
+seeds), each procedural family of the set, and random crops of each photograph (one scene, other
+compositions) -- get profiles of N = 3, 5 and 10 of their outputs, built as ``genstatus baseline``
+builds them; their other outputs (PNG and JPEG q85) must pass against it, and degraded versions
+of them (blur, heavy JPEG, downscale-upscale, noise, a placeholder card, another canary's picture)
+should not.  Per (group, N): the false alarms on clean outputs with the checks that fired, and
+per degraded class the share caught and by which checks; ``profile_report`` adds the deviations
+behind them (per statistic: clean p99 and maximum, degraded medians).
+
+``python -m benchmarks.bench_quality [--quick] [--misses] [--section all|set|profile]`` prints the
+same table (and the profile report), and with ``--misses`` every missed degraded variant and every
+false alarm of the set with its flags and metrics.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import io
+import math
 import statistics
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Iterable
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from benchmarks.quality_set import (
-    CLEAN, DEGRADED, NEEDS_REFERENCE, PHOTO, encode, picture, picture_name, photos_available, variants,
+    CLEAN, DEGRADED, NEEDS_REFERENCE, PHOTO, PROCEDURAL, available_photos, degrade, encode, photo_crop, picture,
+    picture_name, photos_available, variants,
 )
+from monitor.config import QualityConfig
 from monitor.enums import Verdict
 from monitor.scoring import score_image
+from monitor.scoring.pipeline import Assessment, ScoringInput, release
+from monitor.scoring.profile import STATISTICS, ReferenceImage, ReferenceProfile, reference_from_assessment
+from probes.emulator.images import encode_png, render_image
 
 GROUPS = ("photo", "procedural")
 #: the share of each degraded class that must be caught (%); classes not listed have no target yet
@@ -200,12 +221,355 @@ def notice() -> list[dict[str, Any]]:
                  note="scikit-image is not installed: procedural pictures only")]
 
 
-def figures(results: list[Result], quick: bool) -> list[dict[str, Any]]:
-    return notice() + quality_figures(results) + speed(10 if quick else 30)
+# -- reference profiles of random-seed canaries -------------------------------------------------
+#
+# A ``seed: random`` canary returns a different picture of the same prompt every run, so its
+# profile's statistics (BRISQUE, colourfulness, entropy, colour histogram, sharpness) vary with
+# content.  This section simulates such canaries, builds their profiles as ``genstatus baseline``
+# does (``reference_entry(png, seed=None)``, ``ReferenceProfile(entries, seed=None)``) from N of
+# their outputs and scores their other outputs (clean: PNG and JPEG q85) and degraded versions of
+# them against it.  Every output is measured once; each profile is a cyclic window of N outputs
+# (so every output is a reference for some profiles and judged by the others).  The stages before
+# ``references.compare`` do not depend on the profile and run once per picture; the stages from
+# ``compare`` on run per profile, on a copy of that measurement (``score_image`` runs the same
+# stages in the same order: tests/test_quality_eval.py checks that both agree).
+
+#: reference-profile sizes simulated (``genstatus baseline`` takes 5 samples by default)
+PROFILE_SIZES = (3, 5, 10)
+PROFILE_CLEAN = ("png", "jpeg_q85")
+PROFILE_DEGRADED = ("blur", "heavy_jpeg", "down_up", "noise", "few_colours", "swapped")
+#: emulator canaries: (id, prompt, model), drawn as the emulators draw them (probes.emulator.images)
+EMULATOR_CANARIES = (("still-life", "a red apple on a wooden table, soft daylight, photograph", "dall-e-3"),
+                     ("lighthouse", "a lighthouse on a cliff at dusk, oil painting", "flux-dev"))
+EMULATOR_SIDE = 1024  # the starter configuration's canary size
+PROFILE_FAMILIES = tuple(f for f in PROCEDURAL if f != "canary")  # "canary" is the emulators' renderer again
+#: outputs per simulated canary, procedural families, emulator canaries, photographs (None: all bundled)
+PROFILE_SET = dict(outputs=12, families=PROFILE_FAMILIES, emulators=2, photos=10)
+PROFILE_QUICK = dict(outputs=12, families=("landscape", "fog"), emulators=1, photos=3)
+
+
+@dataclass
+class SimulatedCanary:
+    """A ``seed: random`` canary: ``draw(i)`` is its i-th output (the same prompt, another seed)."""
+
+    group: str  # "photo" or "procedural"
+    name: str
+    draw: Callable[[int], Image.Image]
+
+
+def simulated_canaries(families: Iterable[str] = PROFILE_FAMILIES, emulators: int = 2,
+                       photos: int | None = None) -> list[SimulatedCanary]:
+    """Procedural: the emulators' canary pictures (one prompt, seeds 1000, 1001, ...) and each
+    procedural family of the quality set (its pictures 0, 1, ...: one recipe, other random draws).
+    Photographs: random square crops of one bundled photograph (``quality_set.photo_crop``).  The
+    emulator canaries are spread out so that the next canary of the group (whose picture is the
+    "swapped" content) is another kind of picture whenever there are families between them."""
+    families = list(families)
+    emulator = [SimulatedCanary("procedural", f"emulator:{cid}",
+                                lambda i, p=prompt, m=model: render_image(p, 1000 + i, m, EMULATOR_SIDE, EMULATOR_SIDE))
+                for cid, prompt, model in EMULATOR_CANARIES[:emulators]]
+    drawn = [SimulatedCanary("procedural", f, lambda i, f=f: picture(f, i, 512)) for f in families]
+    procedural: list[SimulatedCanary] = []
+    step = max(1, math.ceil(len(drawn) / max(len(emulator), 1)))
+    for k, canary in enumerate(emulator):
+        procedural += [canary, *drawn[k * step:(k + 1) * step]]
+    procedural += drawn[len(emulator) * step:]
+    names = available_photos()
+    chosen = names if photos is None else names[:photos]
+    shots = [SimulatedCanary("photo", f"photo:{name}",
+                             lambda i, n=name, j=j: photo_crop(n, np.random.default_rng((4242, j, i)), 512))
+             for j, name in enumerate(chosen)]
+    return procedural + shots
+
+
+def _profile_stages():
+    """(the stages before ``references.compare``, the stages from it on), as ``score_image`` runs them."""
+    from monitor.scoring import references
+    from monitor.scoring.pipeline import _stages
+
+    stages = _stages()
+    cut = stages.index(references.compare)
+    return stages[:cut], stages[cut:]
+
+
+def measure(data: bytes) -> Assessment:
+    """The profile-independent stages of ``score_image`` (decoded pixels released afterwards)."""
+    before, _ = _profile_stages()
+    given = ScoringInput(data=data)
+    out = Assessment(size_bytes=len(data))
+    for stage in before:
+        stage(given, out)
+        if out.decisive:
+            break
+    release(out)
+    return out
+
+
+def entry(measured: Assessment) -> ReferenceImage | None:
+    """What ``reference_entry(data, seed=None, with_thumbnail=False)`` makes of the same picture."""
+    if not measured.valid or "blank" in measured.flags:
+        return None
+    return reference_from_assessment(measured, None, with_thumbnail=False)
+
+
+def judge(measured: Assessment, data: bytes, profile: ReferenceProfile, seed: int,
+          quality: QualityConfig | None = None) -> Assessment:
+    """``score_image(data, profile=profile, seed=seed, quality=quality)`` from the picture's :func:`measure`
+    (made with the default thresholds: the stages before ``compare`` read none but ``noise_check``).
+    The decoded pixels are gone, so a configured CLIP check (``quality.clip``) would be skipped."""
+    if measured.decisive:
+        return measured
+    out = copy.copy(measured)
+    out.flags, out.reasons, out.metrics = list(measured.flags), list(measured.reasons), dict(measured.metrics)
+    given = ScoringInput(data=data, profile=profile, seed=seed, quality=quality or QualityConfig())
+    for stage in _profile_stages()[1]:
+        stage(given, out)
+        if out.decisive:
+            break
+    return out
+
+
+def fired(a: Assessment, tolerance: float) -> tuple[str, ...]:
+    """The checks that raised an alarm: flag names, ``outside_profile`` split by statistic."""
+    labels: list[str] = []
+    for flag in a.flags:
+        if flag != "outside_profile":
+            labels.append(flag)
+            continue
+        for name, (_, direction, _) in STATISTICS.items():
+            d = a.metrics.get(f"{name}_deviation")
+            if d is not None and abs(d) > tolerance and (direction == 0 or math.copysign(1, d) == direction):
+                labels.append(f"outside_profile:{name}")
+    return tuple(dict.fromkeys(labels))
+
+
+@dataclass
+class Judgment:
+    group: str
+    canary: str
+    n: int  # references in the profile
+    window: int  # which cyclic window of outputs made the profile
+    output: int
+    variant: str  # a PROFILE_CLEAN or PROFILE_DEGRADED class
+    clean: bool
+    verdict: Verdict
+    fired: tuple[str, ...]
+    deviations: dict[str, float]  # statistic -> deviation (signed, in robust spreads)
+    sharpness_ratio: float | None
+
+    @property
+    def alarm(self) -> bool:
+        return self.verdict is not Verdict.PASS
+
+
+@dataclass
+class MeasuredCanary:
+    """Every output of one simulated canary, measured once: ``samples[i]`` lists (variant, bytes,
+    measurement) of output i (its clean variants first, the PNG first of all); ``entries[i]`` is
+    that PNG as a reference entry (None when it is not a usable picture)."""
+
+    canary: SimulatedCanary
+    samples: list[list[tuple[str, bytes, Assessment]]]
+    entries: list[ReferenceImage | None]
+
+
+def measure_outputs(canary: SimulatedCanary, other: SimulatedCanary, outputs: int, *, degraded_per_output: int = 1,
+                    offset: int = 0) -> MeasuredCanary:
+    """Each output of ``canary`` as PNG (the emulators' encoding), JPEG q85 and ``degraded_per_output``
+    degraded classes of :data:`PROFILE_DEGRADED` (round robin over the outputs, shifted by ``offset``;
+    "swapped" is an output of ``other``, resized to the canary's size)."""
+    rng = np.random.default_rng(zlib.crc32(canary.name.encode()))
+    samples, entries = [], []
+    for i in range(outputs):
+        img = canary.draw(i)
+        variants_ = [("png", encode_png(img)), ("jpeg_q85", encode(img, "JPEG", quality=85))]
+        for k in range(degraded_per_output):
+            kind = PROFILE_DEGRADED[(offset + i + k * len(PROFILE_DEGRADED) // degraded_per_output) % len(PROFILE_DEGRADED)]
+            swap = other.draw(500 + i) if kind == "swapped" else img
+            if swap.size != img.size:
+                swap = swap.resize(img.size, Image.Resampling.LANCZOS)
+            variants_.append((kind, degrade(kind, img, swap, rng)))
+        samples.append([(kind, data, measure(data)) for kind, data in variants_])
+        entries.append(entry(samples[-1][0][2]))
+    return MeasuredCanary(canary, samples, entries)
+
+
+def judge_outputs(measured: MeasuredCanary, sizes: Iterable[int] = PROFILE_SIZES,
+                  quality: QualityConfig | None = None) -> list[Judgment]:
+    """For each N (smaller than the number of outputs), every cyclic window of N outputs is a
+    profile (``seed=None``, as ``genstatus baseline`` stores a ``seed: random`` canary) and every
+    variant of every output outside the window is judged against it, with a seed of its own."""
+    quality = quality or QualityConfig()
+    canary, outputs = measured.canary, len(measured.samples)
+    judgments = []
+    for n in sizes:
+        if n >= outputs:
+            continue
+        for window in range(outputs):
+            members = {(window + j) % outputs for j in range(n)}
+            refs = [measured.entries[j] for j in sorted(members) if measured.entries[j] is not None]
+            profile = ReferenceProfile(images=refs, seed=None)
+            for i in range(outputs):
+                if i in members:
+                    continue
+                for kind, data, m in measured.samples[i]:
+                    a = judge(m, data, profile, seed=10_000 + i, quality=quality)
+                    devs = {name: a.metrics[f"{name}_deviation"] for name in STATISTICS
+                            if f"{name}_deviation" in a.metrics}
+                    judgments.append(Judgment(canary.group, canary.name, n, window, i, kind, kind in PROFILE_CLEAN,
+                                              a.verdict, fired(a, quality.profile_tolerance), devs,
+                                              a.metrics.get("sharpness_ratio")))
+    return judgments
+
+
+def measure_canaries(outputs: int = 12, families: Iterable[str] = PROFILE_FAMILIES, emulators: int = 2,
+                     photos: int | None = None, degraded_per_output: int = 1) -> Iterator[MeasuredCanary]:
+    """:func:`measure_outputs` of every simulated canary, one at a time; "swapped" takes an output of the
+    next canary of the same group."""
+    canaries = simulated_canaries(families, emulators, photos)
+    for group in GROUPS:
+        members = [c for c in canaries if c.group == group]
+        for k, canary in enumerate(members):
+            if len(members) > 1:
+                other = members[(k + 1) % len(members)]
+            else:
+                other = canaries[(canaries.index(canary) + 1) % len(canaries)]
+            yield measure_outputs(canary, other, outputs, degraded_per_output=degraded_per_output, offset=k)
+
+
+def evaluate_profiles(outputs: int = 12, families: Iterable[str] = PROFILE_FAMILIES, emulators: int = 2,
+                      photos: int | None = None, sizes: Iterable[int] = PROFILE_SIZES, degraded_per_output: int = 1,
+                      quality: QualityConfig | None = None) -> list[Judgment]:
+    """Judgments of every simulated canary (:func:`measure_canaries`, then :func:`judge_outputs`)."""
+    sizes = tuple(sizes)
+    judgments = []
+    for measured in measure_canaries(outputs, families, emulators, photos, degraded_per_output):
+        judgments += judge_outputs(measured, sizes, quality)
+    return judgments
+
+
+def _bad_side(name: str, deviation: float) -> float:
+    """The deviation in the statistic's bad direction (the absolute one for two-sided statistics)."""
+    direction = STATISTICS[name][1]
+    return abs(deviation) if direction == 0 else direction * deviation
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "-"
+
+
+def _labels(judgments: list[Judgment], top: int = 4) -> str:
+    """The checks that fired, by how many judgments each fired in (a judgment can count for several)."""
+    counts = Counter(label for j in judgments for label in j.fired)
+    return ", ".join(f"{k.removeprefix('outside_profile:')} {v}" for k, v in counts.most_common(top)) or "-"
+
+
+def profile_figures(judgments: list[Judgment]) -> list[dict[str, Any]]:
+    """Per (group, N): false alarms on clean outputs; per (degraded class, N): the share caught per group."""
+    figures = []
+    by: dict[tuple, list[Judgment]] = defaultdict(list)
+    for j in judgments:
+        by[j.group, j.n, "clean" if j.clean else j.variant].append(j)
+    sizes = sorted({j.n for j in judgments})
+    for n in sizes:
+        for group in GROUPS:
+            js = by.get((group, n, "clean"))
+            if not js:
+                continue
+            alarms = [j for j in js if j.alarm]
+            canaries = {j.canary for j in js}
+            outputs = {(j.canary, j.output) for j in js}
+            figures.append(dict(
+                name=f"profile false alarms [{group}, N={n}]", value=100 * len(alarms) / len(js), unit="%",
+                note=(f"{len(alarms)}/{len(js)} clean judgments ({len(canaries)} canaries, {len(outputs)} outputs "
+                      f"x PNG/JPEG q85 x every window); {len({(j.canary, j.output) for j in alarms})} outputs "
+                      f"alarmed; by: {_labels(alarms)}; target <= {MAX_FALSE_ALARMS:g} %"
+                      + ("  << OVER" if 100 * len(alarms) / len(js) > MAX_FALSE_ALARMS else ""))))
+    for n in sizes:
+        for variant in PROFILE_DEGRADED:
+            total = [j for g in GROUPS for j in by.get((g, n, variant), [])]
+            if not total:
+                continue
+            parts = []
+            for group in GROUPS:
+                js = by.get((group, n, variant), [])
+                if js:
+                    caught = [j for j in js if j.alarm]
+                    parts.append(f"{group} {_share(len(caught), len(js))} of {len(js)} (by {_labels(caught, 3)})")
+            figures.append(dict(name=f"profile detected: {variant} [N={n}]",
+                                value=100 * sum(j.alarm for j in total) / len(total), unit="%", note="; ".join(parts)))
+    return figures
+
+
+def profile_report(judgments: list[Judgment], tolerance: float | None = None, blur_ratio: float | None = None) -> str:
+    """The distributions behind the figures: per statistic and N, the deviations of clean outputs
+    (99th percentile and maximum of |deviation|, maximum in the bad direction) and, per degraded
+    class, the median deviation in the bad direction and the share beyond the tolerance; the
+    sharpness ratio likewise; and every canary with a false alarm."""
+    tolerance = QualityConfig().profile_tolerance if tolerance is None else tolerance
+    blur_ratio = QualityConfig().blur_ratio if blur_ratio is None else blur_ratio
+    lines = [f"deviations from the profile (tolerance {tolerance:g}; bad = in the statistic's bad direction, "
+             f"|d| for two-sided ones); degraded: median bad-direction deviation / share beyond {tolerance:g}"]
+    sizes = sorted({j.n for j in judgments})
+    header = f"{'group':10s} {'N':>2s} {'statistic':15s} {'clean n':>7s} {'p99|d|':>8s} {'max|d|':>8s} {'max bad':>7s}  " + \
+             "  ".join(f"{v:>15s}" for v in PROFILE_DEGRADED)
+    lines += [header, "-" * len(header)]
+    for group in GROUPS:
+        for n in sizes:
+            js = [j for j in judgments if j.group == group and j.n == n]
+            if not js:
+                continue
+            for name in STATISTICS:
+                if name == "log_sharpness":
+                    continue
+                clean = [j.deviations[name] for j in js if j.clean and name in j.deviations]
+                if not clean:
+                    continue
+                mags = np.abs(clean)
+                cells = []
+                for variant in PROFILE_DEGRADED:
+                    bad = [_bad_side(name, j.deviations[name]) for j in js if j.variant == variant and name in j.deviations]
+                    cells.append(f"{np.median(bad):6.1f} / {_share(sum(b > tolerance for b in bad), len(bad)):>6s}"
+                                 if bad else "-")
+                lines.append(f"{group:10s} {n:2d} {name:15s} {len(clean):7d} {np.percentile(mags, 99):8.2f} "
+                             f"{mags.max():8.2f} {max(_bad_side(name, d) for d in clean):7.2f}  "
+                             + "  ".join(f"{c:>15s}" for c in cells))
+            ratios = [j.sharpness_ratio for j in js if j.clean and j.sharpness_ratio is not None]
+            if ratios:
+                cells = []
+                for variant in PROFILE_DEGRADED:
+                    r = [j.sharpness_ratio for j in js if j.variant == variant and j.sharpness_ratio is not None]
+                    cells.append(f"{np.median(r):6.2f} / {_share(sum(x < blur_ratio for x in r), len(r)):>6s}" if r else "-")
+                lines.append(f"{group:10s} {n:2d} {'sharpness ratio':15s} {len(ratios):7d} {'p1 ' + format(np.percentile(ratios, 1), '.2f'):>8s} "
+                             f"{'min ' + format(min(ratios), '.2f'):>8s} {'':7s}  " + "  ".join(f"{c:>15s}" for c in cells))
+    lines += ["", f"sharpness ratio: p1 and min on clean outputs; degraded: median / share below {blur_ratio:g} (blurry)"]
+    alarms = [j for j in judgments if j.clean and j.alarm]
+    lines += ["", f"clean outputs with a false alarm ({len(alarms)} judgments):" if alarms else "no false alarm on clean outputs"]
+    per: dict[tuple, list[Judgment]] = defaultdict(list)
+    for j in alarms:
+        per[j.canary, j.n].append(j)
+    for (canary, n), js in sorted(per.items()):
+        total = sum(1 for j in judgments if j.canary == canary and j.n == n and j.clean)
+        worst = {}
+        for j in js:
+            for name, d in j.deviations.items():
+                if abs(d) > abs(worst.get(name, 0.0)):
+                    worst[name] = d
+        ratio = min((j.sharpness_ratio for j in js if j.sharpness_ratio is not None), default=None)
+        lines.append(f"  {canary:24s} N={n:<2d} {len(js)}/{total}  by {_labels(js, 5)}; outputs "
+                     f"{sorted({j.output for j in js})}; worst deviations "
+                     f"{ {k: round(v, 1) for k, v in worst.items()} }"
+                     + (f"; min sharpness ratio {ratio:.2f}" if ratio is not None else ""))
+    return "\n".join(lines)
+
+
+def figures(results: list[Result], quick: bool, profiles: list[Judgment] | None = None) -> list[dict[str, Any]]:
+    return notice() + quality_figures(results) + (profile_figures(profiles) if profiles else []) + speed(10 if quick else 30)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    return figures(evaluate(**(QUICK_SET if quick else DEFAULT_SET)), quick)
+    return figures(evaluate(**(QUICK_SET if quick else DEFAULT_SET)), quick,
+                   evaluate_profiles(**(PROFILE_QUICK if quick else PROFILE_SET)))
 
 
 def describe(r: Result) -> str:
@@ -222,13 +586,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_quality")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--misses", action="store_true", help="list every miss and false alarm with its metrics")
+    parser.add_argument("--section", choices=("all", "set", "profile"), default="all",
+                        help="set: the evaluation set and speed; profile: random-seed canaries against their profile")
     args = parser.parse_args(argv)
     from benchmarks.__main__ import print_table
 
     began = time.perf_counter()
-    results = evaluate(**(QUICK_SET if args.quick else DEFAULT_SET))
-    print_table([{"bench": "quality", **r} for r in figures(results, args.quick)])
-    if args.misses:
+    results = evaluate(**(QUICK_SET if args.quick else DEFAULT_SET)) if args.section != "profile" else []
+    profiles = None
+    if args.section != "set":
+        started = time.perf_counter()
+        profiles = evaluate_profiles(**(PROFILE_QUICK if args.quick else PROFILE_SET))
+        print(f"profile section took {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    rows = figures(results, args.quick, profiles) if args.section != "profile" else profile_figures(profiles or [])
+    print_table([{"bench": "quality", **r} for r in rows])
+    if profiles:
+        print()
+        print(profile_report(profiles))
+    if args.misses and results:
         print()
         for r in sorted((r for r in results if r.wrong), key=lambda r: (r.clean, r.variant, r.group, r.name)):
             print(describe(r))

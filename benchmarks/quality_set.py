@@ -293,3 +293,22 @@ def variants(per_family: int = 6, side: int = 512, photos: int | None = None,
             for kind in DEGRADED:
                 data, _ = _degrade(kind, img, other, rng)
                 yield Sample(family, index, kind, False, data, reference, (side, side), name)
+
+
+def degrade(kind: str, img: Image.Image, other: Image.Image, rng: np.random.Generator) -> bytes:
+    """The encoded degraded version ``kind`` (one of :data:`DEGRADED`) of ``img``, exactly as
+    :func:`variants` makes it; "swapped" is ``other``."""
+    return _degrade(kind, img, other, rng)[0]
+
+
+def photo_crop(name: str, rng: np.random.Generator, side: int = 512, scale: tuple[float, float] = (0.7, 0.95)) -> Image.Image:
+    """Another composition of a bundled photograph: a square crop at a random position whose side is
+    a random share ``scale`` of the photograph's short side, resized (Lanczos) to ``side``.  Crops of
+    one photograph stand in for the outputs of one prompt with different seeds: the same scene, the
+    subject elsewhere and a little nearer or farther."""
+    pixels = _photo_array(name)
+    h, w = pixels.shape[:2]
+    crop = rng.uniform(*scale) * min(h, w)
+    top, left = rng.uniform(0, h - crop), rng.uniform(0, w - crop)
+    return Image.fromarray(pixels).resize((side, side), Image.Resampling.LANCZOS,
+                                          box=(left, top, left + crop, top + crop))

@@ -92,6 +92,7 @@ class QualityConfig(Strict):
 
     drift_bits: int = Field(10, ge=1, le=64)  # pHash/dHash distance to every reference above this: drift
     blur_ratio: float = Field(0.5, gt=0, le=1)  # detail below this share of the references' is blur
+    blur_ratio_any_seed: float = Field(0.15, gt=0, le=1)  # the same when outputs are new pictures (no fixed seed)
     profile_tolerance: float = Field(4.0, gt=0)  # robust deviations outside the service's own normal
     stuck_bits: int = Field(2, ge=0, le=32)  # outputs this close for different seeds are one cached image
     min_score: float = Field(0.5, ge=0, le=1)  # a score below this is degraded

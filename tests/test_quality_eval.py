@@ -87,3 +87,64 @@ def test_scoring_reaches_the_targets_on_a_quick_subset():
     short = shortfalls(results)
     details = [describe(r) for r in results if r.wrong]
     assert not short, "\n".join(short + details)
+
+
+# -- reference profiles of random-seed canaries (bench_quality's profile section) ------------------
+
+
+def test_profile_simulation_scores_as_score_image_does():
+    """The profile section measures every picture once and runs the stages from ``references.compare``
+    on per profile: the verdicts, flags and metrics must be those of ``score_image(data, profile=...,
+    seed=...)``, and its reference entries those of ``reference_entry(data)``."""
+    from monitor.scoring import score_image
+    from monitor.scoring.pipeline import reference_entry
+    from monitor.scoring.profile import ReferenceProfile
+
+    canary, other = bench_quality.simulated_canaries(families=("landscape", "fog"), emulators=0, photos=0)
+    measured = bench_quality.measure_outputs(canary, other, outputs=6)
+    kinds = [kind for samples in measured.samples for kind, _, _ in samples]
+    assert set(bench_quality.PROFILE_DEGRADED) <= set(kinds)
+    for samples, made in zip(measured.samples, measured.entries):
+        expected = reference_entry(samples[0][1], seed=None, with_thumbnail=False)
+        assert (made.hashes, made.stats, made.histogram, made.sha256) == (
+            expected.hashes, expected.stats, expected.histogram, expected.sha256)
+    verdicts = set()
+    for members in ((0, 1, 2), (3, 4, 5)):
+        profile = ReferenceProfile(images=[measured.entries[i] for i in members], seed=None)
+        for i in set(range(6)) - set(members):
+            for kind, data, m in measured.samples[i]:
+                got = bench_quality.judge(m, data, profile, seed=77 + i)
+                want = score_image(data, profile=profile, seed=77 + i)
+                assert (got.verdict, got.flags, got.reasons, got.score, got.metrics) == (
+                    want.verdict, want.flags, want.reasons, want.score, want.metrics), (kind, i)
+                verdicts.add(got.verdict)
+    assert verdicts == {Verdict.PASS, Verdict.DEGRADED, Verdict.FAIL}
+
+
+def test_swapped_content_of_a_simulated_canary_is_another_kind_of_picture():
+    names = [c.name for c in bench_quality.simulated_canaries(photos=0)]
+    assert len(names) == len(bench_quality.PROFILE_FAMILIES) + len(bench_quality.EMULATOR_CANARIES)
+    assert not any(a.startswith("emulator:") and b.startswith("emulator:")
+                   for a, b in zip(names, names[1:] + names[:1]))
+
+
+def test_random_seed_profiles_stay_quiet_on_clean_outputs():
+    """The quick subset -- other crops of one photograph, the emulators' canary pictures, landscapes
+    and fog as the outputs of one prompt with different seeds: <= 2 % false alarms on clean outputs
+    for profiles of 3, 5 and 10 references, while blur, heavy JPEG, noise and a placeholder card are
+    all caught."""
+    pytest.importorskip("skimage")
+    from benchmarks.bench_quality import MAX_FALSE_ALARMS, PROFILE_QUICK, PROFILE_SIZES
+
+    judgments = bench_quality.evaluate_profiles(**PROFILE_QUICK)
+    for n in PROFILE_SIZES:
+        clean = [j for j in judgments if j.n == n and j.clean]
+        alarms = [j for j in clean if j.alarm]
+        assert len(clean) >= 100
+        assert 100 * len(alarms) / len(clean) <= MAX_FALSE_ALARMS, (n, [(j.canary, j.output, j.fired) for j in alarms])
+    for kind in ("blur", "heavy_jpeg", "noise", "few_colours"):
+        missed = [(j.canary, j.n, j.output) for j in judgments if j.variant == kind and not j.alarm]
+        assert not missed, (kind, missed)
+    rows = bench_quality.profile_figures(judgments)
+    assert {r["name"] for r in rows} >= {f"profile false alarms [photo, N={n}]" for n in PROFILE_SIZES}
+    assert "colour_distance" in bench_quality.profile_report(judgments)

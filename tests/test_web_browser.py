@@ -9,7 +9,10 @@ import pytest
 from sqlalchemy import insert
 
 from monitor.db import make_engine, session_factory
-from monitor.models import Base, Incident, ProbeResultRow, Service, rollup_daily
+from PIL import Image
+
+from monitor.models import Base, Incident, ProbeResultRow, ResultImageRow, Service, rollup_daily
+from monitor.scoring.profile import thumbnail
 from web import create_app
 from web.server import start_server
 
@@ -46,6 +49,10 @@ def _seed(engine) -> None:
             session.add(ProbeResultRow(service_id="flux", region=region, kind="canary", outcome="timeout",
                                        started_at=now - timedelta(minutes=2), total_ms=180_000,
                                        error_detail="no terminal job state after 180s"))
+        thumb_colours = {"eu-west": (200, 40, 40), "us-east": (40, 40, 200)}
+        for row in session.query(ProbeResultRow).filter_by(service_id="dalle3").all():
+            session.add(ResultImageRow(result_id=row.id, service_id="dalle3", created_at=row.started_at,
+                                       thumbnail=thumbnail(Image.new("RGB", (640, 480), thumb_colours[row.region]))))
         session.add(Incident(service_id="flux", kind="outage", audience="public", impact="major", status="investigating",
                              title="FLUX.1 <pro>: major outage", regions=["eu-west", "us-east"],
                              started_at=now - timedelta(minutes=3), detected_at=now - timedelta(minutes=2)))
@@ -121,3 +128,14 @@ def test_stylesheet_loads_under_the_csp(site, browser):
     assert background not in ("rgba(0, 0, 0, 0)", "transparent")
     assert console_errors == []
     context.close()
+
+
+def test_thumbnails_load_under_the_csp(site, browser):
+    page = browser.new_page()
+    blocked = []
+    page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None)
+    page.goto(f"{site}/services/dalle3")
+    page.wait_for_load_state("load")
+    widths = page.eval_on_selector_all(".thumbs img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : -1)")
+    page.close()
+    assert widths == [160, 160] and not blocked

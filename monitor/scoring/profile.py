@@ -32,8 +32,8 @@ STATISTICS: dict[str, tuple[float, int, str]] = {
     "log_sharpness": (0.35, -1, "sharpness"),
     "brisque": (6.0, +1, "no-reference quality (BRISQUE, lower is better)"),
     "colourfulness": (4.0, 0, "colourfulness"),
-    "entropy": (0.25, -1, "tonal entropy"),
-    "colour_distance": (0.08, +1, "colour histogram distance"),
+    "entropy": (0.5, -1, "tonal entropy"),
+    "colour_distance": (0.12, +1, "colour histogram distance"),
 }
 MIN_PROFILE_SAMPLES = 3  # fewer references: only the hash checks run
 THUMBNAIL_SIDE = 160
@@ -68,6 +68,11 @@ class ReferenceProfile:
 
     def drift_applies(self, seed: int | None) -> bool:
         return self.always_match or (self.seed is not None and seed == self.seed)
+
+    def same_picture_expected(self, seed: int | None) -> bool:
+        """True when the image should be (a re-encode of) one of the references: same fixed seed or
+        references given by hand.  Otherwise every output is a new picture of the prompt."""
+        return self.drift_applies(seed)
 
     @property
     def mean_histogram(self) -> np.ndarray | None:
