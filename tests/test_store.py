@@ -426,3 +426,33 @@ def test_store_latency_phases_follow_the_result_record():
     from probes.base import PHASES
 
     assert LATENCY_PHASES == PHASES
+
+
+def test_thumbnails_kept_images_and_profiles_round_trip(store: ResultStore, engine: Engine):
+    """Result thumbnails (pruned per canary), kept failing images, reference profiles and the recent
+    outputs the stuck check reads -- on SQLite and PostgreSQL alike."""
+    from monitor.models import ResultImageRow
+    from monitor.references import load_profile, recent_outputs, save_profile
+    from monitor.scoring.profile import ReferenceImage
+    from monitor.store import THUMBNAILS_KEPT
+
+    for i in range(THUMBNAILS_KEPT + 3):
+        r = result(at=T0 + timedelta(minutes=i), marker=f"t{i}")
+        r.thumbnail, r.hashes, r.seed, r.image_sha256 = bytes([i]) * 50, {"phash": f"{i:016x}", "dhash": "0" * 16}, i, f"{i}"
+        if i == 0:
+            r.kept_image, r.keep_until = b"\x89PNG full image", T0 + timedelta(days=3650)
+        store.record(r)
+    with engine.connect() as connection:
+        rows = connection.execute(select(ResultImageRow.thumbnail, ResultImageRow.image)).all()
+    assert len(rows) == THUMBNAILS_KEPT + 1  # the newest 12, plus the oldest while its full image is kept
+    assert sum(1 for _, image in rows if image == b"\x89PNG full image") == 1
+    recent = recent_outputs(engine, "dalle3", "still-life")
+    assert [r.seed for r in recent] == [14, 13, 12, 11, 10] and recent[0].hashes["phash"] == f"{14:016x}"
+
+    entries = [ReferenceImage(hashes={"phash": "0" * 16}, stats={"entropy": 7.0 + i}, histogram=[0.5, 0.5],
+                              seed=1234, thumbnail=b"RIFF" + bytes([i]), sha256=str(i)) for i in range(3)]
+    save_profile(engine, "dalle3", "still-life", entries, region="eu-west")
+    save_profile(engine, "dalle3", "still-life", entries[:2], region="eu-west")  # replaces, never appends
+    profile = load_profile(engine, "dalle3", "still-life")
+    assert len(profile.images) == 2 and profile.seed == 1234 and profile.images[1].thumbnail == b"RIFF\x01"
+    assert load_profile(engine, "sdxl", "fox") is None
