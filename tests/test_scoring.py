@@ -65,3 +65,21 @@ def test_different_pictures_have_distant_hashes():
     a = score_image(png(picture(seed=1)))
     b = score_image(png(picture(seed=5)))
     assert imagehash.hex_to_hash(a.hashes["phash"]) - imagehash.hex_to_hash(b.hashes["phash"]) > 10
+
+
+def test_sixteen_bit_greyscale_png_is_scaled_not_clipped():
+    """Pillow's own conversion clips 16-bit values at 255 (a near-white card); scoring scales them."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from monitor.scoring import score_image
+    from probes.emulator.images import render_image
+
+    grey = np.asarray(render_image("a red apple", 3, "m", 256, 256).convert("L"), dtype=np.uint16) * 257
+    out = io.BytesIO()
+    Image.fromarray(grey).save(out, "PNG")
+    assessment = score_image(out.getvalue(), requested_size=(256, 256))
+    assert assessment.valid and assessment.verdict.value == "pass", assessment.reasons
+    assert assessment.metrics["colours"] > 5

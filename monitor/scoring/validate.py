@@ -6,6 +6,7 @@ import hashlib
 import io
 import warnings
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from monitor.scoring.pipeline import Assessment, ScoringInput
@@ -45,12 +46,35 @@ def decode_and_validate(given: ScoringInput, out: Assessment) -> None:
         what = "the aspect ratio of " if given.size_check == "aspect" else ""
         out.fail("wrong_size", f"image is {out.width}x{out.height}, {what}{want} was requested", invalid=True)
         return
+    try:
+        image = eight_bit(image)
+    except Exception as exc:  # noqa: BLE001 - any conversion failure means an unusable image
+        out.fail("undecodable", f"the image cannot be converted for analysis ({type(exc).__name__})", invalid=True)
+        return
     out.image = image
     try:
         out.small  # noqa: B018 - the analysis copy every later stage uses; odd modes fail here
     except Exception as exc:  # noqa: BLE001 - any conversion failure means an unusable image
         out.image = None
         out.fail("undecodable", f"the image cannot be converted for analysis ({type(exc).__name__})", invalid=True)
+
+
+WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit and float greyscale as 8-bit "L" (scaled, not clipped: Pillow's own conversion clips
+    16-bit values at 255, which turns a 16-bit picture into a near-white card); other modes as is."""
+    if image.mode not in WIDE_MODES:
+        return image
+    pixels = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        top = 65535.0
+    else:
+        peak = float(np.nanmax(pixels)) if pixels.size else 0.0
+        top = 1.0 if image.mode == "F" and peak <= 1.0 else (65535.0 if peak > 255 else 255.0)
+    pixels = np.nan_to_num(pixels, nan=0.0, posinf=top, neginf=0.0)
+    return Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).round().astype(np.uint8), "L")
 
 
 ASPECT_TOLERANCE = 0.03  # providers round aspect-ratio sizes to multiples of 8, 16 or 64
