@@ -83,3 +83,26 @@ def test_sixteen_bit_greyscale_png_is_scaled_not_clipped():
     assessment = score_image(out.getvalue(), requested_size=(256, 256))
     assert assessment.valid and assessment.verdict.value == "pass", assessment.reasons
     assert assessment.metrics["colours"] > 5
+
+
+def test_transparent_background_is_judged_as_shown_over_white():
+    """GPT-image's transparent backgrounds hide black (0, 0, 0, 0) pixels: judged over white, a sticker
+    is a picture, not a near-black placeholder; a fully transparent image is blank."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from monitor.scoring import score_image
+    from probes.emulator.images import render_image
+
+    rgba = np.asarray(render_image("a red apple", 3, "m", 256, 256).convert("RGBA")).copy()
+    yy, xx = np.mgrid[0:256, 0:256]
+    rgba[(yy - 128) ** 2 + (xx - 128) ** 2 > 40**2] = (0, 0, 0, 0)  # a small sticker, 8 % of the canvas
+    out = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(out, "PNG")
+    assessment = score_image(out.getvalue())
+    assert "near_black" not in assessment.flags and "blank" not in assessment.flags, assessment.reasons
+    empty = io.BytesIO()
+    Image.new("RGBA", (128, 128), (0, 0, 0, 0)).save(empty, "PNG")
+    assert score_image(empty.getvalue()).flags == ["blank"]

@@ -64,7 +64,14 @@ WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 def eight_bit(image: Image.Image) -> Image.Image:
     """16-bit and float greyscale as 8-bit "L" (scaled, not clipped: Pillow's own conversion clips
-    16-bit values at 255, which turns a 16-bit picture into a near-white card); other modes as is."""
+    16-bit values at 255, which turns a 16-bit picture into a near-white card); a transparent picture
+    (e.g. GPT-image's ``background: transparent``) over white, as it is shown -- dropping the alpha
+    would judge the hidden colour of transparent pixels, usually black; other modes as is."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        if rgba.getextrema()[3][0] == 255:  # fully opaque: nothing to composite
+            return rgba.convert("RGB")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
     if image.mode not in WIDE_MODES:
         return image
     pixels = np.asarray(image, dtype=np.float64)
