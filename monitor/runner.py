@@ -30,12 +30,14 @@ def resolve_seed(canary: CanaryConfig | None) -> int | None:
 
 def apply_scoring(
     result: ProbeResult, service: ServiceConfig, canary: CanaryConfig | None, *,
-    quality: QualityConfig | None = None, context: QualityContext | None = None,
+    quality: QualityConfig | None = None, context: QualityContext | None = None, fresh_each_run: bool = False,
 ) -> None:
     """Score ``result.image`` in place and settle the outcome (bad_output, degraded_quality, slow, ok).
 
     ``context`` brings the canary's reference profile and recent outputs (drift, outside-normal and
-    stuck-output checks); without it only the checks that need no history run.
+    stuck-output checks); without it only the checks that need no history run.  ``fresh_each_run``:
+    the provider draws a new picture every call whatever the canary says (it takes no seed), so a
+    repeat is a cache even without ``seed: random``.
     """
     if result.outcome is not Outcome.OK or result.image is None:
         return
@@ -51,7 +53,7 @@ def apply_scoring(
         profile=context.profile,
         recent=context.recent,
         seed=result.seed,
-        seed_random=bool(canary and canary.seed == "random"),
+        seed_random=fresh_each_run or bool(canary and canary.seed == "random"),
         want_thumbnail=True,
     )
     result.thumbnail = assessment.thumbnail
@@ -113,7 +115,8 @@ class ProbeRunner:
         if kind is not ProbeKind.HEALTH:
             try:
                 context = self.references(service.id, canary.id if canary else None) if self.references else None
-                apply_scoring(result, service, canary, quality=self.config.quality_of(service), context=context)
+                apply_scoring(result, service, canary, quality=self.config.quality_of(service), context=context,
+                              fresh_each_run=not adapter.supports_seed)
             except Exception as exc:  # noqa: BLE001 - a scoring bug is ours, not the provider's
                 result.outcome = Outcome.PROBE_ERROR
                 result.error_detail = f"scoring failed: {type(exc).__name__}: {exc}"[:1024]

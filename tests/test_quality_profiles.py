@@ -227,3 +227,20 @@ services:
     emulator.faults.set("automatic1111", "server_error", service="cli-baseline")
     assert main(["baseline", "sd", "--samples", "3", "-c", str(config)]) == 1
     assert "NOT stored" in capsys.readouterr().out
+
+
+def test_provider_without_seeds_repeating_a_picture_is_stuck_even_for_a_fixed_seed_canary(emulator, engine):
+    """OpenAI takes no seed: it draws a new picture every call, so the same one twice is a cache."""
+    service = service_on(emulator, "openai", "stuck-noseed", model="dall-e-2")
+    cfg, store, runner = setup(engine, service)
+    try:
+        store.record(runner.run(service, FIXED))
+        normal = runner.run(service, FIXED)
+        store.record(normal)
+        emulator.faults.set("openai", "cached_image", service=service.id)
+        store.record(runner.run(service, FIXED))
+        second = runner.run(service, FIXED)
+    finally:
+        runner.close()
+    assert normal.outcome is Outcome.OK, normal.error_detail
+    assert "stuck_output" in second.quality_flags, second.quality_reasons

@@ -29,7 +29,7 @@ class ScoringInput:
     quality: QualityConfig = field(default_factory=QualityConfig)  # thresholds
     profile: ReferenceProfile | None = None  # the (service, canary) reference profile, if baselined
     seed: int | None = None  # the seed this image was generated with (stuck-output check)
-    seed_random: bool = False  # the canary asks for a fresh seed each run: repeats are never expected
+    seed_random: bool = False  # a new picture is due every run (``seed: random``, or a provider without seeds)
     want_thumbnail: bool = False  # keep a small WebP of the image in ``Assessment.thumbnail``
     recent: list[RecentOutput] = field(default_factory=list)  # the canary's previous outputs, newest first
 

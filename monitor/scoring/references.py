@@ -115,7 +115,8 @@ def stuck(given: ScoringInput, out: Assessment) -> None:
         bits = hash_distance(out.hashes, previous.hashes)
         if same_file or (bits is not None and bits <= given.quality.stuck_bits):
             what = "the identical file" if same_file else f"the same picture ({bits:g} bits apart)"
-            seeds = "with a random seed" if given.seed_random else f"for seed {given.seed} (previous run: seed {previous.seed})"
+            seeds = ("although every run should draw a new picture" if given.seed_random
+                     else f"for seed {given.seed} (previous run: seed {previous.seed})")
             out.degrade("stuck_output", f"stuck output: {what} as an earlier run, {seeds} -- the provider is "
                                         "serving a cached or fallback image instead of generating", 0.2)
             return
