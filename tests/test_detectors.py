@@ -51,6 +51,14 @@ def test_few_colours_card_is_degraded():
     ImageDraw.Draw(card).rectangle((40, 40, 216, 216), outline=(255, 255, 255), width=6)
     a = score_image(enc(card))
     assert a.verdict is Verdict.DEGRADED and "few_colours" in a.flags and "colours" in a.reasons[0]
+    assert "few_colours" in score_image(enc(card), prompt="a red apple on a table").flags
+
+
+def test_flat_art_prompts_may_have_few_colours():
+    logo = Image.new("RGB", (256, 256), (255, 255, 255))
+    ImageDraw.Draw(logo).ellipse((60, 60, 196, 196), fill=(230, 110, 20))
+    for prompt in ("a minimalist logo of a fox", "flat vector icon of a house", "black and white line art"):
+        assert "few_colours" not in score_image(enc(logo), prompt=prompt).flags, prompt
 
 
 def test_featureless_gradient_is_low_detail():

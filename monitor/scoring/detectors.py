@@ -15,7 +15,8 @@ pictures, fractal landscapes, text pages, textures, soft shapes, dim night scene
   correlate > 0.6 even for fine textures -- while independent per-pixel noise stays at 0 after
   box downscaling (averaging disjoint blocks keeps them independent).  Cut-off 0.25.
 * very few distinct colours: 98 % of the pixels covered by fewer than 5 colours (5 bits per
-  channel) -- a flat placeholder card.  Anti-aliasing and JPEG fringes are rare colours and
+  channel) -- a flat placeholder card; skipped when the prompt asks for flat art (logo, icon,
+  minimalist, vector, silhouette, ...), which is legitimately a few flat colours.  Anti-aliasing and JPEG fringes are rare colours and
   fall in the last 2 %; a generated picture, even flat-design art, has gradients and shading.
 * low detail (no reference): sharpness depends on content (fog, a studio backdrop and a macro
   shot are legitimately soft), so without references only the extreme is flagged: the 99th
@@ -38,6 +39,9 @@ DARK_LEVEL = 24  # luminance below which a pixel counts as black
 DARK_FRACTION = 0.97
 DARK_P99 = 128.0
 DARK_PROMPT = re.compile(r"\b(black|dark|darkness|night|midnight|shadow|silhouette|void|space|noir)\b", re.I)
+#: prompts that legitimately ask for a handful of flat colours: the few-colours check is skipped
+FLAT_PROMPT = re.compile(r"\b(logo|logos|icon|icons|flat|minimal|minimalist|vector|line art|lineart|silhouette|"
+                         r"monochrome|pictogram|emoji|sticker|clip ?art|two[- ]colou?r|black and white)\b", re.I)
 NOISE_CORRELATION = 0.25
 FEW_COLOURS = 5  # fewer than this many significant colours is a placeholder
 COLOUR_COVER = 0.98  # the colours needed to cover this share of the pixels
@@ -93,7 +97,7 @@ def few_colours(given: ScoringInput, out: Assessment) -> None:
     counts = np.sort(np.bincount(codes.ravel(), minlength=32768))[::-1]
     significant = int(np.searchsorted(np.cumsum(counts), COLOUR_COVER * codes.size) + 1)
     out.metrics["colours"] = significant
-    if significant < FEW_COLOURS:
+    if significant < FEW_COLOURS and not (given.prompt and FLAT_PROMPT.search(given.prompt)):
         out.degrade("few_colours", f"the image has very few distinct colours ({significant}), "
                                    "like a placeholder card rather than a picture", 0.3)
 
