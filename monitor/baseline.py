@@ -108,4 +108,8 @@ def _check_seeds(report: BaselineReport, canary: CanaryConfig, drift_bits: int, 
                                 "cached image; profile not stored")
             report.references.clear()
             return
-    report.notes.append("no fixed seed: drift is not judged; outputs are compared with the canary's statistics")
+    if seeds == {None}:
+        report.notes.append("the provider takes no seed, so every output is a new picture: drift is not judged; "
+                            "outputs are compared with the canary's statistics")
+    else:
+        report.notes.append("no fixed seed: drift is not judged; outputs are compared with the canary's statistics")
