@@ -114,8 +114,10 @@ class ProbeRunner:
         result = adapter.probe(context, kind)
         if kind is not ProbeKind.HEALTH:
             try:
-                context = self.references(service.id, canary.id if canary else None) if self.references else None
-                apply_scoring(result, service, canary, quality=self.config.quality_of(service), context=context,
+                history = None
+                if self.references is not None and result.outcome is Outcome.OK and result.image is not None:
+                    history = self.references(service.id, canary.id if canary else None)
+                apply_scoring(result, service, canary, quality=self.config.quality_of(service), context=history,
                               fresh_each_run=not adapter.supports_seed)
             except Exception as exc:  # noqa: BLE001 - a scoring bug is ours, not the provider's
                 result.outcome = Outcome.PROBE_ERROR
