@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from monitor.config import CanaryConfig, Config, ServiceConfig
 from monitor.enums import Outcome
-from monitor.references import save_profile
+from monitor.reference_store import save_profile
 from monitor.scoring.pipeline import reference_entry
 from monitor.scoring.profile import STATISTICS, ReferenceImage
 from monitor.scoring.references import hash_distance

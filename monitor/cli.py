@@ -70,6 +70,17 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _service_and_canary(config, service_id: str, canary_id: str | None):
+    """The configured service and, when asked for, one of its canaries; UsageError naming what exists."""
+    try:
+        service = config.service(service_id)
+    except KeyError:
+        raise UsageError(f"no service {service_id!r} in the config (have: {', '.join(s.id for s in config.services)})") from None
+    if canary_id is not None and canary_id not in service.canaries:
+        raise UsageError(f"service {service.id} has no canary {canary_id!r} (has: {', '.join(service.canaries)})")
+    return service, (config.canary(canary_id) if canary_id is not None else None)
+
+
 def _require_plugins(config, args: argparse.Namespace, *, load_models: bool) -> None:
     """Optional quality checks the config asks for must be able to run here (exit 2 otherwise)."""
     from monitor.scoring.plugins import plugin_problems
@@ -105,17 +116,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from monitor.runner import ProbeRunner
 
     config = load_config(args.config)
-    try:
-        service = config.service(args.service)
-    except KeyError:
-        raise UsageError(f"no service {args.service!r} in the config (have: {', '.join(s.id for s in config.services)})") from None
+    service, _ = _service_and_canary(config, args.service, None)
     if args.health:
         canary, kind = None, ProbeKind.HEALTH
     else:
-        canary_id = args.canary or service.canaries[0]
-        if canary_id not in service.canaries:
-            raise UsageError(f"service {service.id} has no canary {canary_id!r} (has: {', '.join(service.canaries)})")
-        canary, kind = config.canary(canary_id), ProbeKind.CANARY
+        _, canary = _service_and_canary(config, service.id, args.canary or service.canaries[0])
+        kind = ProbeKind.CANARY
         _require_plugins(config, args, load_models=True)
     region = args.region or config.region
     if args.dry_run:
@@ -143,7 +149,7 @@ def _probe_and_store(config, service, canary, kind, region):
     """Run one probe scored against the stored references and history, then store it."""
     from monitor.db import make_engine
     from monitor.migrate import upgrade
-    from monitor.references import ReferenceSource
+    from monitor.reference_store import ReferenceSource
     from monitor.runner import ProbeRunner
     from monitor.store import ResultStore
 
@@ -181,15 +187,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from monitor.store import ResultStore
 
     config = load_config(args.config)
-    try:
-        service = config.service(args.service)
-    except KeyError:
-        raise UsageError(f"no service {args.service!r} in the config (have: {', '.join(s.id for s in config.services)})") from None
-    if args.canary and args.canary not in service.canaries:
-        raise UsageError(f"service {service.id} has no canary {args.canary!r} (has: {', '.join(service.canaries)})")
+    service, canary = _service_and_canary(config, args.service, args.canary)
     if args.samples < 1 or args.samples > 100:
         raise UsageError("--samples must be between 1 and 100")
-    canaries = [config.canary(args.canary)] if args.canary else config.canaries_of(service)
+    canaries = [canary] if canary else config.canaries_of(service)
     _require_plugins(config, args, load_models=True)
     region = args.region or config.region
     engine = make_engine(config.database)

@@ -95,7 +95,6 @@ class QualityConfig(Strict):
     blur_ratio_any_seed: float = Field(0.15, gt=0, le=1)  # the same when outputs are new pictures (no fixed seed)
     profile_tolerance: float = Field(4.0, gt=0)  # robust deviations outside the service's own normal
     stuck_bits: int = Field(2, ge=0, le=32)  # outputs this close for different seeds are one cached image
-    min_score: float = Field(0.5, ge=0, le=1)  # a score below this is degraded
     noise_check: bool = True  # off for canaries that ask for noise-like content
     text_confidence: float = Field(0.8, ge=0, le=1)  # OCR confidence the expected text must reach
     text_similarity: float = Field(0.8, ge=0, le=1)  # fuzzy match of recognised vs expected text

@@ -9,7 +9,7 @@ from monitor.config import Config
 from monitor.coordinator import Coordinator
 from monitor.db import make_engine
 from monitor.migrate import upgrade
-from monitor.references import ReferenceSource
+from monitor.reference_store import ReferenceSource
 from monitor.runner import ProbeRunner
 from monitor.scheduler import ProbeScheduler
 from monitor.store import ResultStore

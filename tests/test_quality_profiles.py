@@ -15,7 +15,7 @@ from monitor.db import make_engine
 from monitor.enums import Outcome
 from monitor.migrate import upgrade
 from monitor.models import ReferenceImageRow, ResultImageRow
-from monitor.references import ReferenceSource, load_profile
+from monitor.reference_store import ReferenceSource, load_profile
 from monitor.runner import ProbeRunner
 from monitor.store import THUMBNAILS_KEPT, ResultStore
 

@@ -432,7 +432,7 @@ def test_thumbnails_kept_images_and_profiles_round_trip(store: ResultStore, engi
     """Result thumbnails (pruned per canary), kept failing images, reference profiles and the recent
     outputs the stuck check reads -- on SQLite and PostgreSQL alike."""
     from monitor.models import ResultImageRow
-    from monitor.references import load_profile, recent_outputs, save_profile
+    from monitor.reference_store import load_profile, recent_outputs, save_profile
     from monitor.scoring.profile import ReferenceImage
     from monitor.store import THUMBNAILS_KEPT
 

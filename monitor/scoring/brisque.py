@@ -71,7 +71,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage, special
 
-from monitor.scoring.pipeline import Assessment, ScoringInput
+from monitor.scoring.pipeline import Assessment, ScoringInput, rgb_or_grey
 
 DATA_DIR = Path(__file__).with_name("data")
 
@@ -273,8 +273,7 @@ def brisque_score(grey: np.ndarray) -> float | None:
 def analysis_pixels(image: Image.Image) -> np.ndarray:
     """8-bit pixels (H x W x 3, or H x W for greyscale) of ``image`` at most ``LONG_SIDE`` px on its long
     side: an integer ``reduce`` (box), then an antialiased bicubic resize to exactly ``LONG_SIDE``."""
-    if image.mode not in ("RGB", "L"):
-        image = image.convert("RGBA").convert("RGB") if image.mode in ("P", "PA", "LA") else image.convert("RGB")
+    image = rgb_or_grey(image)
     factor = max(1, max(image.size) // LONG_SIDE)
     if factor > 1:
         image = image.reduce(factor)

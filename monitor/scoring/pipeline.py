@@ -106,10 +106,14 @@ class Assessment:
         }
 
 
+def rgb_or_grey(image: Image.Image) -> Image.Image:
+    """The picture in mode RGB or L (transparency and 16-bit modes were settled by ``validate.eight_bit``)."""
+    return image if image.mode in ("RGB", "L") else image.convert("RGB")
+
+
 def analysis_copy(image: Image.Image) -> Image.Image:
     """RGB, ANALYSIS_SIDE x ANALYSIS_SIDE: an integer ``reduce`` first (cheap), then a box resize."""
-    if image.mode not in ("RGB", "L"):
-        image = image.convert("RGBA").convert("RGB") if image.mode in ("P", "PA", "LA") else image.convert("RGB")
+    image = rgb_or_grey(image)
     factor = max(1, min(image.width, image.height) // ANALYSIS_SIDE)
     if factor > 1:
         image = image.reduce(factor)
@@ -129,14 +133,7 @@ def _stages() -> list[Stage]:
     from monitor.scoring import brisque, clip, detectors, hashes, ocr, references, validate
 
     return [validate.decode_and_validate, *detectors.DETECTORS, hashes.perceptual_hashes, brisque.no_reference_quality,
-            references.measure, references.compare, references.stuck, ocr.expected_text, clip.prompt_agreement,
-            minimum_score]
-
-
-def minimum_score(given: ScoringInput, out: Assessment) -> None:
-    if out.verdict is Verdict.PASS and out.score < given.quality.min_score:
-        out.degrade("low_score", f"quality score {out.score:.2f} is below the minimum {given.quality.min_score:.2f}",
-                    out.score)
+            references.measure, references.compare, references.stuck, ocr.expected_text, clip.prompt_agreement]
 
 
 def score_image(

@@ -81,7 +81,10 @@ class ReferenceProfile:
 
     def normal(self, name: str) -> tuple[float, float, int] | None:
         """(median, spread, n) of a statistic over the references, None with too few samples."""
-        values = [r.stats[name] for r in self.images if name in r.stats and math.isfinite(r.stats[name])]
+        if name == "colour_distance":
+            values = self._colour_distances()
+        else:
+            values = [r.stats[name] for r in self.images if name in r.stats and math.isfinite(r.stats[name])]
         if len(values) < MIN_PROFILE_SAMPLES:
             return None
         median = statistics.median(values)
@@ -90,6 +93,13 @@ class ReferenceProfile:
         if name == "colourfulness":
             floor = max(floor, 0.15 * abs(median))
         return median, max(mad, floor), len(values)
+
+    def _colour_distances(self) -> list[float]:
+        """Each reference's colour distance to the mean of the others (leave-one-out)."""
+        hists = [np.asarray(r.histogram, np.float64) for r in self.images if r.histogram]
+        if len(hists) < MIN_PROFILE_SAMPLES:
+            return []
+        return [hellinger(h, np.mean([x for j, x in enumerate(hists) if j != i], axis=0)) for i, h in enumerate(hists)]
 
 
 # -- statistics ------------------------------------------------------------------------

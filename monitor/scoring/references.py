@@ -78,7 +78,7 @@ def compare(given: ScoringInput, out: Assessment) -> None:
     for name, (_, direction, label) in STATISTICS.items():
         if name == "log_sharpness" or name not in out.metrics:
             continue
-        normal = profile.normal(name) if name != "colour_distance" else _colour_normal(profile)
+        normal = profile.normal(name)
         if normal is None:
             continue
         median, spread, n = normal
@@ -89,20 +89,6 @@ def compare(given: ScoringInput, out: Assessment) -> None:
             out.degrade("outside_profile", f"{label} {out.metrics[name]:.2f} is far {side} this canary's normal "
                                            f"({median:.2f} typical over {n} references, {abs(deviation):.1f} "
                                            f"deviations away)", 0.4)
-
-
-def _colour_normal(profile) -> tuple[float, float, int] | None:
-    """The references' own spread of colour distance to their mean histogram (leave-one-out)."""
-    hists = [np.asarray(r.histogram, np.float64) for r in profile.images if r.histogram]
-    if len(hists) < 3:
-        return None
-    values = []
-    for i, h in enumerate(hists):
-        rest = np.mean([x for j, x in enumerate(hists) if j != i], axis=0)
-        values.append(hellinger(h, rest))
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(np.asarray(values) - median))) * 1.4826
-    return median, max(mad, STATISTICS["colour_distance"][0]), len(values)
 
 
 def stuck(given: ScoringInput, out: Assessment) -> None:

@@ -19,7 +19,7 @@ from monitor.scoring.profile import (
     profile_seed,
 )
 
-logger = logging.getLogger("genstatus.references")
+logger = logging.getLogger("genstatus.reference_store")
 
 RECENT_OUTPUTS = 5  # previous outputs the stuck-output check looks at
 PROFILE_TTL_S = 60.0  # a new baseline reaches every agent within this
