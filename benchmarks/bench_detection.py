@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from benchmarks.tracegen import Event, Scenario, scenarios, simulate
-from monitor.detect import DOWN, Observation
-from monitor.replay import IncidentRecord, replay
+from monitor.detection.detect import Observation
+from monitor.enums import DOWN_OUTCOMES
+from monitor.detection.replay import IncidentRecord, replay
 
 #: which incident kinds of ours may match which event kinds
 MATCHING_KINDS = {"outage": {"outage"}, "regional": {"outage"}, "flapping": {"outage"}, "latency": {"latency"},
@@ -54,7 +55,7 @@ def kuma_baseline(observations: Iterable[Observation], n: int) -> list[IncidentR
         if obs.confirmation:
             continue
         key = (obs.service, obs.region)
-        if obs.outcome in DOWN:
+        if obs.outcome in DOWN_OUTCOMES:
             streak = streaks.setdefault(key, [])
             streak.append(obs.ts)
             if len(streak) == n and key not in down_since:

@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import Engine, insert
 
 from monitor.config import Config
-from monitor.db import make_engine
+from monitor.store.db import make_engine
 from monitor.enums import Outcome, ProbeKind
-from monitor.migrate import upgrade
-from monitor.store import ResultStore, probe_results, raw_row
+from monitor.store.migrate import upgrade
+from monitor.store.results import ResultStore, probe_results, raw_row
 from probes.base import ProbeResult
 
 SERVICES = ["dalle3", "sdxl", "flux", "imagen"]

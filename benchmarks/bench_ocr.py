@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from benchmarks.quality_set import encode, picture
 from monitor.config import QualityConfig
 from monitor.scoring import ocr
-from monitor.scoring.pipeline import Assessment, ScoringInput
+from monitor.scoring.types import Assessment, ScoringInput
 
 SIGN = "OPEN 24 HOURS"
 COLD = ("import time; from monitor.scoring import ocr; t0 = time.perf_counter(); ocr.require_ocr(); "

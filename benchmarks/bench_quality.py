@@ -54,7 +54,8 @@ from benchmarks.quality_set import (
 from monitor.config import QualityConfig
 from monitor.enums import Verdict
 from monitor.scoring import score_image
-from monitor.scoring.pipeline import Assessment, ScoringInput, release
+from monitor.scoring.pipeline import release
+from monitor.scoring.types import Assessment, ScoringInput
 from monitor.scoring.profile import STATISTICS, ReferenceImage, ReferenceProfile, reference_from_assessment
 from probes.emulator.images import encode_png, render_image
 
@@ -167,7 +168,7 @@ def quality_figures(results: list[Result]) -> list[dict[str, Any]]:
 def _base_pipeline(data: bytes):
     """Decode + validation + detectors + hashes: the first stages of ``score_image``, run the same way."""
     from monitor.scoring import detectors, hashes, validate
-    from monitor.scoring.pipeline import Assessment, ScoringInput
+    from monitor.scoring.types import Assessment, ScoringInput
 
     given = ScoringInput(data=data)
     out = Assessment(size_bytes=len(data))

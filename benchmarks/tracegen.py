@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from monitor.detect import DetectorConfig, Observation, ServiceRules
+from monitor.detection.detect import DetectorConfig, Observation, ServiceRules
 from monitor.enums import Outcome
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)

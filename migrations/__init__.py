@@ -1,1 +1,1 @@
-"""Alembic migrations: the only place the schema changes (run them with ``monitor.migrate``)."""
+"""Alembic migrations: the only place the schema changes (run them with ``monitor.store.migrate``)."""

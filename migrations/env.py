@@ -1,4 +1,4 @@
-"""Alembic environment, configured from code (``monitor.migrate.alembic_config``), no alembic.ini.
+"""Alembic environment, configured from code (``monitor.store.migrate.alembic_config``), no alembic.ini.
 
 The database comes from the config attributes: ``connection`` (an open Connection), ``engine``,
 or ``url``; the ``sqlalchemy.url`` main option is the fallback for offline ``--sql`` runs.
@@ -11,8 +11,8 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, text
 
-from monitor.db import make_engine
-from monitor.models import Base, UTCDateTime
+from monitor.store.db import make_engine
+from monitor.store.models import Base, UTCDateTime
 
 #: Serialises concurrent upgrades (several agents starting at once) on PostgreSQL.
 PG_MIGRATION_LOCK_ID = 0x67656E737461  # "gensta"
@@ -63,7 +63,7 @@ def run_migrations_online() -> None:
     if owned:
         url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
         if not url:
-            raise RuntimeError("no database given to Alembic: use monitor.migrate.alembic_config(url)")
+            raise RuntimeError("no database given to Alembic: use monitor.store.migrate.alembic_config(url)")
         engine = make_engine(url)
     try:
         with engine.connect() as connection:

@@ -1,8 +1,17 @@
-"""Outcome taxonomy and status enums (DESIGN.md §3 and §6 are contracts)."""
+"""Outcome taxonomy, status enums, and what each outcome means -- defined here once.
+
+The values are contracts (docs/contracts.md).  Every module that asks "does this outcome count
+as down / degraded / good / operator-only?", "which impact or status is worse?" or "is this
+service in maintenance now?" uses the sets, ranks and rule below; ``tests/test_outcome_sets.py``
+fails when a module writes out its own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 
 class Outcome(StrEnum):
@@ -22,10 +31,6 @@ class Outcome(StrEnum):
     @property
     def uptime_effect(self) -> "UptimeEffect":
         return _UPTIME_EFFECT[self]
-
-    @property
-    def is_good(self) -> bool:
-        return self is Outcome.OK
 
 
 class UptimeEffect(StrEnum):
@@ -100,3 +105,69 @@ class Verdict(StrEnum):
     PASS = "pass"
     DEGRADED = "degraded"
     FAIL = "fail"
+
+
+# -- what each outcome means ------------------------------------------------------------
+#
+# ``rate_limited`` is degraded, never down: a 429 to our canary usually reflects the limits of
+# the monitor's own key (burst limits, quota tiers), not the provider being unavailable to its
+# customers, so it must not post a public outage or spend error budget.  Uptime, the SLO burn
+# check and the detector all read the sets below, so they agree on this.
+
+#: counts as downtime: public uptime, SLO error budget, evidence of an outage
+DOWN_OUTCOMES = frozenset(o for o in Outcome if o.uptime_effect is UptimeEffect.DOWN)
+#: a usable answer of lower grade: degraded on the page, never downtime
+DEGRADED_OUTCOMES = frozenset(o for o in Outcome if o.uptime_effect is UptimeEffect.DEGRADED)
+#: our side or our credentials: alerts the operator, left out of every public figure
+OPERATOR_OUTCOMES = frozenset(o for o in Outcome if o.uptime_effect is UptimeEffect.OPERATOR)
+#: the service did its job (an image that passed): probe exit 0, no confirmation run, a usable baseline sample
+HEALTHY_OUTCOMES = frozenset({Outcome.OK, Outcome.SLOW})
+#: an image came back and was scored (whatever the verdict): latency and image fields are meaningful
+IMAGE_OUTCOMES = frozenset({Outcome.OK, Outcome.SLOW, Outcome.DEGRADED_QUALITY})
+
+
+# -- which is worse ---------------------------------------------------------------------
+
+#: impacts from least to most severe
+IMPACT_RANK: dict[Impact, int] = {impact: rank for rank, impact in enumerate(
+    (Impact.NONE, Impact.MINOR, Impact.MAJOR, Impact.CRITICAL))}
+#: component statuses from best to worst (maintenance outranks every other state on the page)
+STATUS_RANK: dict[ComponentStatus, int] = {status: rank for rank, status in enumerate(
+    (ComponentStatus.OPERATIONAL, ComponentStatus.DEGRADED_PERFORMANCE, ComponentStatus.PARTIAL_OUTAGE,
+     ComponentStatus.MAJOR_OUTAGE, ComponentStatus.UNDER_MAINTENANCE))}
+
+
+def worst_impact(impacts: Iterable[Impact]) -> Impact:
+    return max(impacts, key=IMPACT_RANK.__getitem__, default=Impact.NONE)
+
+
+def worst_status(statuses: Iterable[ComponentStatus]) -> ComponentStatus:
+    return max(statuses, key=STATUS_RANK.__getitem__, default=ComponentStatus.OPERATIONAL)
+
+
+# -- maintenance ------------------------------------------------------------------------
+
+
+class MaintenancePeriod(Protocol):
+    """A planned-work window: ``services`` empty means every service."""
+
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+    @property
+    def services(self) -> Collection[str]: ...
+
+
+def maintenance_covers(window: MaintenancePeriod, service_id: str) -> bool:
+    return not window.services or service_id in window.services
+
+
+def maintenance_active(start: datetime, end: datetime, now: datetime) -> bool:
+    """Start inclusive, end exclusive."""
+    return start <= now < end
+
+
+def in_maintenance(windows: Iterable[MaintenancePeriod], service_id: str, now: datetime) -> bool:
+    """Is this service inside a planned-work window now?  The one rule the detector and the page share."""
+    return any(maintenance_covers(w, service_id) and maintenance_active(w.start, w.end, now) for w in windows)

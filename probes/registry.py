@@ -5,6 +5,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
+from monitor.config import Config, ConfigIssue
+from monitor.config.loader import pydantic_issues
+
 if TYPE_CHECKING:  # pragma: no cover
     from probes.base import Adapter
 
@@ -35,3 +40,25 @@ def adapter_class(provider: str) -> "type[Adapter]":
         raise KeyError(f"unknown provider {provider!r} (known: {', '.join(provider_keys())})") from None
     module_name, _, class_name = target.partition(":")
     return getattr(import_module(module_name), class_name)
+
+
+def provider_issues(config: Config) -> list[ConfigIssue]:
+    """The config check that probes own: every service names a known provider with valid options.
+
+    Callers that load a config for probing pass it to ``load_config(..., checks=[provider_issues])``.
+    """
+    issues: list[ConfigIssue] = []
+    for i, service in enumerate(config.services):
+        if service.provider not in ADAPTERS:
+            known = ", ".join(provider_keys())
+            issues.append(ConfigIssue(("services", i, "provider"), f"unknown provider {service.provider!r} (known: {known})"))
+            continue
+        options_model = adapter_class(service.provider).options_model
+        if options_model is None:
+            continue
+        try:
+            options_model.model_validate(service.options)
+        except ValidationError as exc:
+            for issue in pydantic_issues(exc, service.options):
+                issues.append(ConfigIssue(("services", i, "options", *issue.path), issue.message))
+    return issues

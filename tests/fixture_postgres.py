@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from monitor.db import make_engine, normalize_url
+from monitor.store.db import make_engine, normalize_url
 
 __all__ = ["postgres_cluster", "postgres_url", "pg_engine", "PostgresCluster"]
 

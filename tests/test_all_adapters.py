@@ -17,9 +17,9 @@ import pytest
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from monitor.runner import ProbeRunner
+from monitor.engine.runner import ProbeRunner
 from monitor.config import Config
-from probes.emulator.server import EMULATORS
+from probes.emulator.registry import EMULATORS
 
 TIMEOUT_S = 2.0
 DEADLINE_SLACK_S = 1.0

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from monitor.scoring import brisque as bq
-from monitor.scoring.pipeline import Assessment, ScoringInput
+from monitor.scoring.types import Assessment, ScoringInput
 
 # --- test pictures, built with integer arithmetic only (the same bytes on any platform) -------------
 

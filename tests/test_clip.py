@@ -57,7 +57,7 @@ from PIL import Image
 from monitor.config import ClipConfig, QualityConfig
 from monitor.enums import Verdict
 from monitor.scoring import clip
-from monitor.scoring.pipeline import Assessment, ScoringInput
+from monitor.scoring.types import Assessment, ScoringInput
 from monitor.scoring.validate import decode_and_validate
 
 TINY = "genstatus-test-tiny-clip"

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from probes.registry import provider_issues
 from monitor.config import ConfigError, load_config, parse_config
 
-DESIGN_EXAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "DESIGN.md"
+CONTRACT_EXAMPLE = Path(__file__).parent / "data" / "design_example.yaml"
 
 BASE = """\
 site: {title: "Status"}
@@ -33,12 +34,12 @@ ENV = {"OPENAI_API_KEY": "sk-test-123456789"}
 
 def errors_of(text: str, env=ENV) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        parse_config(text, "genstatus.yaml", env=env)
+        parse_config(text, "genstatus.yaml", env=env, checks=[provider_issues])
     return caught.value.lines
 
 
 def test_valid_config_parses_with_defaults():
-    config = parse_config(BASE, env=ENV)
+    config = parse_config(BASE, env=ENV, checks=[provider_issues])
     service = config.services[0]
     assert service.interval == timedelta(minutes=10)
     assert service.timeout == timedelta(seconds=180)
@@ -111,19 +112,14 @@ def test_missing_file_is_a_config_error(tmp_path):
     assert "no such config file" in str(caught.value)
 
 
-def _design_examples() -> list[Path]:
-    copies = [Path(__file__).parent / "data" / "design_example.yaml"]
-    return copies + ([DESIGN_EXAMPLE.resolve()] if DESIGN_EXAMPLE.resolve().exists() else [])
-
-
-@pytest.mark.parametrize("source", _design_examples(), ids=lambda p: p.name)
-def test_design_example_validates(source):
-    """The example in DESIGN.md §4 is a contract: it must keep validating (our copy, and the live doc when present)."""
+def test_design_example_validates():
+    """The documented example config (docs/contracts.md) is a contract: it must keep validating."""
+    source = CONTRACT_EXAMPLE
     text = source.read_text()
     if source.suffix == ".md":
         text = text.split("```yaml", 1)[1].split("```", 1)[0]
     env = {"OPENAI_API_KEY": "sk-x", "SLACK_WEBHOOK_URL": "https://hooks.example/x", "SMTP_USER": "u", "SMTP_PASSWORD": "p"}
-    config = parse_config(text, source.name, env=env)
+    config = parse_config(text, source.name, env=env, checks=[provider_issues])
     assert config.services[0].slo.latency_p95 == timedelta(seconds=45)
     assert config.alerts.channels[1].smtp.port == 587
 
@@ -131,6 +127,6 @@ def test_design_example_validates(source):
 def test_starter_config_validates():
     from importlib import resources
 
-    text = resources.files("monitor").joinpath("starter.yaml").read_text()
-    config = parse_config(text, "starter.yaml", env={})
+    text = resources.files("monitor.cli").joinpath("starter.yaml").read_text()
+    config = parse_config(text, "starter.yaml", env={}, checks=[provider_issues])
     assert config.services[0].allow_private_network is True

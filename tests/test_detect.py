@@ -1,4 +1,4 @@
-"""The detector, rule by rule, on small hand-written traces replayed through ``monitor.replay``."""
+"""The detector, rule by rule, on small hand-written traces replayed through ``monitor.detection.replay``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.detect import DetectionSettings, DetectorConfig, Observation, ServiceRules, detect
+from monitor.config import DetectionSettings
+from monitor.detection.detect import DetectorConfig, Observation, ServiceRules, detect
 from monitor.enums import Outcome
-from monitor.replay import replay
+from monitor.detection.replay import replay
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from monitor.durations import format_duration, parse_duration
+from monitor.config.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize("text, seconds", [("30s", 30), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("500ms", 0.5), (90, 90), ("2d", 172800)])

@@ -7,11 +7,11 @@ import re
 import pytest
 
 from monitor.cli import main
-from monitor.demo import demo_config
+from monitor.cli.demo import demo_config
 from monitor.enums import Outcome
-from monitor.examples import example, example_config
-from monitor.runner import ProbeRunner
-from probes.emulator.server import EMULATORS
+from monitor.cli.examples import example, example_config
+from monitor.engine.runner import ProbeRunner
+from probes.emulator.registry import EMULATORS
 
 
 def test_one_service_per_emulated_provider_with_a_comment_each():

@@ -11,9 +11,9 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
-from monitor.db import make_engine
-from monitor.migrate import alembic_config, current_revision, schema_drift, upgrade
-from monitor.models import Base
+from monitor.store.db import make_engine
+from monitor.store.migrate import alembic_config, current_revision, schema_drift, upgrade
+from monitor.store.models import Base
 
 
 def head() -> str:
@@ -103,7 +103,7 @@ def test_postgres_upgrade_to_head_twice(pg_engine):
 def test_postgres_concurrent_upgrades_are_serialised(pg_engine):
     """Several processes starting at once all call upgrade; the advisory lock keeps that safe."""
     url = pg_engine.url.render_as_string(hide_password=False)
-    code = "import sys; from monitor.migrate import upgrade; upgrade(sys.argv[1])"
+    code = "import sys; from monitor.store.migrate import upgrade; upgrade(sys.argv[1])"
     root = Path(__file__).resolve().parents[1]
     processes = [
         subprocess.Popen([sys.executable, "-c", code, url], cwd=root, stderr=subprocess.PIPE, text=True)

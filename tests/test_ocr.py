@@ -22,7 +22,7 @@ from monitor.config import QualityConfig
 from monitor.enums import Verdict
 from monitor.scoring import ocr
 from monitor.scoring.ocr import OcrUnavailable, TextBox
-from monitor.scoring.pipeline import Assessment, ScoringInput
+from monitor.scoring.types import Assessment, ScoringInput
 
 SIDE = 1024
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")

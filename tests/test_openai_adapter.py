@@ -14,6 +14,7 @@ from PIL import Image
 
 from werkzeug.wrappers import Request, Response
 
+from probes.registry import provider_issues
 from monitor.config import CanaryConfig, ConfigError, ServiceConfig, parse_config
 from monitor.enums import Outcome, ProbeKind
 from probes.base import ProbeContext, ProbeResult
@@ -93,7 +94,7 @@ services:
   - {id: s, provider: openai, api_key: sk-x, canaries: [c], options: {qualty: hd}}
 """
     with pytest.raises(ConfigError, match=r"services\[0\]\.options\.qualty: unknown key"):
-        parse_config(text, env={})
+        parse_config(text, env={}, checks=[provider_issues])
 
 
 FAULTS = [

@@ -8,16 +8,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from monitor.baseline import capture
+from monitor.engine.baseline import capture
 from monitor.cli import main
 from monitor.config import CanaryConfig, Config, QualityConfig, ServiceConfig
-from monitor.db import make_engine
+from monitor.store.db import make_engine
 from monitor.enums import Outcome
-from monitor.migrate import upgrade
-from monitor.models import ReferenceImageRow, ResultImageRow
-from monitor.reference_store import ReferenceSource, load_profile
-from monitor.runner import ProbeRunner
-from monitor.store import THUMBNAILS_KEPT, ResultStore
+from monitor.store.migrate import upgrade
+from monitor.store.models import ReferenceImageRow, ResultImageRow
+from monitor.store.references import ReferenceSource, load_profile
+from monitor.engine.runner import ProbeRunner
+from monitor.store.results import THUMBNAILS_KEPT, ResultStore
 
 FIXED = CanaryConfig(id="fixed", prompt="a red apple on a wooden table", size="512x512", seed=1234)
 RANDOM = CanaryConfig(id="random", prompt="a lighthouse at dusk, oil painting", size="512x512", seed="random")
@@ -187,8 +187,8 @@ def test_thumbnails_are_stored_and_pruned(emulator, engine):
 
 
 def test_spooled_results_keep_their_thumbnail(tmp_path):
-    from monitor.runner import apply_scoring
-    from monitor.store import result_from_dict, spool_record
+    from monitor.engine.runner import apply_scoring
+    from monitor.store.results import result_from_dict, spool_record
     from tests.test_runner import image_bytes, result_with
 
     result = result_with(image_bytes((256, 256)))

@@ -10,7 +10,7 @@ from PIL import Image
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from monitor.runner import apply_scoring, resolve_seed
+from monitor.engine.runner import apply_scoring, resolve_seed
 from probes.base import ProbeResult
 
 SERVICE = ServiceConfig(id="s", provider="openai", canaries=["c"], latency_threshold="2s")

@@ -7,7 +7,7 @@ import pytest
 from monitor.config import ConfigError
 from probes.emulator.faults import FAULTS, FaultBoard
 from probes.emulator.scenario import ScenarioRunner, builtin_scenario_text, load_scenario, parse_scenario
-from probes.emulator.server import EMULATORS
+from probes.emulator.registry import EMULATORS
 
 SCENARIO = """\
 # times are offsets from the emulator's start

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.config import parse_config
 from monitor.enums import Outcome, ProbeKind
-from monitor.scheduler import BUDGET_MONTH, ProbeScheduler, plan_interval
+from monitor.engine.scheduler import BUDGET_MONTH, ProbeScheduler, plan_interval
 from probes.base import ProbeResult
 
 

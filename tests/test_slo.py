@@ -9,12 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.config import parse_config
-from monitor.db import make_engine
+from monitor.store.db import make_engine
 from monitor.enums import Outcome, ProbeKind
-from monitor.migrate import upgrade
-from monitor.models import AlertOutbox
-from monitor.slo import TIERS, Counts, burning, check_burn_rates
-from monitor.store import ResultStore
+from monitor.store.migrate import upgrade
+from monitor.store.models import AlertOutbox
+from monitor.detection.slo import TIERS, Counts, burning, check_burn_rates
+from monitor.store.results import ResultStore
 from probes.base import ProbeResult
 
 FAST, MEDIUM, SLOW = TIERS

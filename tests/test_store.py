@@ -13,12 +13,12 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 
 from monitor.config import Config
-from monitor.db import make_engine, session_factory
+from monitor.store.db import make_engine, session_factory
 from monitor.enums import Outcome, ProbeKind
-from monitor.histogram import COLUMN_NAMES, bucket_index, percentile
-from monitor.migrate import upgrade
-from monitor.models import Canary, ProbeResultRow, Service, rollup_daily, rollup_hourly
-from monitor.store import ResultStore, result_from_dict
+from monitor.store.histogram import COLUMN_NAMES, bucket_index, percentile
+from monitor.store.migrate import upgrade
+from monitor.store.models import Canary, ProbeResultRow, Service, rollup_daily, rollup_hourly
+from monitor.store.results import ResultStore, result_from_dict
 from web.queries import latest_results
 from probes.base import ProbeResult
 
@@ -422,7 +422,7 @@ def test_concurrent_writers_keep_exact_counts(pg_engine):
 
 
 def test_store_latency_phases_follow_the_result_record():
-    from monitor.store import LATENCY_PHASES
+    from monitor.store.results import LATENCY_PHASES
     from probes.base import PHASES
 
     assert LATENCY_PHASES == PHASES
@@ -431,10 +431,10 @@ def test_store_latency_phases_follow_the_result_record():
 def test_thumbnails_kept_images_and_profiles_round_trip(store: ResultStore, engine: Engine):
     """Result thumbnails (pruned per canary), kept failing images, reference profiles and the recent
     outputs the stuck check reads -- on SQLite and PostgreSQL alike."""
-    from monitor.models import ResultImageRow
-    from monitor.reference_store import load_profile, recent_outputs, save_profile
+    from monitor.store.models import ResultImageRow
+    from monitor.store.references import load_profile, recent_outputs, save_profile
     from monitor.scoring.profile import ReferenceImage
-    from monitor.store import THUMBNAILS_KEPT
+    from monitor.store.results import THUMBNAILS_KEPT
 
     for i in range(THUMBNAILS_KEPT + 3):
         r = result(at=T0 + timedelta(minutes=i), marker=f"t{i}")

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import create_engine, insert
 
 from monitor.config import Config, ServiceConfig
-from monitor.db import make_engine, session_factory
+from monitor.store.db import make_engine, session_factory
 from monitor.enums import ComponentStatus
-from monitor.histogram import bucket_index
-from monitor.models import Base, Incident, ProbeResultRow, Service, rollup_daily, rollup_hourly
+from monitor.store.histogram import bucket_index
+from monitor.store.models import Base, Incident, ProbeResultRow, Service, rollup_daily, rollup_hourly
 from web import SECURITY_HEADERS, create_app
 from web.queries import daily_uptime, latency_summary, latest_results, service_states
 from web.status import overall_banner

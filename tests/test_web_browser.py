@@ -8,10 +8,10 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from sqlalchemy import insert
 
-from monitor.db import make_engine, session_factory
+from monitor.store.db import make_engine, session_factory
 from PIL import Image
 
-from monitor.models import Base, Incident, ProbeResultRow, ResultImageRow, Service, rollup_daily
+from monitor.store.models import Base, Incident, ProbeResultRow, ResultImageRow, Service, rollup_daily
 from monitor.scoring.profile import thumbnail
 from web import create_app
 from web.server import start_server

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from PIL import Image
 
-from monitor.models import Canary, ProbeResultRow, ReferenceImageRow, ResultImageRow
+from monitor.store.models import Canary, ProbeResultRow, ReferenceImageRow, ResultImageRow
 from monitor.scoring.profile import thumbnail
 from tests.test_web import NOW, add_service, client, engine, session  # noqa: F401 - fixtures
 

@@ -14,18 +14,21 @@ from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.orm import Session
 
 from monitor.enums import (
+    DEGRADED_OUTCOMES,
+    DOWN_OUTCOMES,
+    OPERATOR_OUTCOMES,
+    STATUS_RANK,
     Audience,
     ComponentStatus,
     Impact,
     IncidentKind,
     Outcome,
     ProbeKind,
-    UptimeEffect,
 )
-from monitor.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
-from monitor.histogram import percentile
-from monitor.models import Incident as IncidentRow
-from monitor.models import (
+from monitor.store.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
+from monitor.store.histogram import percentile
+from monitor.store.models import Incident as IncidentRow
+from monitor.store.models import (
     ProbeResultRow,
     ReferenceImageRow,
     ResultImageRow,
@@ -36,10 +39,9 @@ from monitor.models import (
 
 #: Kinds that are real generations; cheap health checks do not decide the public state.
 PUBLIC_KINDS = (ProbeKind.CANARY.value, ProbeKind.CONFIRMATION.value)
-OPERATOR_OUTCOMES = tuple(o.value for o in Outcome if o.uptime_effect is UptimeEffect.OPERATOR)
-DOWN_COLUMNS = tuple(f"n_{o.value}" for o in Outcome if o.uptime_effect is UptimeEffect.DOWN)
-DEGRADED_COLUMNS = tuple(f"n_{o.value}" for o in Outcome if o.uptime_effect is UptimeEffect.DEGRADED)
-OPERATOR_COLUMNS = tuple(f"n_{o}" for o in OPERATOR_OUTCOMES)
+DOWN_COLUMNS = tuple(sorted(f"n_{o.value}" for o in DOWN_OUTCOMES))
+DEGRADED_COLUMNS = tuple(sorted(f"n_{o.value}" for o in DEGRADED_OUTCOMES))
+OPERATOR_COLUMNS = tuple(sorted(f"n_{o.value}" for o in OPERATOR_OUTCOMES))
 
 #: A region's latest result older than this is stale and no longer decides the state.
 STATE_WINDOW = timedelta(hours=24)
@@ -123,8 +125,6 @@ _INCIDENT_STATUS = {
     IncidentKind.QUALITY.value: ComponentStatus.DEGRADED_PERFORMANCE,
     IncidentKind.SAFETY.value: ComponentStatus.DEGRADED_PERFORMANCE,
 }
-_SEVERITY = [ComponentStatus.OPERATIONAL, ComponentStatus.DEGRADED_PERFORMANCE, ComponentStatus.PARTIAL_OUTAGE,
-             ComponentStatus.MAJOR_OUTAGE]
 
 
 def _incident_status(kind: str, impact: str) -> ComponentStatus:
@@ -143,7 +143,7 @@ def open_incident_statuses(session: Session, service_ids: Sequence[str]) -> dict
     worst: dict[str, ComponentStatus] = {}
     for service_id, kind, impact in rows:
         status = _incident_status(kind, impact)
-        if service_id not in worst or _SEVERITY.index(status) > _SEVERITY.index(worst[service_id]):
+        if service_id not in worst or STATUS_RANK[status] > STATUS_RANK[worst[service_id]]:
             worst[service_id] = status
     return worst
 
@@ -178,7 +178,7 @@ def service_states(
             P.service_id.in_(list(service_ids)),
             P.started_at >= now - window,
             P.kind.in_(PUBLIC_KINDS),
-            P.outcome.not_in(OPERATOR_OUTCOMES),
+            P.outcome.not_in(sorted(o.value for o in OPERATOR_OUTCOMES)),
         )
         .subquery()
     )

@@ -10,8 +10,8 @@ from flask import Blueprint, Response, abort, render_template
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.enums import ComponentStatus, Outcome
-from web import db_session, state
+from monitor.enums import ComponentStatus, Outcome, in_maintenance
+from web.context import db_session, state
 from web.queries import (
     NO_DATA,
     ServiceInfo,
@@ -91,8 +91,7 @@ def _in_maintenance(now: datetime) -> set[str]:
     config = state().config
     if config is None:
         return set()
-    every = [s.id for s in config.services]
-    return {sid for w in config.maintenance if w.start <= now < w.end for sid in (w.services or every)}
+    return {s.id for s in config.services if in_maintenance(config.maintenance, s.id, now)}
 
 
 def _grouped(views: list[ServiceView]) -> list[tuple[str, list[ServiceView]]]:

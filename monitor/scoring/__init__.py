@@ -1,12 +1,11 @@
-"""Image scoring (DESIGN.md §8): a pipeline of stages, cheapest first, stopping on a decisive failure.
-
-This is the minimal pipeline of the foundation: decode and validate, the blank/uniform
-detector, and perceptual hashes.  Later stages (degenerate-output detectors, reference
-sets, the local reference model) are added to ``STAGES`` without changing callers.
+"""Image scoring: decode and validate, degenerate-output detectors, perceptual hashes, reference
+profiles, the no-reference score and optional plug-ins (OCR, CLIP) -- stages behind ``types``,
+run cheapest first by ``pipeline``.
 """
 
 from __future__ import annotations
 
-from monitor.scoring.pipeline import Assessment, ScoringInput, score_image
+from monitor.scoring.pipeline import score_image
+from monitor.scoring.types import Assessment, ScoringInput
 
 __all__ = ["Assessment", "ScoringInput", "score_image"]

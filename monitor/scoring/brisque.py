@@ -71,7 +71,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage, special
 
-from monitor.scoring.pipeline import Assessment, ScoringInput, rgb_or_grey
+from monitor.scoring.types import Assessment, ScoringInput, rgb_or_grey
 
 DATA_DIR = Path(__file__).with_name("data")
 

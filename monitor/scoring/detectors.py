@@ -30,7 +30,7 @@ import re
 
 import numpy as np
 
-from monitor.scoring.pipeline import Assessment, ScoringInput
+from monitor.scoring.types import Assessment, ScoringInput
 
 # Standard deviation of 8-bit luminance on a 64x64 thumbnail; a real picture is far above this,
 # while a flat fill (even with JPEG noise or a faint gradient) stays below it.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import imagehash
 
-from monitor.scoring.pipeline import Assessment, ScoringInput
+from monitor.scoring.types import Assessment, ScoringInput
 
 HASHES = ("phash", "dhash", "whash", "colorhash")
 

@@ -64,7 +64,7 @@ import numpy as np
 from PIL import Image
 
 if TYPE_CHECKING:  # the pipeline imports this module lazily; keep the import graph one-way
-    from monitor.scoring.pipeline import Assessment, ScoringInput
+    from monitor.scoring.types import Assessment, ScoringInput
 
 INSTALL_HINT = "expect_text needs the OCR extra: pip install 'genstatus[ocr]'"
 BACKEND_MODULE = "rapidocr_onnxruntime"

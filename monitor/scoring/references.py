@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from monitor.scoring.hashes import distance
-from monitor.scoring.pipeline import Assessment, ScoringInput
+from monitor.scoring.types import Assessment, ScoringInput
 from monitor.scoring.profile import STATISTICS, hellinger, image_statistics
 
 

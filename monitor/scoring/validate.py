@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from monitor.scoring.pipeline import Assessment, ScoringInput
+from monitor.scoring.types import Assessment, ScoringInput
 
 MAX_PIXELS = 64 * 1024 * 1024  # 8192 x 8192; anything larger is refused as a decompression bomb
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF"}

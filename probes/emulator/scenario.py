@@ -28,8 +28,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from monitor.config import ConfigError, Duration, Slug, parse_yaml_model
-from monitor.durations import format_duration
+from monitor.config.durations import format_duration
 from probes.emulator.faults import FAULTS, FaultBoard
+from probes.emulator.registry import EMULATORS
 
 log = logging.getLogger("genstatus.emulator")
 
@@ -49,8 +50,6 @@ class ScenarioEvent(BaseModel):
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
-        from probes.emulator.server import EMULATORS  # the server starts scenarios: import late
-
         if value not in EMULATORS:
             raise ValueError(f"no emulator for provider {value!r} (known: {', '.join(sorted(EMULATORS))})")
         return value

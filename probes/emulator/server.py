@@ -25,25 +25,13 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import SERVICE_KEY, FaultBoard
+from probes.emulator.registry import EMULATORS
 from probes.emulator.responses import json_response
 
 if TYPE_CHECKING:  # pragma: no cover
     from probes.emulator.scenario import Scenario, ScenarioRunner
 
 # provider key -> "module:Class" of its emulator
-EMULATORS: dict[str, str] = {
-    "midjourney_proxy": "probes.emulator.midjourney_proxy:MidjourneyProxyEmulator",
-    "comfyui": "probes.emulator.comfyui:ComfyUIEmulator",
-    "bfl": "probes.emulator.bfl:BFLEmulator",
-    "fal": "probes.emulator.fal:FalEmulator",
-    "gemini": "probes.emulator.gemini:GeminiEmulator",
-    "http": "probes.emulator.http:HTTPEmulator",
-    "openai": "probes.emulator.openai:OpenAIEmulator",
-    "replicate": "probes.emulator.replicate:ReplicateEmulator",
-    "stability": "probes.emulator.stability:StabilityEmulator",
-    "huggingface": "probes.emulator.huggingface:HuggingFaceEmulator",
-    "automatic1111": "probes.emulator.automatic1111:Automatic1111Emulator",
-}
 
 
 class ProviderEmulator(Protocol):

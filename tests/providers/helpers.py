@@ -10,7 +10,7 @@ from werkzeug.serving import make_server
 
 from monitor.config import CanaryConfig, Config, ServiceConfig
 from monitor.enums import ProbeKind
-from monitor.runner import ProbeRunner, apply_scoring
+from monitor.engine.runner import ProbeRunner, apply_scoring
 from probes.base import Adapter, ProbeContext, ProbeResult
 from probes.http import make_client
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from probes.registry import provider_issues
 from monitor.config import CanaryConfig, ConfigError, ServiceConfig, parse_config
 from monitor.enums import Outcome, ProbeKind
 from probes.base import ProbeContext
@@ -111,7 +112,7 @@ services:
   - {{id: s, provider: comfyui, canaries: [c], options: {json.dumps(options)}}}
 """
     with pytest.raises(ConfigError, match=message):
-        parse_config(yaml, env={})
+        parse_config(yaml, env={}, checks=[provider_issues])
     result = run(with_(service, options=options), canary)
     assert result.outcome is Outcome.PROBE_ERROR and message in result.error_detail
 

@@ -11,9 +11,10 @@ from io import BytesIO
 import pytest
 from PIL import Image
 
+from probes.registry import provider_issues
 from monitor.config import CanaryConfig, Config, ConfigError, ServiceConfig, parse_config
 from monitor.enums import Outcome, ProbeKind
-from monitor.runner import ProbeRunner
+from monitor.engine.runner import ProbeRunner
 from probes.base import ProbeContext
 from probes.emulator.http import FAULT_OUTCOMES, JOB_OPTIONS, SERVICE_DEFAULTS
 from probes.providers.http import HTTPAdapter, HTTPOptions, render, resolve
@@ -242,7 +243,7 @@ services:
 )
 def test_config_errors_name_file_line_and_key(text, expected):
     with pytest.raises(ConfigError) as caught:
-        parse_config(text, "x.yaml", env={})
+        parse_config(text, "x.yaml", env={}, checks=[provider_issues])
     assert any(line.startswith(expected) for line in caught.value.lines), caught.value.lines
 
 

@@ -17,9 +17,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from monitor.config import Config
-from monitor.detect import DetectorConfig, Transition, detect
-from monitor.incidents import apply_transitions, known_incidents, recent_observations
-from monitor.slo import check_burn_rates
+from monitor.detection.detect import DetectorConfig, Transition, detect
+from monitor.detection.incidents import apply_transitions, known_incidents, recent_observations
+from monitor.detection.slo import check_burn_rates
 
 log = logging.getLogger("genstatus.coordinator")
 

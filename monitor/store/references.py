@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, delete, insert, select
 
-from monitor.models import ProbeResultRow, ReferenceImageRow, utcnow
+from monitor.store.models import ProbeResultRow, ReferenceImageRow, utcnow
 from monitor.scoring.profile import (
     RecentOutput,
     ReferenceImage,

@@ -20,14 +20,13 @@ from itertools import combinations
 from sqlalchemy import Engine
 
 from monitor.config import CanaryConfig, Config, ServiceConfig
-from monitor.enums import Outcome
-from monitor.reference_store import save_profile
+from monitor.enums import HEALTHY_OUTCOMES
+from monitor.store.references import save_profile
 from monitor.scoring.pipeline import reference_entry
 from monitor.scoring.profile import STATISTICS, ReferenceImage
 from monitor.scoring.references import hash_distance
 
 DEFAULT_SAMPLES = 5
-GOOD = frozenset({Outcome.OK, Outcome.SLOW})
 
 
 @dataclass
@@ -62,7 +61,7 @@ def capture(
     sizes, models = [], set()
     for number in range(1, samples + 1):
         result = run(service, canary)
-        if result.outcome not in GOOD or result.image is None:
+        if result.outcome not in HEALTHY_OUTCOMES or result.image is None:
             report.failures.append(f"sample {number}: {result.outcome}: {result.error_detail or 'no image'}")
             continue
         entry = reference_entry(result.image, seed=result.seed, quality=quality)

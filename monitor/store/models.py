@@ -2,7 +2,7 @@
 
 Raw probe results go to ``probe_results``; ``rollup_hourly`` and ``rollup_daily`` keep per
 (service, region, period) counts per outcome, a fixed log-bucket latency histogram
-(``monitor.histogram``), quality mean/min and cost, so pages and reports never scan raw rows.
+(``monitor.store.histogram``), quality mean/min and cost, so pages and reports never scan raw rows.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from monitor.enums import Outcome
-from monitor.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
+from monitor.store.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -20,12 +20,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from monitor.config import Config
-from monitor.durations import format_duration
-from monitor.enums import Outcome, ProbeKind, UptimeEffect
-from monitor.models import AlertOutbox, ProbeResultRow, rollup_hourly
+from monitor.config.durations import format_duration
+from monitor.enums import DOWN_OUTCOMES, OPERATOR_OUTCOMES, ProbeKind
+from monitor.store.models import AlertOutbox, ProbeResultRow, rollup_hourly
 
-DOWN = tuple(o.value for o in Outcome if o.uptime_effect is UptimeEffect.DOWN)
-OPERATOR = tuple(o.value for o in Outcome if o.uptime_effect is UptimeEffect.OPERATOR)
 RAW_LIMIT = timedelta(hours=1)
 
 
@@ -75,12 +73,12 @@ def window_counts(session: Session, service_id: str, now: datetime, window: time
             .group_by(P.outcome)
         )
         by_outcome = dict(rows.all())
-        counted = sum(n for o, n in by_outcome.items() if o not in OPERATOR)
-        return Counts(sum(by_outcome.get(o, 0) for o in DOWN), counted)
+        counted = sum(n for o, n in by_outcome.items() if o not in OPERATOR_OUTCOMES)
+        return Counts(sum(by_outcome.get(o, 0) for o in DOWN_OUTCOMES), counted)
     R = rollup_hourly.c
     start = (now - window).replace(minute=0, second=0, microsecond=0)
-    bad = sum(R[f"n_{o}"] for o in DOWN)
-    operator = sum(R[f"n_{o}"] for o in OPERATOR)
+    bad = sum(R[f"n_{o}"] for o in DOWN_OUTCOMES)
+    operator = sum(R[f"n_{o}"] for o in OPERATOR_OUTCOMES)
     row = session.execute(
         select(func.coalesce(func.sum(bad), 0), func.coalesce(func.sum(R.n_total - operator), 0))
         .where(R.service_id == service_id, R.bucket_start >= start, R.bucket_start <= now)

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session
 
-from monitor.detect import Action, Incident, Observation, Transition
+from monitor.detection.detect import Action, Incident, Observation, Transition
 from monitor.enums import Audience, Impact, IncidentKind, IncidentStatus, Outcome, ProbeKind
-from monitor.models import AlertOutbox, IncidentUpdate, ProbeResultRow
-from monitor.models import Incident as IncidentRow
+from monitor.store.models import AlertOutbox, IncidentUpdate, ProbeResultRow
+from monitor.store.models import Incident as IncidentRow
 
 KIND_TITLES = {
     IncidentKind.OUTAGE: {Impact.MINOR: "partial outage", Impact.MAJOR: "major outage", Impact.CRITICAL: "major outage"},

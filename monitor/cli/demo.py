@@ -10,9 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from probes.registry import provider_issues
 from monitor.config import Config, parse_config
-from monitor.durations import format_duration, parse_duration
-from monitor.examples import example_config
+from monitor.config.durations import format_duration, parse_duration
+from monitor.cli.examples import example_config
 
 if TYPE_CHECKING:  # pragma: no cover
     from probes.emulator.scenario import Scenario
@@ -29,7 +30,7 @@ def demo_config(db_path: Path, emulator_url: str, interval: str) -> Config:
         emulator_url, per_service=True, interval=interval, timeout=DEMO_TIMEOUT,
         latency_threshold=DEMO_LATENCY_THRESHOLD, database=f"sqlite:///{db_path}", title="genstatus demo", region="demo",
     )
-    config = parse_config(text, "demo.yaml", env={})
+    config = parse_config(text, "demo.yaml", env={}, checks=[provider_issues])
     # Incidents open after a confirmation run and resolve after a recovery period: keep both short
     # so the demo reacts within seconds (a real deployment keeps the defaults, 20 s and one interval).
     config.detection = config.detection.model_copy(update={"confirm_delay": DEMO_CONFIRM_DELAY})
@@ -44,8 +45,8 @@ def _baseline_in_background(config: Config, engine) -> None:
     """``genstatus baseline`` for one service, off the main thread (the page is up meanwhile)."""
     import threading
 
-    from monitor.baseline import capture
-    from monitor.runner import ProbeRunner
+    from monitor.engine.baseline import capture
+    from monitor.engine.runner import ProbeRunner
 
     def work() -> None:
         service = next((s for s in config.services if s.id == DEMO_BASELINE_SERVICE), None)
@@ -76,8 +77,8 @@ def demo_scenario(choice: str | None) -> "tuple[Scenario | None, str]":
 
 
 def run_demo(host: str, port: int, interval: str, scenario: str | None = None) -> int:
-    from monitor.cli import UsageError, _start_web, _wait_for_signal
-    from monitor.runtime import MonitorRuntime
+    from monitor.cli.common import UsageError, start_web, wait_for_signal
+    from monitor.engine.runtime import MonitorRuntime
     from probes.emulator.server import EmulatorServer
 
     try:
@@ -91,7 +92,7 @@ def run_demo(host: str, port: int, interval: str, scenario: str | None = None) -
     try:
         config = demo_config(workdir / "demo.db", emulator.url, interval)
         runtime = MonitorRuntime(config, spool_path=str(workdir / "spool.jsonl"), detect_every=1.0)
-        web = _start_web(config, runtime.engine, host, port)
+        web = start_web(config, runtime.engine, host, port)
         emulator.start()
         runtime.start()
         _baseline_in_background(config, runtime.engine)
@@ -106,7 +107,7 @@ def run_demo(host: str, port: int, interval: str, scenario: str | None = None) -
         print(f"force an outage:  curl -X POST '{emulator.url}/_faults/openai?fault=server_error'", flush=True)
         print(f"end it:           curl -X DELETE '{emulator.url}/_faults/openai'", flush=True)
         print("Ctrl-C stops the demo and deletes its temporary database.", flush=True)
-        _wait_for_signal()
+        wait_for_signal()
     finally:
         print("stopping the demo...", file=sys.stderr, flush=True)
         if web:

@@ -10,7 +10,7 @@ import httpx
 
 from monitor.config import CanaryConfig, Config, QualityConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind, Verdict
-from monitor.reference_store import QualityContext
+from monitor.store.references import QualityContext
 from monitor.scoring import score_image
 from probes.base import Adapter, ProbeContext, ProbeResult
 from probes.http import make_client
@@ -90,7 +90,7 @@ class ProbeRunner:
     ) -> None:
         self.config = config
         self.region = region
-        self.references = references  # e.g. monitor.reference_store.ReferenceSource(engine)
+        self.references = references  # e.g. monitor.store.references.ReferenceSource(engine)
         self._adapters: dict[str, Adapter] = {}
         self._clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()

@@ -18,8 +18,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
 import migrations
-from monitor.db import make_engine, normalize_url
-from monitor.models import Base
+from monitor.store.db import make_engine, normalize_url
+from monitor.store.models import Base
 
 SCRIPT_LOCATION = str(Path(migrations.__file__).resolve().parent)
 # Alembic keeps its migration context in module globals: one upgrade at a time per process.

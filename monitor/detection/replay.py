@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from monitor.detect import Action, DetectorConfig, Incident, Observation, Transition, detect, order_key
+from monitor.detection.detect import Action, DetectorConfig, Incident, Observation, Transition, detect, order_key
 from monitor.enums import Impact, Outcome
 
 _IMPACT_RANK = {Impact.NONE: 0, Impact.MINOR: 1, Impact.MAJOR: 2, Impact.CRITICAL: 3}

@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 
 from monitor.config import Config
-from monitor.coordinator import Coordinator
-from monitor.db import make_engine
-from monitor.migrate import upgrade
-from monitor.reference_store import ReferenceSource
-from monitor.runner import ProbeRunner
-from monitor.scheduler import ProbeScheduler
-from monitor.store import ResultStore
+from monitor.engine.coordinator import Coordinator
+from monitor.store.db import make_engine
+from monitor.store.migrate import upgrade
+from monitor.store.references import ReferenceSource
+from monitor.engine.runner import ProbeRunner
+from monitor.engine.scheduler import ProbeScheduler
+from monitor.store.results import ResultStore
 
 log = logging.getLogger("genstatus")
 

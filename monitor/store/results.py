@@ -49,10 +49,10 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from monitor.config import Config
-from monitor.enums import Outcome, ProbeKind
-from monitor.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
-from monitor.histogram import bucket_index
-from monitor.models import (
+from monitor.enums import IMAGE_OUTCOMES, Outcome, ProbeKind
+from monitor.store.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
+from monitor.store.histogram import bucket_index
+from monitor.store.models import (
     Canary,
     ProbeResultRow,
     ResultImageRow,
@@ -70,7 +70,6 @@ logger = logging.getLogger("genstatus.store")
 #: Health checks are stored raw only; availability and latency come from real generations.
 ROLLUP_KINDS = frozenset({ProbeKind.CANARY, ProbeKind.CONFIRMATION})
 #: Outcomes that returned an image: only their total latency feeds the latency histogram.
-IMAGE_OUTCOMES = frozenset({Outcome.OK, Outcome.SLOW, Outcome.DEGRADED_QUALITY})
 MEMORY_SPOOL_LIMIT = 10_000
 REPLAY_BATCH = 200
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from probes.registry import provider_issues
 from monitor.config import Config, parse_config
 
 EMULATOR_URL = "http://127.0.0.1:8765"  # `genstatus emulator`'s default address
@@ -63,7 +64,7 @@ services:
 
 
 def emulated_providers() -> list[str]:
-    from probes.emulator.server import EMULATORS
+    from probes.emulator.registry import EMULATORS
 
     return sorted(EMULATORS)
 
@@ -85,18 +86,18 @@ def example_config(
     for provider in emulated_providers():
         parts.append(_service(provider, emulator_url, per_service, interval, timeout, latency_threshold))
     text = "".join(parts)
-    parse_config(text, "example.yaml", env={})  # a broken example is a bug here, not the user's problem
+    parse_config(text, "example.yaml", env={}, checks=[provider_issues])  # a broken example is a bug here, not the user's problem
     return text
 
 
 def example(emulator_url: str = EMULATOR_URL, **kwargs: Any) -> Config:
-    return parse_config(example_config(emulator_url, **kwargs), "example.yaml", env={})
+    return parse_config(example_config(emulator_url, **kwargs), "example.yaml", env={}, checks=[provider_issues])
 
 
 def _service(
     provider: str, emulator_url: str, per_service: bool, interval: str, timeout: str, latency_threshold: str | None
 ) -> str:
-    from probes.emulator.server import EMULATORS
+    from probes.emulator.registry import EMULATORS
     from probes.registry import ADAPTERS
 
     emulator_module, _, emulator_class = EMULATORS[provider].partition(":")

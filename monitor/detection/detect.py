@@ -30,158 +30,37 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Collection, Container, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 from operator import attrgetter
-from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
-
-if TYPE_CHECKING:  # pragma: no cover
-    from monitor.config import Config
-
-from monitor.durations import Duration, format_duration
-from monitor.enums import Audience, Impact, IncidentKind, IncidentStatus, Outcome, UptimeEffect
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One probe result as the detector sees it (a trace line or a stored result)."""
-
-    ts: datetime
-    service: str
-    region: str
-    outcome: Outcome
-    canary: str | None = None
-    latency_ms: float | None = None
-    quality: float | None = None
-    confirmation: bool = False  # an extra run asked for after a failure, not a scheduled one
-    detail: str | None = None
-
-
-@dataclass(frozen=True)
-class ServiceRules:
-    """What the detector needs to know about one service."""
-
-    interval: timedelta
-    group: str = ""
-    latency_threshold_ms: float | None = None
-    min_quality: float | None = None
-    maintenance: tuple[tuple[datetime, datetime], ...] = ()
-
-    def in_maintenance(self, now: datetime) -> bool:
-        return any(start <= now < end for start, end in self.maintenance)
-
-
-class DetectionSettings(BaseModel):
-    """The ``detection:`` section of the config; defaults are the documented ones."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    failure_threshold: int = Field(2, ge=1, le=20)
-    success_threshold: int = Field(2, ge=1, le=20)
-    confirm_delay: Duration = timedelta(seconds=20)
-    recovery_period: Duration | None = None  # default: one interval of the service
-    reopen_window: Duration = timedelta(minutes=30)  # a failure this soon after resolving reopens the incident
-    agent_timeout: Duration = timedelta(minutes=15)
-    latency_window: Duration = timedelta(hours=1)
-    latency_min_samples: int = Field(5, ge=1)
-    default_interval: Duration = timedelta(minutes=5)  # for services a trace names but no config has
-
-
-@dataclass
-class DetectorConfig:
-    settings: DetectionSettings = field(default_factory=DetectionSettings)
-    services: dict[str, ServiceRules] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, config: "Config | None") -> "DetectorConfig":
-        """Detector parameters from a loaded config (the defaults when there is none)."""
-        if config is None:
-            return cls()
-        services = {}
-        for service in config.services:
-            threshold = service.slow_threshold
-            services[service.id] = ServiceRules(
-                interval=service.interval,
-                group=service.group,
-                latency_threshold_ms=threshold.total_seconds() * 1000 if threshold else None,
-                min_quality=service.slo.min_quality,
-                maintenance=tuple((w.start, w.end) for w in config.maintenance if not w.services or service.id in w.services),
-            )
-        return cls(settings=config.detection, services=services)
-
-    def rules(self, service: str) -> ServiceRules:
-        return self.services.get(service) or ServiceRules(interval=self.settings.default_interval)
-
-    def recovery(self, service: str) -> timedelta:
-        return self.settings.recovery_period or self.rules(service).interval
-
-    def probe_window(self, service: str) -> timedelta:
-        """How far back a region counts as probing the service: two rounds plus a confirmation."""
-        return 2 * self.rules(service).interval + self.settings.confirm_delay
-
-    def lookback(self) -> timedelta:
-        """How much history ``detect`` needs to see."""
-        longest = max([r.interval for r in self.services.values()] + [self.settings.default_interval])
-        return max(6 * longest + self.settings.confirm_delay, self.settings.agent_timeout * 2, self.settings.latency_window)
-
-
-class Action(StrEnum):
-    OPEN = "open"
-    REOPEN = "reopen"          # failing again soon after resolving: the same incident continues
-    ESCALATE = "escalate"
-    DEESCALATE = "deescalate"
-    UPDATE = "update"          # still failing: new regions, or failing again while monitoring
-    MONITORING = "monitoring"  # results look good; waiting out the recovery period
-    RESOLVE = "resolve"
-
-
-@dataclass(frozen=True)
-class Incident:
-    """The detector's view of an incident (open, or as it stands after a transition)."""
-
-    service: str | None
-    kind: IncidentKind
-    audience: Audience
-    impact: Impact
-    regions: tuple[str, ...]
-    started_at: datetime
-    detected_at: datetime
-    status: IncidentStatus = IncidentStatus.INVESTIGATING
-    resolved_at: datetime | None = None
-    id: int | None = None
-
-    @property
-    def key(self) -> tuple[str | None, IncidentKind, str | None]:
-        """One open incident per service and kind (per region for agent incidents)."""
-        return (self.service, self.kind, self.regions[0] if self.kind is IncidentKind.AGENT else None)
-
-
-@dataclass(frozen=True)
-class Transition:
-    action: Action
-    incident: Incident
-    at: datetime
-    message: str
+from monitor.config.durations import format_duration
+from monitor.detection.model import Action, DetectorConfig, Incident, Observation, ServiceRules, Transition
+from monitor.enums import (
+    DOWN_OUTCOMES,
+    HEALTHY_OUTCOMES,
+    IMAGE_OUTCOMES,
+    IMPACT_RANK,
+    OPERATOR_OUTCOMES,
+    Audience,
+    Impact,
+    IncidentKind,
+    IncidentStatus,
+    Outcome,
+)
 
 
 # -- classification --------------------------------------------------------------------
 
-DOWN = frozenset(o for o in Outcome if o.uptime_effect is UptimeEffect.DOWN) | {Outcome.RATE_LIMITED}
-OPERATOR = frozenset({Outcome.AUTH_ERROR, Outcome.PROBE_ERROR})
-ANSWERED = frozenset({Outcome.OK, Outcome.SLOW, Outcome.DEGRADED_QUALITY})
 
 #: per kind: outcomes that are bad, outcomes that are good; everything else says nothing
 EVIDENCE: dict[IncidentKind, tuple[frozenset[Outcome], frozenset[Outcome]]] = {
-    IncidentKind.OUTAGE: (DOWN, ANSWERED | {Outcome.CONTENT_FILTERED}),
-    IncidentKind.QUALITY: (frozenset({Outcome.DEGRADED_QUALITY}), frozenset({Outcome.OK, Outcome.SLOW})),
-    IncidentKind.SAFETY: (frozenset({Outcome.CONTENT_FILTERED}), ANSWERED),
-    IncidentKind.OPERATOR: (OPERATOR, frozenset(Outcome) - OPERATOR),
+    IncidentKind.OUTAGE: (DOWN_OUTCOMES, IMAGE_OUTCOMES | {Outcome.CONTENT_FILTERED}),
+    IncidentKind.QUALITY: (frozenset({Outcome.DEGRADED_QUALITY}), HEALTHY_OUTCOMES),
+    IncidentKind.SAFETY: (frozenset({Outcome.CONTENT_FILTERED}), IMAGE_OUTCOMES),
+    IncidentKind.OPERATOR: (OPERATOR_OUTCOMES, frozenset(Outcome) - OPERATOR_OUTCOMES),
 }
 AUDIENCE = {IncidentKind.OPERATOR: Audience.OPERATOR, IncidentKind.AGENT: Audience.OPERATOR}
 
-_IMPACT_ORDER = [Impact.NONE, Impact.MINOR, Impact.MAJOR, Impact.CRITICAL]
 
 
 #: kind -> outcome -> True (bad), False (good); outcomes missing say nothing about the kind
@@ -368,7 +247,7 @@ def _evaluate(
             impact = Impact.CRITICAL  # critical is decided across the provider group (_critical_groups)
         regions = tuple(sorted(set(failing)))
         if impact != incident.impact:
-            action = Action.ESCALATE if _IMPACT_ORDER.index(impact) > _IMPACT_ORDER.index(incident.impact) else Action.DEESCALATE
+            action = Action.ESCALATE if IMPACT_RANK[impact] > IMPACT_RANK[incident.impact] else Action.DEESCALATE
             updated = replace(incident, impact=impact, regions=regions, status=IncidentStatus.INVESTIGATING)
             return [Transition(action, updated, now, _facts(kind, regions, evidence, incident.started_at, f"impact now {impact}"))]
         if incident.status is IncidentStatus.MONITORING or not set(regions) <= set(incident.regions):
@@ -447,7 +326,7 @@ def _latency(
     if threshold is None:
         return []
     settings = config.settings
-    timed = [o for o in obs if o.latency_ms is not None and o.outcome in ANSWERED and o.ts >= now - settings.latency_window]
+    timed = [o for o in obs if o.latency_ms is not None and o.outcome in IMAGE_OUTCOMES and o.ts >= now - settings.latency_window]
     if len(timed) < settings.latency_min_samples:
         return []  # too few samples to judge either way: keep whatever state we have
     p95 = _p95([o.latency_ms for o in timed])
@@ -498,7 +377,7 @@ def _agents(
         last_seen[obs.region] = obs.ts
     regions = sorted(last_seen)
     ignored: set[str] = set()
-    bad_now = {o.region for o in recent if o.ts == now and o.outcome in DOWN}
+    bad_now = {o.region for o in recent if o.ts == now and o.outcome in DOWN_OUTCOMES}
     for region in regions:
         is_open = (None, IncidentKind.AGENT, region) in open_by_key
         if fresh is not None and region not in fresh:

@@ -24,9 +24,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import CanaryConfig, Config, ServiceConfig
-from monitor.durations import format_duration
-from monitor.enums import Outcome, ProbeKind
-from monitor.runner import ProbeRunner
+from monitor.config.durations import format_duration
+from monitor.enums import HEALTHY_OUTCOMES, ProbeKind
+from monitor.engine.runner import ProbeRunner
 from probes.base import ProbeResult
 
 log = logging.getLogger("genstatus.scheduler")
@@ -148,7 +148,7 @@ class ProbeScheduler:
             self.on_result(result)
         except Exception:  # noqa: BLE001 - one failed hand-off must not stop the schedule
             log.exception("could not hand over the result of %s", service.id)
-        if kind is ProbeKind.CANARY and canary is not None and result.outcome not in (Outcome.OK, Outcome.SLOW):
+        if kind is ProbeKind.CANARY and canary is not None and result.outcome not in HEALTHY_OUTCOMES:
             self._confirm(service, canary)
         log.info("%s %s %s: %s in %.0f ms", kind, service.id, canary.id if canary else "-", result.outcome,
                  result.latency_ms.get("total") or 0)

@@ -1,0 +1,68 @@
+"""``replay`` and ``score``: judging traces and images offline, without probing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from monitor.cli.common import EXIT_OK, EXIT_UNHEALTHY, UsageError, load
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from monitor.detection.detect import DetectorConfig
+    from monitor.detection.replay import TraceError, read_trace, replay
+
+    config = load(args) if args.config else None  # no -c: the documented defaults
+    try:
+        observations = read_trace(args.trace)
+    except FileNotFoundError:
+        raise UsageError(f"{args.trace}: no such trace file") from None
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
+    incidents = replay(observations, DetectorConfig.from_config(config))
+    if args.json:
+        print(json.dumps({"incidents": [i.to_dict(with_updates=args.updates) for i in incidents]}, indent=2))
+        return EXIT_OK
+    print(f"{len(observations)} results, {len(incidents)} incident{'' if len(incidents) == 1 else 's'}")
+    for incident in incidents:
+        data = incident.to_dict()
+        subject = data["service"] or f"region {', '.join(data['regions'])}"
+        end = f"resolved {data['resolved_at']}" if data["resolved_at"] else "still open"
+        print(f"  {data['kind']:<8} {data['impact']:<8} {data['audience']:<8} {subject} [{', '.join(data['regions'])}] "
+              f"started {data['started_at']}, detected {data['detected_at']}, {end}")
+    return EXIT_OK
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from monitor.enums import Verdict
+    from monitor.scoring import score_image
+
+    def read(path: str, what: str) -> bytes:
+        try:
+            return Path(path).read_bytes()
+        except FileNotFoundError:
+            raise UsageError(f"{path}: no such {what} file") from None
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read the {what} file: {exc.strerror or exc}") from None
+
+    data = read(args.image, "image")
+    references = [read(path, "reference") for path in args.reference or []]
+    if args.expect_text:
+        from monitor.scoring.ocr import ocr_available
+
+        if not ocr_available():
+            raise UsageError("--expect-text needs the OCR extra: pip install 'genstatus[ocr]'")
+    assessment = score_image(data, prompt=args.prompt, references=references or None, noise_check=True,
+                             expect_text=args.expect_text)
+    result = assessment.to_dict()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        line = f"{args.image}: {result['verdict']} (score {result['score']:.2f})"
+        if result["reference_distance"] is not None:
+            line += f", {result['reference_distance']} bits from the nearest reference"
+        print(line)
+        for reason in result["reasons"]:
+            print(f"  {reason}")
+    return EXIT_OK if assessment.verdict is Verdict.PASS else EXIT_UNHEALTHY
+

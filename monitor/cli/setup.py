@@ -1,0 +1,48 @@
+"""``init``, ``check-config`` and ``db upgrade``: getting a config and a database ready."""
+
+from __future__ import annotations
+
+import argparse
+from importlib import resources
+from pathlib import Path
+
+from monitor.cli.common import EXIT_OK, UsageError, load, require_plugins
+from monitor.config import DEFAULT_CONFIG_NAME, config_path
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = Path(args.dir) / DEFAULT_CONFIG_NAME
+    if target.exists() and not args.force:
+        raise UsageError(f"{target} already exists (use --force to overwrite)")
+    if args.example == "all":
+        from monitor.cli.examples import example_config
+
+        text = example_config()
+    else:
+        text = resources.files("monitor.cli").joinpath("starter.yaml").read_text(encoding="utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+    print("next: 'genstatus emulator' in one terminal, 'genstatus run' in another, then open http://127.0.0.1:8080/")
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load(args)
+    require_plugins(config, args, load_models=False)
+    print(f"{config_path(args.config)}: OK ({len(config.services)} services, {len(config.canaries)} canaries)")
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from monitor.store.db import make_engine
+    from monitor.store.migrate import current_revision, upgrade
+
+    config = load(args)
+    engine = make_engine(config.database)
+    try:
+        upgrade(engine)
+        print(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return EXIT_OK
+

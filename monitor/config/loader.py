@@ -1,0 +1,239 @@
+"""YAML to ``Config``: line numbers for every key, ``${VAR}`` substitution, every problem at once.
+
+Every error names the file, the line and the key path, e.g.
+``genstatus.yaml:14 services[0].interval: invalid duration '5 minutes'``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from monitor.config.schema import DEFAULT_CONFIG_NAME, Config
+
+@dataclass
+class ConfigIssue:
+    path: tuple[str | int, ...]
+    message: str
+
+
+class ConfigError(Exception):
+    """One or more problems in a config file; ``str()`` gives one line per problem."""
+
+    def __init__(self, file: str, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.file = file
+        self.lines = lines
+
+
+def format_path(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Reader:
+    """Builds plain Python data from a composed YAML tree, remembering each path's line."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.lines: dict[tuple, int] = {}
+        self.issues: list[ConfigIssue] = []
+        self._constructor = yaml.SafeLoader("")
+
+    def read(self, node: yaml.Node | None, path: tuple = ()) -> Any:
+        if node is None:
+            return {}
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            self._constructor.flatten_mapping(node)
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._constructor.construct_object(key_node, deep=True)
+                key = str(key)
+                child = path + (key,)
+                self.lines[child] = key_node.start_mark.line + 1
+                if key in out:
+                    self.issues.append(ConfigIssue(child, f"duplicate key {key!r}"))
+                out[key] = self.read(value_node, child)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.read(item, path + (i,)) for i, item in enumerate(node.value)]
+        if node.tag == "tag:yaml.org,2002:str" and "${" in node.value:
+            return self._substitute(node.value, path)
+        return self._constructor.construct_object(node, deep=True)
+
+    def _substitute(self, text: str, path: tuple) -> str:
+        def replace(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in self.env:
+                return self.env[name]
+            if default is not None:
+                return default
+            self.issues.append(ConfigIssue(path, f"environment variable {name} is not set"))
+            return ""
+
+        return _VAR.sub(replace, text)
+
+
+def _line_for(lines: dict[tuple, int], path: tuple) -> int:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return 1
+
+
+def pydantic_issues(error: ValidationError, data: Any) -> list[ConfigIssue]:
+    issues = []
+    for item in error.errors():
+        path: list[str | int] = []
+        cursor = data
+        for part in item["loc"]:
+            # drop discriminated-union tags and other loc parts that are not in the data
+            if isinstance(cursor, dict) and part in cursor:
+                cursor = cursor[part]
+                path.append(part)
+            elif isinstance(cursor, list) and isinstance(part, int) and part < len(cursor):
+                cursor = cursor[part]
+                path.append(part)
+            elif item["type"] == "missing" and part == item["loc"][-1]:
+                path.append(part)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = f"unknown key {str(path[-1])!r}" if path else "unknown key"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        elif item["type"] == "union_tag_invalid":
+            message = f"{message}"
+        issues.append(ConfigIssue(tuple(path), message))
+    return issues
+
+
+def _cross_check(config: Config) -> list[ConfigIssue]:
+    """Rules that span several keys: ids unique, references defined."""
+    issues: list[ConfigIssue] = []
+    canary_ids: set[str] = set()
+    for i, canary in enumerate(config.canaries):
+        if canary.id in canary_ids:
+            issues.append(ConfigIssue(("canaries", i, "id"), f"duplicate canary id {canary.id!r}"))
+        canary_ids.add(canary.id)
+    service_ids: set[str] = set()
+    for i, service in enumerate(config.services):
+        if service.id in service_ids:
+            issues.append(ConfigIssue(("services", i, "id"), f"duplicate service id {service.id!r}"))
+        service_ids.add(service.id)
+        for j, canary_id in enumerate(service.canaries):
+            if canary_id not in canary_ids:
+                issues.append(ConfigIssue(("services", i, "canaries", j), f"canary {canary_id!r} is not defined under canaries"))
+    for i, window in enumerate(config.maintenance):
+        for j, service_id in enumerate(window.services):
+            if service_id not in service_ids:
+                issues.append(ConfigIssue(("maintenance", i, "services", j), f"service {service_id!r} is not defined"))
+    channel_ids = {channel.id for channel in config.alerts.channels}
+    for i, route in enumerate(config.alerts.routes):
+        for j, channel_id in enumerate(route.channels):
+            if channel_id not in channel_ids:
+                issues.append(ConfigIssue(("alerts", "routes", i, "channels", j), f"channel {channel_id!r} is not defined"))
+    if config.reports.weekly:
+        for j, channel_id in enumerate(config.reports.weekly.channels):
+            if channel_id not in channel_ids:
+                issues.append(ConfigIssue(("reports", "weekly", "channels", j), f"channel {channel_id!r} is not defined"))
+    return issues
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_yaml_model(
+    text: str,
+    file: str,
+    model_cls: type[M],
+    env: dict[str, str] | None = None,
+    check: Callable[[M], list[ConfigIssue]] | None = None,
+) -> M:
+    """Parse YAML into ``model_cls``; raise ``ConfigError`` naming file, line and key path.
+
+    ``${VAR}`` is replaced from ``env`` (default: the environment); ``check`` adds the
+    rules that span several keys, reported with the same line numbers.
+    """
+    env = dict(os.environ) if env is None else env
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(file, [f"{file}:{line} {exc.problem or exc.context}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(file, [f"{file}:1 {exc}"]) from None
+    reader = _Reader(env)
+    data = reader.read(root)
+    if not isinstance(data, dict):
+        keys = ", ".join(model_cls.model_fields)
+        raise ConfigError(file, [f"{file}:1 (top level): expected a mapping of keys ({keys})"])
+    issues = list(reader.issues)
+    model = None
+    if not issues:
+        try:
+            model = model_cls.model_validate(data)
+        except ValidationError as exc:
+            issues = pydantic_issues(exc, data)
+    if model is not None and check is not None:
+        issues = check(model)
+    if issues:
+        lines = [f"{file}:{_line_for(reader.lines, i.path)} {format_path(i.path)}: {i.message}" for i in issues]
+        raise ConfigError(file, lines)
+    assert model is not None
+    return model
+
+
+#: a check that spans layers above the config (e.g. provider options): config -> problems
+ConfigCheck = Callable[[Config], list[ConfigIssue]]
+
+
+def parse_config(
+    text: str, file: str = DEFAULT_CONFIG_NAME, env: dict[str, str] | None = None, checks: Iterable[ConfigCheck] = ()
+) -> Config:
+    """Parse and validate config text; raise ``ConfigError`` naming file, line and key path.
+
+    ``checks`` add rules owned by other layers (``probes.registry.provider_issues``), reported
+    with the same line numbers.
+    """
+    env = dict(os.environ) if env is None else env
+    extra = list(checks)
+
+    def check(config: Config) -> list[ConfigIssue]:
+        return _cross_check(config) + [issue for extra_check in extra for issue in extra_check(config)]
+
+    config = parse_yaml_model(text, file, Config, env, check=check)
+    if env.get("GENSTATUS_DATABASE_URL"):
+        config.database = env["GENSTATUS_DATABASE_URL"]
+    return config
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    """``-c PATH``, else ``$GENSTATUS_CONFIG``, else ``./genstatus.yaml``."""
+    return Path(explicit or os.environ.get("GENSTATUS_CONFIG") or DEFAULT_CONFIG_NAME)
+
+
+def load_config(
+    path: str | os.PathLike | None = None, env: dict[str, str] | None = None, checks: Iterable[ConfigCheck] = ()
+) -> Config:
+    resolved = config_path(path)
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(resolved), [f"{resolved}: no such config file (create one with 'genstatus init')"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(resolved), [f"{resolved}: cannot read config: {exc}"]) from None
+    return parse_config(text, str(resolved), env, checks)

@@ -1,0 +1,252 @@
+"""The config file's shape: pydantic models with the documented defaults (docs/contracts.md)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from monitor.config.detection import DetectionSettings
+from monitor.config.durations import Duration, format_duration
+from monitor.enums import Impact
+
+DEFAULT_CONFIG_NAME = "genstatus.yaml"
+DEFAULT_DATABASE = "sqlite:///genstatus.db"
+
+Slug = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteConfig(Strict):
+    title: str = "Image Generation Status"
+    url: str | None = None
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+
+class CanaryConfig(Strict):
+    id: Slug
+    prompt: str = Field(min_length=1)
+    size: str = "1024x1024"
+    seed: int | Literal["random"] | None = None
+    negative_prompt: str | None = None
+    #: text the image must show legibly (checked by OCR; needs the ``ocr`` extra)
+    expect_text: str | None = Field(None, min_length=1, max_length=200)
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if value != "auto" and not re.fullmatch(r"[1-9]\d{1,4}x[1-9]\d{1,4}", value):
+            raise ValueError(f"invalid size {value!r} (use WIDTHxHEIGHT, e.g. 1024x1024, or auto)")
+        return value
+
+    @property
+    def dimensions(self) -> tuple[int, int] | None:
+        """(width, height) requested, or None for ``auto``."""
+        if self.size == "auto":
+            return None
+        width, height = self.size.split("x")
+        return int(width), int(height)
+
+
+class ClipConfig(Strict):
+    """The optional CLIP plug-in: prompt-image agreement with a local weights file (never downloaded)."""
+
+    weights: Path
+    model: str = "ViT-B-32"
+    min_similarity: float = Field(0.2, ge=-1, le=1)  # cosine similarity below this: the image ignores the prompt
+
+
+class QualityConfig(Strict):
+    """Thresholds of quality scoring (DESIGN §8); the defaults are documented in README "Quality checks"."""
+
+    drift_bits: int = Field(10, ge=1, le=64)  # pHash/dHash distance to every reference above this: drift
+    blur_ratio: float = Field(0.5, gt=0, le=1)  # detail below this share of the references' is blur
+    blur_ratio_any_seed: float = Field(0.15, gt=0, le=1)  # the same when outputs are new pictures (no fixed seed)
+    profile_tolerance: float = Field(4.0, gt=0)  # robust deviations outside the service's own normal
+    stuck_bits: int = Field(2, ge=0, le=32)  # outputs this close for different seeds are one cached image
+    noise_check: bool = True  # off for canaries that ask for noise-like content
+    text_confidence: float = Field(0.8, ge=0, le=1)  # OCR confidence the expected text must reach
+    text_similarity: float = Field(0.8, ge=0, le=1)  # fuzzy match of recognised vs expected text
+    keep_failing_images: Duration | None = None  # keep full failing images this long (off: thumbnails only)
+    clip: ClipConfig | None = None
+
+
+class SLOConfig(Strict):
+    availability: float = Field(99.5, gt=0, le=100)
+    latency_p95: Duration | None = None
+    min_quality: float | None = Field(None, ge=0, le=1)
+
+
+class ServiceConfig(Strict):
+    id: Slug
+    name: str | None = None
+    group: str = ""
+    provider: str
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str | None = None
+    canaries: list[str] = Field(min_length=1)
+    interval: Duration = timedelta(minutes=10)
+    health_interval: Duration | None = None
+    timeout: Duration = timedelta(seconds=180)
+    latency_threshold: Duration | None = None
+    cost_per_image: float = Field(0.0, ge=0)
+    monthly_budget: float | None = Field(None, gt=0)
+    concurrency: int = Field(1, ge=1, le=64)
+    slo: SLOConfig = SLOConfig()
+    quality: QualityConfig | None = None  # replaces the top-level ``quality`` for this service
+    allow_private_network: bool = False
+    max_image_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    headers: dict[str, str] = {}
+    options: dict[str, Any] = {}
+
+    @field_validator("interval", "timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 1:
+            raise ValueError(f"must be at least 1s, got {format_duration(value)}")
+        return value
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    @property
+    def slow_threshold(self) -> timedelta | None:
+        """Total latency above this makes an otherwise good run ``slow``."""
+        return self.latency_threshold or self.slo.latency_p95
+
+    def secret_values(self) -> list[str]:
+        """Every value that must never reach the database, logs, pages or alerts."""
+        values = [self.api_key.get_secret_value()] if self.api_key else []
+        values += [v.split()[-1] for v in self.headers.values() if v.strip()]
+        return values
+
+
+class SMTPConfig(Strict):
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    ssl: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: Duration = timedelta(seconds=30)
+
+
+class SlackChannel(Strict):
+    id: Slug
+    type: Literal["slack"]
+    webhook_url: SecretStr
+
+
+class EmailChannel(Strict):
+    id: Slug
+    type: Literal["email"]
+    to: list[str] = Field(min_length=1)
+    sender: str | None = Field(None, alias="from")
+    smtp: SMTPConfig
+
+
+class WebhookChannel(Strict):
+    id: Slug
+    type: Literal["webhook"]
+    url: SecretStr
+    headers: dict[str, str] = {}
+    secret: SecretStr | None = None
+
+
+class AppriseChannel(Strict):
+    id: Slug
+    type: Literal["apprise"]
+    urls: list[SecretStr] = Field(min_length=1)
+
+
+Channel = Annotated[SlackChannel | EmailChannel | WebhookChannel | AppriseChannel, Field(discriminator="type")]
+
+
+class RouteConfig(Strict):
+    channels: list[str] = Field(min_length=1)
+    min_impact: Impact = Impact.MINOR
+    services: list[str] | None = None
+    groups: list[str] | None = None
+
+
+class AlertsConfig(Strict):
+    channels: list[Channel] = []
+    routes: list[RouteConfig] = []
+
+
+class WeeklyReportConfig(Strict):
+    at: str = "mon 09:00"
+    channels: list[str] = []
+
+
+class ReportsConfig(Strict):
+    weekly: WeeklyReportConfig | None = None
+
+
+class MaintenanceWindow(Strict):
+    """Planned work: public incidents and alerts are suppressed and services show ``under_maintenance``."""
+
+    title: str = "Scheduled maintenance"
+    services: list[str] = []  # empty = every service
+    start: datetime
+    end: datetime
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "MaintenanceWindow":
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class Config(Strict):
+    site: SiteConfig = SiteConfig()
+    database: str = DEFAULT_DATABASE
+    region: str = "default"
+    canaries: list[CanaryConfig] = []
+    services: list[ServiceConfig] = []
+    detection: DetectionSettings = DetectionSettings()
+    maintenance: list[MaintenanceWindow] = []
+    alerts: AlertsConfig = AlertsConfig()
+    reports: ReportsConfig = ReportsConfig()
+    quality: QualityConfig = QualityConfig()
+
+    def quality_of(self, service: ServiceConfig) -> QualityConfig:
+        return service.quality or self.quality
+
+    def service(self, service_id: str) -> ServiceConfig:
+        for service in self.services:
+            if service.id == service_id:
+                return service
+        raise KeyError(service_id)
+
+    def canary(self, canary_id: str) -> CanaryConfig:
+        for canary in self.canaries:
+            if canary.id == canary_id:
+                return canary
+        raise KeyError(canary_id)
+
+    def canaries_of(self, service: ServiceConfig) -> list[CanaryConfig]:
+        return [self.canary(cid) for cid in service.canaries]

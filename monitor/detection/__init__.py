@@ -1,0 +1,1 @@
+"""Detection: the pure detector, incident persistence, SLO burn rates and trace replay."""

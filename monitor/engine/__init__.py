@@ -1,0 +1,1 @@
+"""The running monitor: scheduler, probe runner, runtime wiring, coordinator, baseline capture."""

@@ -1,0 +1,1 @@
+"""Storage: engine and sessions, models, results with rollups, spool, migrations runner, reference profiles."""
