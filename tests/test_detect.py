@@ -224,3 +224,28 @@ def test_silence_is_not_recovery():
     assert [t.action.value for t in opened] == ["open"]
     later = T0 + 60 * MIN  # the last results are now older than the probing window
     assert detect(trace, [opened[0].incident], cfg, later) == []
+
+
+def test_runs_recorded_slow_open_a_latency_incident_without_a_threshold():
+    """No latency threshold (a service configured without one, or replay without -c): the recorded outcome decides."""
+    cfg = DetectorConfig(settings=DetectionSettings())  # no service rules at all: the defaults, as replay without -c
+    trace = rounds({"eu": 0.0}, range(60), lambda r, t: SLOW if 60 <= t < 180 else OK)
+    found = [i.to_dict() for i in replay(trace, cfg)]
+    assert [(i["kind"], i["audience"]) for i in found] == [("latency", "public")]
+    assert found[0]["started_at"] == "2026-11-02T11:00:00Z" and found[0]["resolved_at"] is not None
+    # a lone slow run among fast ones is not a degradation
+    one = rounds({"eu": 0.0}, range(48), lambda r, t: SLOW if t == 60 else OK)
+    assert replay(one, cfg) == []
+
+
+def test_a_configured_threshold_still_decides_over_the_recorded_outcome():
+    """With a threshold, the measured latency is the evidence (a run recorded slow under another threshold is not)."""
+    trace = [obs((o.ts - T0).total_seconds() / 60, o.outcome, o.region, latency=5000)
+             for o in rounds(THREE, range(36), lambda r, t: SLOW if 60 <= t < 120 else OK)]
+    assert incidents(trace) == []
+
+
+def test_rate_limited_is_degraded_not_an_outage():
+    """One meaning everywhere: rate_limited never counts as down (uptime, SLO and the detector agree)."""
+    trace = rounds(THREE, range(24), lambda r, t: Outcome.RATE_LIMITED if 30 <= t < 60 else OK)
+    assert incidents(trace) == []

@@ -19,7 +19,9 @@ PACKAGES = ("monitor", "probes", "web", "migrations")
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("domain", ("monitor.enums", "monitor.config")),  # and the bare ``monitor`` package
     ("probes, scoring, pure detection", ("probes", "monitor.scoring", "monitor.detection.model",
-                                         "monitor.detection.detect", "monitor.detection.replay")),
+                                         "monitor.detection.evidence", "monitor.detection.agents",
+                                         "monitor.detection.latency", "monitor.detection.detect",
+                                         "monitor.detection.replay")),
     ("store", ("monitor.store", "migrations")),
     ("incidents and SLO", ("monitor.detection",)),
     ("engine", ("monitor.engine",)),

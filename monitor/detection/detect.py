@@ -29,84 +29,22 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Collection, Container, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from operator import attrgetter
 
 from monitor.config.durations import format_duration
+from monitor.detection.agents import SuspectRegions, agent_transitions
+from monitor.detection.evidence import AUDIENCE, RegionEvidence, region_evidence, verdict
+from monitor.detection.latency import latency_transitions
 from monitor.detection.model import Action, DetectorConfig, Incident, Observation, ServiceRules, Transition
 from monitor.enums import (
-    DOWN_OUTCOMES,
-    HEALTHY_OUTCOMES,
-    IMAGE_OUTCOMES,
     IMPACT_RANK,
-    OPERATOR_OUTCOMES,
     Audience,
     Impact,
     IncidentKind,
     IncidentStatus,
-    Outcome,
 )
-
-
-# -- classification --------------------------------------------------------------------
-
-
-#: per kind: outcomes that are bad, outcomes that are good; everything else says nothing
-EVIDENCE: dict[IncidentKind, tuple[frozenset[Outcome], frozenset[Outcome]]] = {
-    IncidentKind.OUTAGE: (DOWN_OUTCOMES, IMAGE_OUTCOMES | {Outcome.CONTENT_FILTERED}),
-    IncidentKind.QUALITY: (frozenset({Outcome.DEGRADED_QUALITY}), HEALTHY_OUTCOMES),
-    IncidentKind.SAFETY: (frozenset({Outcome.CONTENT_FILTERED}), IMAGE_OUTCOMES),
-    IncidentKind.OPERATOR: (OPERATOR_OUTCOMES, frozenset(Outcome) - OPERATOR_OUTCOMES),
-}
-AUDIENCE = {IncidentKind.OPERATOR: Audience.OPERATOR, IncidentKind.AGENT: Audience.OPERATOR}
-
-
-
-#: kind -> outcome -> True (bad), False (good); outcomes missing say nothing about the kind
-VERDICTS: dict[IncidentKind, dict[Outcome, bool]] = {
-    kind: {**{o: False for o in good}, **{o: True for o in bad}} for kind, (bad, good) in EVIDENCE.items()
-}
-
-
-def _verdict(kind: IncidentKind, obs: Observation, rules: ServiceRules) -> bool | None:
-    """True = bad, False = good, None = says nothing about this kind."""
-    verdict = VERDICTS[kind].get(obs.outcome)
-    if verdict is False and kind is IncidentKind.QUALITY and rules.min_quality is not None and obs.quality is not None:
-        return obs.quality < rules.min_quality
-    return verdict
-
-
-@dataclass
-class RegionEvidence:
-    """One region's recent results for one service and kind, newest last."""
-
-    verdicts: list[tuple[Observation, bool]] = field(default_factory=list)
-
-    @property
-    def failing(self) -> bool:
-        return bool(self.verdicts) and self.verdicts[-1][1]
-
-    def streak(self) -> list[Observation]:
-        """The bad results at the end, oldest first."""
-        run: list[Observation] = []
-        for obs, bad in reversed(self.verdicts):
-            if not bad:
-                break
-            run.append(obs)
-        return run[::-1]
-
-    def good_run(self) -> int:
-        count = 0
-        for _, bad in reversed(self.verdicts):
-            if bad:
-                break
-            count += 1
-        return count
-
-    def last_bad(self) -> datetime | None:
-        return next((obs.ts for obs, bad in reversed(self.verdicts) if bad), None)
-
 
 # -- the detector ----------------------------------------------------------------------
 
@@ -146,8 +84,8 @@ def detect(
 
     transitions: list[Transition] = []
     fresh = None if focus is None else {o.region for o in recent if o.ts == now}
-    blind = _agents(recent, by_service, open_by_key, config, now, transitions, fresh)
-    suspects = _SuspectRegions(by_service, blind, config, now)
+    blind = agent_transitions(recent, by_service, open_by_key, config, now, transitions, fresh)
+    suspects = SuspectRegions(by_service, blind, config, now)
     outages = {key[0]: incident for key, incident in open_by_key.items() if key[1] is IncidentKind.OUTAGE}
     for service in sorted(by_service if focus is None else set(focus) & set(by_service)):
         service_obs = [o for o in by_service[service] if o.region not in blind]
@@ -156,7 +94,7 @@ def detect(
         newest = [o for o in service_obs if o.ts == now]
         for kind in (IncidentKind.OUTAGE, IncidentKind.QUALITY, IncidentKind.SAFETY, IncidentKind.OPERATOR):
             incident = open_by_key.get((service, kind, None))
-            if focus is not None and incident is None and not any(_verdict(kind, o, rules) for o in newest):
+            if focus is not None and incident is None and not any(verdict(kind, o, rules) for o in newest):
                 continue  # stepping result by result: with nothing open, only a new bad result can open something
             result = _reopening(_evaluate(kind, service, service_obs, rules, incident, config, now, len(blind_probing),
                                           suspects), resolved_by_key)
@@ -166,7 +104,7 @@ def detect(
                 outages.pop(service, None)
                 if current is not None and current.resolved_at is None:
                     outages[service] = current
-        latency = _latency(service, service_obs, rules, open_by_key.get((service, IncidentKind.LATENCY, None)), config, now)
+        latency = latency_transitions(service, service_obs, rules, open_by_key.get((service, IncidentKind.LATENCY, None)), config, now)
         transitions.extend(_reopening(latency, resolved_by_key))
     transitions.extend(_critical_groups(outages, config, now))
     return transitions
@@ -192,15 +130,6 @@ def order_key(obs: Observation) -> tuple:
     return (obs.ts, obs.service, obs.region, obs.canary or "", obs.confirmation, obs.outcome)
 
 
-def _evidence(kind: IncidentKind, obs: Sequence[Observation], rules: ServiceRules) -> dict[str, RegionEvidence]:
-    regions: dict[str, RegionEvidence] = defaultdict(RegionEvidence)
-    for o in obs:
-        verdict = _verdict(kind, o, rules)
-        if verdict is not None:
-            regions[o.region].verdicts.append((o, verdict))
-    return regions
-
-
 def _evaluate(
     kind: IncidentKind,
     service: str,
@@ -222,7 +151,7 @@ def _evaluate(
     settings = config.settings
     window_start = now - config.probe_window(service)
     probing = sorted({o.region for o in obs if o.ts >= window_start})
-    evidence = {region: ev for region, ev in _evidence(kind, obs, rules).items() if region in probing}
+    evidence = {region: ev for region, ev in region_evidence(kind, obs, rules).items() if region in probing}
     failing = sorted(r for r, ev in evidence.items() if ev.failing)
     confirmed = [r for r in failing if len(evidence[r].streak()) >= settings.failure_threshold]
     persistent = [r for r in confirmed if _persists(evidence[r].streak(), settings.failure_threshold) and r not in suspects]
@@ -299,184 +228,6 @@ def _facts(kind: IncidentKind, regions: Sequence[str], evidence: dict[str, Regio
     if example:
         text += f"; e.g. {example[:300]}"
     return text if text.endswith((".", "!", "?")) else text + "."
-
-
-# -- latency ---------------------------------------------------------------------------
-
-
-def _wilson_lower(successes: int, n: int, z: float = 3.0) -> float:
-    """Lower bound of the Wilson score interval for a proportion."""
-    if n == 0:
-        return 0.0
-    p = successes / n
-    centre = p + z * z / (2 * n)
-    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - margin) / (1 + z * z / n)
-
-
-def _p95(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
-def _latency(
-    service: str, obs: Sequence[Observation], rules: ServiceRules, incident: Incident | None, config: DetectorConfig, now: datetime
-) -> list[Transition]:
-    threshold = rules.latency_threshold_ms
-    if threshold is None:
-        return []
-    settings = config.settings
-    timed = [o for o in obs if o.latency_ms is not None and o.outcome in IMAGE_OUTCOMES and o.ts >= now - settings.latency_window]
-    if len(timed) < settings.latency_min_samples:
-        return []  # too few samples to judge either way: keep whatever state we have
-    p95 = _p95([o.latency_ms for o in timed])
-    slow = [o for o in timed if o.latency_ms > threshold]
-    if incident is None:
-        # p95 over the threshold means more than 5 % of runs are slow; with few samples one outlier
-        # makes the p95, so open only when the slow share is above 5 % with high confidence (z = 3:
-        # the window slides over every result, so a single test must be strict)
-        if p95 <= threshold or _wilson_lower(len(slow), len(timed)) <= 0.05 or rules.in_maintenance(now):
-            return []
-        regions = tuple(sorted({o.region for o in slow}))
-        new = Incident(service, IncidentKind.LATENCY, Audience.PUBLIC, Impact.MINOR, regions, slow[0].ts, now)
-        return [Transition(Action.OPEN, new, now, f"p95 latency {p95 / 1000:.1f}s over the {threshold / 1000:g}s threshold "
-                           f"({len(slow)} of {len(timed)} runs slow in {format_duration(settings.latency_window)}).")]
-    recent_fast = all(o.latency_ms <= threshold for o in timed[-settings.success_threshold:])
-    last_slow = slow[-1].ts if slow else None
-    if p95 <= threshold and recent_fast and (last_slow is None or now - last_slow >= config.recovery(service)):
-        done = replace(incident, status=IncidentStatus.RESOLVED, resolved_at=now)
-        return [Transition(Action.RESOLVE, done, now, f"Resolved: p95 latency back to {p95 / 1000:.1f}s.")]
-    if p95 <= threshold and incident.status is IncidentStatus.INVESTIGATING:
-        return [Transition(Action.MONITORING, replace(incident, status=IncidentStatus.MONITORING), now,
-                           f"p95 latency back to {p95 / 1000:.1f}s; monitoring.")]
-    if p95 > threshold and incident.status is IncidentStatus.MONITORING:
-        return [Transition(Action.UPDATE, replace(incident, status=IncidentStatus.INVESTIGATING), now,
-                           f"p95 latency up again at {p95 / 1000:.1f}s.")]
-    return []
-
-
-# -- probe agents ----------------------------------------------------------------------
-
-
-def _agents(
-    recent: Sequence[Observation],
-    by_service: dict[str, list[Observation]],
-    open_by_key: dict,
-    config: DetectorConfig,
-    now: datetime,
-    transitions: list[Transition],
-    fresh: set[str] | None,
-) -> set[str]:
-    """Open/resolve operator incidents for blind or silent regions; return the regions to ignore.
-
-    Blindness is only re-judged for regions with a result at ``now`` (``fresh``; None = all).
-    """
-    settings = config.settings
-    last_seen: dict[str, datetime] = {}
-    for obs in recent:
-        last_seen[obs.region] = obs.ts
-    regions = sorted(last_seen)
-    ignored: set[str] = set()
-    bad_now = {o.region for o in recent if o.ts == now and o.outcome in DOWN_OUTCOMES}
-    for region in regions:
-        is_open = (None, IncidentKind.AGENT, region) in open_by_key
-        if fresh is not None and region not in fresh:
-            if is_open:
-                ignored.add(region)
-            if now - last_seen[region] < settings.agent_timeout or is_open:
-                continue
-        if not is_open and region not in bad_now and now - last_seen[region] < settings.agent_timeout:
-            continue  # only a new failure can make a region blind
-        blind_services, compared = _blind_services(region, by_service, config, now)
-        silent = now - last_seen[region] >= settings.agent_timeout and len(regions) > 1 and any(
-            last_seen[other] > last_seen[region] for other in regions if other != region)
-        blind = compared >= 2 and len(blind_services) >= max(2, math.ceil(compared / 2))
-        incident = open_by_key.get((None, IncidentKind.AGENT, region))
-        if incident is None and (blind or silent):
-            started = last_seen[region] if silent else _earliest_failure(region, blind_services, by_service, config)
-            why = (f"no results from region {region} since {last_seen[region]:%Y-%m-%d %H:%M:%S} UTC" if silent else
-                   f"{len(blind_services)} of {compared} services fail only from region {region} "
-                   f"({', '.join(blind_services)}) while other regions see them fine")
-            incident = Incident(None, IncidentKind.AGENT, Audience.OPERATOR, Impact.MINOR, (region,), started, now)
-            transitions.append(Transition(Action.OPEN, incident, now, f"Probe agent problem: {why}."))
-        elif incident is not None and not (blind or silent) and _region_healthy(region, by_service, config):
-            done = replace(incident, status=IncidentStatus.RESOLVED, resolved_at=now)
-            transitions.append(Transition(Action.RESOLVE, done, now, f"Region {region} sees services fine again."))
-            incident = None
-        if incident is not None:
-            ignored.add(region)
-    return ignored
-
-
-class _SuspectRegions:
-    """``region in suspects``: computed on first use only (most steps never ask)."""
-
-    def __init__(self, by_service: dict[str, list[Observation]], blind: set[str], config: DetectorConfig, now: datetime) -> None:
-        self._args = (by_service, blind, config, now)
-        self._regions: set[str] | None = None
-
-    def __contains__(self, region: object) -> bool:
-        if self._regions is None:
-            self._regions = _suspect_regions(*self._args)
-        return region in self._regions
-
-
-def _suspect_regions(by_service: dict[str, list[Observation]], blind: set[str], config: DetectorConfig, now: datetime) -> set[str]:
-    """Regions (of several) where most services' latest results are confirmed failures."""
-    failing: Counter[str] = Counter()
-    probed: Counter[str] = Counter()
-    for service, obs in by_service.items():
-        start = now - config.probe_window(service)
-        evidence = _evidence(IncidentKind.OUTAGE, [o for o in obs if o.ts >= start], config.rules(service))
-        for region, ev in evidence.items():
-            probed[region] += 1
-            if len(ev.streak()) >= config.settings.failure_threshold:
-                failing[region] += 1
-    if len(probed) < 2:
-        return set()
-    return {r for r, n in failing.items() if r not in blind and n >= max(2, math.ceil(probed[r] / 2))}
-
-
-def _blind_services(region: str, by_service: dict[str, list[Observation]], config: DetectorConfig, now: datetime) -> tuple[list[str], int]:
-    """Services failing (confirmed) from ``region`` but fine from every other region that probes them."""
-    failing, compared = [], 0
-    for service, obs in by_service.items():
-        start = now - config.probe_window(service)
-        window = [o for o in obs if o.ts >= start]
-        evidence = _evidence(IncidentKind.OUTAGE, window, config.rules(service))
-        if region not in evidence or len(evidence) < 2:
-            continue
-        compared += 1
-        streak = evidence[region].streak()
-        if len(streak) < config.settings.failure_threshold:
-            continue
-        # the other regions must have seen the service fine *since* it began failing here
-        others_fine = all(not ev.failing and ev.verdicts[-1][0].ts > streak[0].ts
-                          for r, ev in evidence.items() if r != region)
-        if others_fine:
-            failing.append(service)
-    return sorted(failing), compared
-
-
-def _earliest_failure(region: str, services: Sequence[str], by_service: dict[str, list[Observation]], config: DetectorConfig) -> datetime:
-    firsts = []
-    for service in services:
-        evidence = _evidence(IncidentKind.OUTAGE, by_service[service], config.rules(service))
-        firsts.append(evidence[region].streak()[0].ts)
-    return min(firsts)
-
-
-def _region_healthy(region: str, by_service: dict[str, list[Observation]], config: DetectorConfig) -> bool:
-    """Every service seen from ``region`` has its latest results there good again."""
-    seen = False
-    for service, obs in by_service.items():
-        ev = _evidence(IncidentKind.OUTAGE, [o for o in obs if o.region == region], config.rules(service)).get(region)
-        if ev is None:
-            continue
-        seen = True
-        if ev.good_run() < config.settings.success_threshold:
-            return False
-    return seen
 
 
 # -- provider groups -------------------------------------------------------------------
