@@ -34,7 +34,7 @@ class Outcome(StrEnum):
 
 
 class UptimeEffect(StrEnum):
-    """How an outcome counts against public uptime (DESIGN.md §3, last column)."""
+    """How an outcome counts against public uptime (docs/contracts.md, outcome taxonomy)."""
 
     NONE = "none"          # ok
     DEGRADED = "degraded"  # slow, quality, filtered, rate limited

@@ -1,4 +1,4 @@
-"""The command line contract (DESIGN.md §5): commands, --help, exit codes 0/1/2, probe output."""
+"""The command line contract (docs/contracts.md, command line): commands, --help, exit codes 0/1/2, probe output."""
 
 from __future__ import annotations
 

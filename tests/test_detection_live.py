@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.config import parse_config
-from monitor.store.models import AlertOutbox, Incident, IncidentUpdate, ProbeResultRow
 from monitor.engine.runtime import MonitorRuntime
+from monitor.store.models import AlertOutbox, Incident, IncidentUpdate, ProbeResultRow
 
 pytestmark = pytest.mark.slow
 

@@ -40,7 +40,11 @@ RANKED = {"Impact": 3, "ComponentStatus": 3}
 
 
 def _members(node: ast.AST, enum: str) -> int:
-    elements = node.elts if isinstance(node, (ast.Set, ast.Tuple, ast.List)) else []
+    elements: list = []
+    if isinstance(node, (ast.Set, ast.Tuple, ast.List)):
+        elements = node.elts
+    elif isinstance(node, ast.Dict) and all(isinstance(v, ast.Constant) and isinstance(v.value, int) for v in node.values):
+        elements = list(node.keys)  # {Impact.NONE: 0, Impact.MINOR: 1, ...}: a rank of its own
     return sum(1 for e in elements if isinstance(e, ast.Attribute) and isinstance(e.value, ast.Name) and e.value.id == enum)
 
 
@@ -73,6 +77,7 @@ def test_the_scan_catches_a_private_definition():
     assert own_definitions("BAD = {Outcome.SERVER_ERROR, Outcome.RATE_LIMITED}\n", "x.py")
     assert own_definitions("ok = outcome in (Outcome.OK, Outcome.SLOW)\n", "x.py")
     assert own_definitions("ORDER = [Impact.NONE, Impact.MINOR, Impact.MAJOR]\n", "x.py")
+    assert own_definitions("RANK = {Impact.NONE: 0, Impact.MINOR: 1, Impact.MAJOR: 2}\n", "x.py")
     assert own_definitions("down = [o for o in Outcome if o.uptime_effect is UptimeEffect.DOWN]\n", "x.py")
     assert own_definitions("x = outcome is Outcome.OK\n", "x.py") == []
 

@@ -1,4 +1,4 @@
-"""``genstatus score`` (DESIGN.md §5): output contract, exit codes, and never crashing on any file."""
+"""``genstatus score`` (docs/contracts.md, ``genstatus score`` output): output contract, exit codes, and never crashing on any file."""
 
 from __future__ import annotations
 

@@ -9,11 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.config import parse_config
-from monitor.store.db import make_engine
+from monitor.detection.slo import TIERS, Counts, burning, check_burn_rates, dedupe_key
 from monitor.enums import Outcome, ProbeKind
+from monitor.store.db import make_engine
 from monitor.store.migrate import upgrade
 from monitor.store.models import AlertOutbox
-from monitor.detection.slo import TIERS, Counts, burning, check_burn_rates
 from monitor.store.results import ResultStore
 from probes.base import ProbeResult
 
@@ -55,7 +55,22 @@ def test_alert_written_once_per_long_window(tmp_path):
     # a third of the runs failed: every tier burns (the long ones see only this hour of history)
     assert {a.event: a.impact for a in first} == {"slo_burn:fast": "major", "slo_burn:medium": "major", "slo_burn:slow": "minor"}
     assert all(a.audience == "operator" and "Svc: error budget burning" in a.title for a in first)
+    assert {a.dedupe_key for a in first} == {"slo_burn:fast:svc:2026-11-02T12:00Z", "slo_burn:medium:svc:2026-11-02T12:00Z",
+                                              "slo_burn:slow:svc:2026-10-31T00:00Z"}  # 3-day buckets from the epoch
     assert check_burn_rates(engine, config, NOW + timedelta(minutes=1)) == []  # no storm
+    with Session(engine) as session, session.begin():  # in the caller's transaction (the coordinator's)
+        assert check_burn_rates(session, config, NOW + timedelta(minutes=2)) == []
     with Session(engine) as session:
         assert len(session.scalars(select(AlertOutbox)).all()) == 3
     engine.dispose()
+
+
+def test_dedupe_key_never_refuses_what_the_window_allows():
+    """An earlier alert with the same key lies in the same bucket, hence inside the sliding long window."""
+    for tier in TIERS:
+        key = dedupe_key("svc", tier, NOW)
+        assert dedupe_key("svc", tier, NOW + tier.long) != key
+        for step in range(1, 50):
+            later = NOW + step * tier.long / 7
+            if dedupe_key("svc", tier, later) == key:
+                assert later - NOW < tier.long

@@ -1,9 +1,7 @@
-"""ResultStore: raw rows and rollups in one transaction, spooling through outages, concurrent writers."""
+"""ResultStore: raw rows and rollups in one transaction, concurrent writers (outages and the spool: test_spool.py)."""
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,14 +11,14 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 
 from monitor.config import Config
-from monitor.store.db import make_engine, session_factory
 from monitor.enums import Outcome, ProbeKind
+from monitor.store.db import make_engine, session_factory
 from monitor.store.histogram import COLUMN_NAMES, bucket_index, percentile
 from monitor.store.migrate import upgrade
 from monitor.store.models import Canary, ProbeResultRow, Service, rollup_daily, rollup_hourly
-from monitor.store.results import ResultStore, result_from_dict
-from web.queries import latest_results
+from monitor.store.results import ResultStore, default_rollups
 from probes.base import ProbeResult
+from web.queries import latest_results
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
@@ -201,10 +199,11 @@ def test_record_many_matches_record(store, engine):
     assert len(raw_rows(engine)) == 24
 
 
-def test_raw_row_and_rollups_commit_together(store, engine, monkeypatch):
+def test_raw_row_and_rollups_commit_together(store, engine):
     """When a rollup upsert fails, the raw row is rolled back with it (and nothing is spooled)."""
     failing = text("INSERT INTO rollup_daily (service_id, region, bucket_start) VALUES (:service_id, :region, NULL)")
-    store._upserts = [store._upserts[0], (failing, store._upserts[1][1])]
+    (hourly, hour), (_, day) = default_rollups()
+    store = ResultStore(engine, rollups=[(hourly, hour), (failing, day)])
     with pytest.raises(IntegrityError):
         store.record(result())
     assert raw_rows(engine) == [] and rollups(engine) == {}
@@ -247,136 +246,6 @@ def test_latest_results_newest_first(store, engine):
     store.record(result(service="sdxl", marker="other"))
     with session_factory(engine)() as session:
         assert [r.request_id for r in latest_results(session, "dalle3", limit=3)] == ["r4", "r3", "r2"]
-
-
-def test_result_round_trips_through_dict():
-    original = result(Outcome.SLOW, quality=0.5, cost=0.02, marker="x")
-    original.hashes = {"phash": "00ff"}
-    original.quality_flags = ["noise"]
-    again = result_from_dict(json.loads(json.dumps(original.to_dict())))
-    assert again == original
-    assert isinstance(again.kind, ProbeKind) and isinstance(again.outcome, Outcome)
-
-
-# -- outages -----------------------------------------------------------------------------
-
-
-def markers(engine: Engine) -> list[str | None]:
-    return [r.request_id for r in raw_rows(engine)]
-
-
-def store_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "genstatus.store"]
-
-
-class VanishingSqlite:
-    """An SQLite database whose directory can be moved away (unreachable) and back."""
-
-    def __init__(self, root: Path) -> None:
-        self.home, self.away = root / "db", root / "db-away"
-        self.engine = make_engine(f"sqlite:///{self.home / 'genstatus.db'}")
-        upgrade(self.engine)
-
-    def vanish(self) -> None:
-        self.engine.dispose()
-        self.home.rename(self.away)
-
-    def restore(self) -> None:
-        self.away.rename(self.home)
-
-
-def test_outage_spools_to_file_and_replays_in_order(tmp_path, caplog):
-    db = VanishingSqlite(tmp_path)
-    spool = tmp_path / "spool" / "results.jsonl"
-    store = ResultStore(db.engine, spool)
-    store.sync_catalog(Config.model_validate(CONFIG))
-    caplog.set_level(logging.INFO, logger="genstatus.store")
-
-    store.record(result(marker="r0"))
-    db.vanish()
-    for i in range(1, 6):
-        store.record(result(Outcome.TIMEOUT, at=T0 + timedelta(minutes=i), marker=f"r{i}"))
-    store.record_many([result(at=T0 + timedelta(minutes=6), marker="r6")])
-    assert store.spooled == 6
-    assert [json.loads(line)["request_id"] for line in spool.read_text().splitlines()] == [f"r{i}" for i in range(1, 7)]
-    assert len(store_logs(caplog)) == 1 and "spooling" in store_logs(caplog)[0]
-
-    assert store.flush_spool() == 0  # still down: nothing lost, nothing logged again
-    assert store.spooled == 6 and len(store_logs(caplog)) == 1
-
-    db.restore()
-    store.record(result(marker="r7"))
-    assert markers(db.engine) == [f"r{i}" for i in range(8)]
-    assert not spool.exists() and store.spooled == 0
-    assert "replayed 6" in store_logs(caplog)[-1]
-    (row,) = rollups(db.engine).values()
-    assert (row["n_total"], row["n_timeout"], row["n_ok"]) == (8, 5, 3)
-    db.engine.dispose()
-
-
-def test_spool_file_survives_a_restart(tmp_path):
-    db = VanishingSqlite(tmp_path)
-    spool = tmp_path / "results.jsonl"
-    ResultStore(db.engine).sync_catalog(Config.model_validate(CONFIG))
-    db.vanish()
-    ResultStore(db.engine, spool).record(result(marker="before-restart"))
-    assert spool.exists()
-    db.restore()
-    restarted = ResultStore(db.engine, spool)
-    assert restarted.spooled == 1
-    restarted.record(result(marker="after-restart"))
-    assert markers(db.engine) == ["before-restart", "after-restart"]
-    db.engine.dispose()
-
-
-def test_memory_spool_is_bounded_and_loud(tmp_path, caplog):
-    db = VanishingSqlite(tmp_path)
-    store = ResultStore(db.engine, memory_limit=3)
-    store.sync_catalog(Config.model_validate(CONFIG))
-    caplog.set_level(logging.INFO, logger="genstatus.store")
-    db.vanish()
-    for i in range(5):
-        store.record(result(marker=f"r{i}"))
-    assert store.spooled == 3
-    errors = [r for r in caplog.records if r.name == "genstatus.store" and r.levelno >= logging.ERROR]
-    assert len(errors) == 2 and "memory" in errors[0].getMessage() and "dropping" in errors[1].getMessage()
-    db.restore()
-    assert store.flush_spool() == 3
-    assert markers(db.engine) == ["r2", "r3", "r4"]
-    db.engine.dispose()
-
-
-def test_rejected_spooled_result_does_not_block_the_rest(tmp_path, caplog):
-    db = VanishingSqlite(tmp_path)
-    store = ResultStore(db.engine, tmp_path / "spool.jsonl")
-    store.sync_catalog(Config.model_validate(CONFIG))
-    db.vanish()
-    store.record_many([result(marker="a"), result(service="gone", marker="bad"), result(marker="b")])
-    db.restore()
-    assert store.flush_spool() == 3
-    assert markers(db.engine) == ["a", "b"]
-    assert any("rejected" in message for message in store_logs(caplog))
-    db.engine.dispose()
-
-
-@pytest.mark.postgres
-def test_postgres_outage_spools_and_replays(postgres_cluster, pg_engine, tmp_path):
-    upgrade(pg_engine)
-    store = ResultStore(pg_engine, tmp_path / "spool.jsonl")
-    store.sync_catalog(Config.model_validate(CONFIG))
-    store.record(result(marker="r0"))
-    postgres_cluster.stop()
-    try:
-        for i in range(1, 4):
-            store.record(result(at=T0 + timedelta(minutes=i), marker=f"r{i}"))
-        assert store.spooled == 3
-    finally:
-        postgres_cluster.start()
-    store.record(result(marker="r4"))
-    assert markers(pg_engine) == ["r0", "r1", "r2", "r3", "r4"]
-    assert store.spooled == 0
-    (row,) = rollups(pg_engine).values()
-    assert row["n_total"] == 5
 
 
 # -- concurrency -------------------------------------------------------------------------
@@ -431,9 +300,9 @@ def test_store_latency_phases_follow_the_result_record():
 def test_thumbnails_kept_images_and_profiles_round_trip(store: ResultStore, engine: Engine):
     """Result thumbnails (pruned per canary), kept failing images, reference profiles and the recent
     outputs the stuck check reads -- on SQLite and PostgreSQL alike."""
+    from monitor.scoring.profile import ReferenceImage
     from monitor.store.models import ResultImageRow
     from monitor.store.references import load_profile, recent_outputs, save_profile
-    from monitor.scoring.profile import ReferenceImage
     from monitor.store.results import THUMBNAILS_KEPT
 
     for i in range(THUMBNAILS_KEPT + 3):

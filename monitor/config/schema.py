@@ -6,12 +6,14 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from monitor.config.detection import DetectionSettings
 from monitor.config.durations import Duration, format_duration
+from monitor.config.retention import RetentionSettings
 from monitor.enums import Impact
 
 DEFAULT_CONFIG_NAME = "genstatus.yaml"
@@ -73,7 +75,7 @@ class ClipConfig(Strict):
 
 
 class QualityConfig(Strict):
-    """Thresholds of quality scoring (DESIGN §8); the defaults are documented in README "Quality checks"."""
+    """Thresholds of quality scoring; the defaults are documented in README "Image quality" and docs/contracts.md."""
 
     drift_bits: int = Field(10, ge=1, le=64)  # pHash/dHash distance to every reference above this: drift
     blur_ratio: float = Field(0.5, gt=0, le=1)  # detail below this share of the references' is blur
@@ -112,9 +114,25 @@ class ServiceConfig(Strict):
     slo: SLOConfig = SLOConfig()
     quality: QualityConfig | None = None  # replaces the top-level ``quality`` for this service
     allow_private_network: bool = False
+    #: Origins (``https://host[:port]``) other than ``base_url``'s that the provider's answers may send
+    #: us to with the service's credentials (polling, result and cancel URLs).  By default a URL an
+    #: answer names on any other origin is refused (``bad_output``) and never requested, so the key
+    #: cannot leak to a host the operator did not choose; these origins must also resolve to public
+    #: addresses unless ``allow_private_network`` is set.
+    allowed_origins: list[str] = []
     max_image_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     headers: dict[str, str] = {}
     options: dict[str, Any] = {}
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+                    or parts.query or parts.fragment or parts.username or parts.password:
+                raise ValueError(f"{origin!r} is not an origin: give scheme://host[:port], e.g. https://api.eu.example.com")
+        return value
 
     @field_validator("interval", "timeout")
     @classmethod
@@ -232,6 +250,7 @@ class Config(Strict):
     alerts: AlertsConfig = AlertsConfig()
     reports: ReportsConfig = ReportsConfig()
     quality: QualityConfig = QualityConfig()
+    retention: RetentionSettings = RetentionSettings()  # what old data is deleted (monitor.store.retention)
 
     def quality_of(self, service: ServiceConfig) -> QualityConfig:
         return service.quality or self.quality

@@ -74,27 +74,38 @@ def recent_observations(session: Session, since: datetime, until: datetime) -> l
     ]
 
 
-def apply_transitions(engine: Engine, transitions: Sequence[Transition], names: dict[str, str]) -> list[int]:
+def apply_transitions(db: Engine | Session, transitions: Sequence[Transition], names: dict[str, str]) -> list[int]:
     """Write the transitions, their incident updates and their alert-outbox rows in one transaction.
 
+    Given an engine it is a transaction of its own; given a session, the caller's transaction (the
+    coordinator's, which holds the coordinator lock and read the state these transitions came from).
+    A second open incident with the same key is refused by the database (``IntegrityError``).
     Returns the ids of the incidents touched.
     """
     if not transitions:
         return []
-    touched = []
+    if isinstance(db, Session):
+        return _write_all(db, transitions, names)
+    with Session(db) as session, session.begin():
+        return _write_all(session, transitions, names)
+
+
+def _write_all(session: Session, transitions: Sequence[Transition], names: dict[str, str]) -> list[int]:
     rows_by_key: dict[tuple, IncidentRow] = {}  # an incident opened and escalated in the same tick has no id yet
-    with Session(engine) as session, session.begin():
-        for transition in transitions:
-            row = _write(session, transition, names, rows_by_key)
-            touched.append(row.id)
-    return touched
+    return [_write(session, transition, names, rows_by_key).id for transition in transitions]
+
+
+def key_region(incident: Incident) -> str | None:
+    """The region part of ``Incident.key`` (agent incidents are per region), stored for the unique index."""
+    return incident.key[2]
 
 
 def _write(session: Session, transition: Transition, names: dict[str, str], rows_by_key: dict) -> IncidentRow:
     incident = transition.incident
     if transition.action is Action.OPEN:
         row = IncidentRow(service_id=incident.service, kind=incident.kind.value, audience=incident.audience.value,
-                          started_at=incident.started_at, detected_at=incident.detected_at)
+                          key_region=key_region(incident), started_at=incident.started_at,
+                          detected_at=incident.detected_at)
         session.add(row)
     else:
         row = session.get(IncidentRow, incident.id) if incident.id is not None else rows_by_key.get(incident.key)

@@ -1,4 +1,4 @@
-"""``genstatus replay``: run detection over a JSON Lines trace (DESIGN.md §7).
+"""``genstatus replay``: run detection over a JSON Lines trace (docs/contracts.md, replay).
 
 Each trace line is one probe result::
 
@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from monitor.detection.detect import Action, DetectorConfig, Incident, Observation, Transition, detect, order_key
-from monitor.enums import Impact, Outcome
+from monitor.enums import IMPACT_RANK, Impact, Outcome
 
-_IMPACT_RANK = {Impact.NONE: 0, Impact.MINOR: 1, Impact.MAJOR: 2, Impact.CRITICAL: 3}
 
 
 class TraceError(ValueError):
@@ -163,7 +162,7 @@ def _apply(transition: Transition, open_incidents: dict, resolved: dict, records
         _, record = open_incidents[incident.key]
     record.updates.append(update)
     record.regions = sorted(set(record.regions) | set(incident.regions))
-    if _IMPACT_RANK[incident.impact] > _IMPACT_RANK[Impact(record.impact)]:
+    if IMPACT_RANK[incident.impact] > IMPACT_RANK[Impact(record.impact)]:
         record.impact = incident.impact.value  # the report shows the worst impact the incident reached
     if transition.action is Action.RESOLVE:
         record.resolved_at = incident.resolved_at

@@ -9,12 +9,18 @@ Short windows (up to an hour) are counted from the raw results, longer ones from
 rollups (whole hours: the oldest hour may reach up to an hour past the window).  Alerts go
 to the alert outbox as ``slo_burn`` events on the service; they never open public incidents,
 and one burning tier alerts once per long window, not on every check.
+
+That "once" is a check-then-insert: the coordinator runs it under its lock (``monitor.engine.leader``)
+in its own transaction, so two coordinators never both pass the check.  As a backstop the row carries
+a unique ``dedupe_key`` (service, tier and the long window's fixed bucket of time): any earlier alert in
+the same bucket is also inside the sliding window, so the key never refuses an alert the check allows,
+and two racing inserts in one bucket cannot both commit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -86,34 +92,52 @@ def window_counts(session: Session, service_id: str, now: datetime, window: time
     return Counts(int(row[0]), int(row[1]))
 
 
-def check_burn_rates(engine: Engine, config: Config, now: datetime) -> list[AlertOutbox]:
-    """Write ``slo_burn`` alert events for every service and tier burning now (once per long window)."""
+def dedupe_key(service_id: str, tier: BurnTier, now: datetime) -> str:
+    """The alert's unique key: service, tier and the fixed ``tier.long`` bucket of time holding ``now``."""
+    span = int(tier.long.total_seconds())
+    bucket = datetime.fromtimestamp(int(now.timestamp()) // span * span, UTC)
+    return f"slo_burn:{tier.name}:{service_id}:{bucket:%Y-%m-%dT%H:%MZ}"
+
+
+def check_burn_rates(db: Engine | Session, config: Config, now: datetime) -> list[AlertOutbox]:
+    """Write ``slo_burn`` alert events for every service and tier burning now (once per long window).
+
+    Given an engine it is a transaction of its own; given a session, the caller's transaction (the
+    coordinator's, under its lock).  A duplicate raises ``IntegrityError`` (see the module docstring).
+    """
+    if isinstance(db, Session):
+        return _check(db, config, now)
+    with Session(db, expire_on_commit=False) as session, session.begin():
+        return _check(session, config, now)
+
+
+def _check(session: Session, config: Config, now: datetime) -> list[AlertOutbox]:
     written = []
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        for service in config.services:
-            slo = service.slo.availability
-            if slo >= 100:
+    for service in config.services:
+        slo = service.slo.availability
+        if slo >= 100:
+            continue
+        for tier in TIERS:
+            long = window_counts(session, service.id, now, tier.long)
+            short = window_counts(session, service.id, now, tier.short)
+            if not burning(tier, long, short, slo):
                 continue
-            for tier in TIERS:
-                long = window_counts(session, service.id, now, tier.long)
-                short = window_counts(session, service.id, now, tier.short)
-                if not burning(tier, long, short, slo):
-                    continue
-                event = f"slo_burn:{tier.name}"
-                already = session.scalar(select(func.count()).select_from(AlertOutbox).where(
-                    AlertOutbox.service_id == service.id, AlertOutbox.event == event,
-                    AlertOutbox.created_at > now - tier.long))
-                if already:
-                    continue
-                alert = AlertOutbox(
-                    service_id=service.id, event=event, audience="operator",
-                    impact="major" if tier.severity == "page" else "minor",
-                    title=f"{service.display_name}: error budget burning {long.burn(slo):.1f}x ({tier.severity})",
-                    body=(f"{long.bad} of {long.counted} runs failed in the last {format_duration(tier.long)} and {short.bad} of "
-                          f"{short.counted} in the last {format_duration(tier.short)}: burn rate {long.burn(slo):.1f}x / "
-                          f"{short.burn(slo):.1f}x against the {slo:g}% availability SLO (alert at {tier.factor:g}x)."),
-                    created_at=now, attempts=0,
-                )
-                session.add(alert)
-                written.append(alert)
+            event = f"slo_burn:{tier.name}"
+            already = session.scalar(select(func.count()).select_from(AlertOutbox).where(
+                AlertOutbox.service_id == service.id, AlertOutbox.event == event,
+                AlertOutbox.created_at > now - tier.long))
+            if already:
+                continue
+            alert = AlertOutbox(
+                service_id=service.id, event=event, audience="operator",
+                impact="major" if tier.severity == "page" else "minor",
+                title=f"{service.display_name}: error budget burning {long.burn(slo):.1f}x ({tier.severity})",
+                body=(f"{long.bad} of {long.counted} runs failed in the last {format_duration(tier.long)} and {short.bad} of "
+                      f"{short.counted} in the last {format_duration(tier.short)}: burn rate {long.burn(slo):.1f}x / "
+                      f"{short.burn(slo):.1f}x against the {slo:g}% availability SLO (alert at {tier.factor:g}x)."),
+                created_at=now, attempts=0, dedupe_key=dedupe_key(service.id, tier, now),
+            )
+            session.add(alert)
+            written.append(alert)
+    session.flush()  # a duplicate dedupe_key fails here, inside the caller's transaction
     return written

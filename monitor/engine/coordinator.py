@@ -1,9 +1,13 @@
 """The coordinator loop: detection over the database every few seconds.
 
-In ``genstatus run`` it is a thread of the one process; in scale-out it is the elected
-coordinator.  Each tick reads the recent results and the known incidents, runs the pure
-``detect`` and writes its transitions (with updates and alert-outbox rows) in one
-transaction, so state survives restarts and nothing is decided twice.
+In ``genstatus run`` it is a thread of the process.  Several processes may share one PostgreSQL
+(one per region): each runs a coordinator, but only the one holding the coordinator lock
+(``monitor.engine.leader``) acts in a round; the others skip it.  Each step of a round -- the
+detection (read the recent results and the known incidents, run the pure ``detect``, write its
+transitions with updates and alert-outbox rows) and the periodic steps such as the SLO burn
+check -- is one transaction that starts by taking the lock, so its read-decide-write is never
+raced and state survives restarts.  Should the database still refuse a duplicate (the unique
+indexes on open incidents and alert keys), the step rolls back and is retried next tick.
 """
 
 from __future__ import annotations
@@ -11,20 +15,42 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.config import Config
 from monitor.detection.detect import DetectorConfig, Transition, detect
 from monitor.detection.incidents import apply_transitions, known_incidents, recent_observations
 from monitor.detection.slo import check_burn_rates
+from monitor.engine.leader import try_lead
+from monitor.store.retention import run_retention
 
 log = logging.getLogger("genstatus.coordinator")
 
 DEFAULT_TICK_S = 5.0
 SLO_EVERY_S = 60.0  # burn rates move slowly: check them once a minute, not every tick
+RETENTION_EVERY_S = 3600.0  # old rows go in small batches once an hour
+
+T = TypeVar("T")
+Step = Callable[[Session, datetime], Any]
+
+
+@dataclass
+class Periodic:
+    """A step run under the coordinator lock, in a transaction of its own, at most every ``every`` seconds."""
+
+    name: str
+    every: float
+    run: Step
+    last: datetime | None = None
+
+    def due(self, now: datetime) -> bool:
+        return self.last is None or (now - self.last).total_seconds() >= self.every
 
 
 class Coordinator:
@@ -39,8 +65,10 @@ class Coordinator:
         self.engine = engine
         self.config = config
         self.detector = DetectorConfig.from_config(config)
-        self._slo_checked: datetime | None = None
         self.names = {service.id: service.display_name for service in config.services}
+        #: after detection, in order, when due (and only when this coordinator got the lock)
+        self.periodic = [Periodic("SLO burn check", SLO_EVERY_S, self._check_slo),
+                         Periodic("retention", RETENTION_EVERY_S, self._retain)]
         self.every = every
         self.clock = clock
         self._stop = threading.Event()
@@ -48,21 +76,56 @@ class Coordinator:
         self._thread: threading.Thread | None = None
 
     def tick(self, now: datetime | None = None) -> list[Transition]:
-        """One round of detection; returns the transitions it wrote."""
+        """One round: detection, then the periodic steps that are due; returns the transitions written.
+
+        Returns ``[]`` without doing anything when another coordinator holds the lock.
+        """
         now = now or self.clock()
-        with Session(self.engine) as session:
-            observations = recent_observations(session, now - self.detector.lookback(), now)
-            known = known_incidents(session, now, self.detector.settings.reopen_window)
-        transitions = detect(observations, known, self.detector, now)
-        apply_transitions(self.engine, transitions, self.names)
-        if self._slo_checked is None or (now - self._slo_checked).total_seconds() >= SLO_EVERY_S:
-            self._slo_checked = now
-            for alert in check_burn_rates(self.engine, self.config, now):
-                log.warning("SLO alert: %s", alert.title)
+        transitions = self._locked("detection", self._detect, now)
+        if transitions is None:
+            return []
+        for step in self.periodic:
+            if step.due(now) and self._locked(step.name, step.run, now) is not None:
+                step.last = now
         for transition in transitions:
             log.warning("incident %s: %s (%s, %s)", transition.action, transition.incident.service or transition.incident.regions,
                         transition.incident.kind, transition.incident.impact)
         return transitions
+
+    def _locked(self, what: str, step: Callable[[Session, datetime], T], now: datetime) -> T | None:
+        """``step(session, now)`` in one transaction under the coordinator lock; None if it did not run or was undone."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                if not try_lead(session):
+                    log.debug("%s skipped: another coordinator holds the lock", what)
+                    return None
+                return step(session, now)
+        except IntegrityError as error:  # a duplicate the lock should have prevented: nothing was written
+            log.warning("%s rolled back, the database refused a duplicate (retrying next tick): %s", what, error.orig)
+            return None
+
+    def _detect(self, session: Session, now: datetime) -> list[Transition]:
+        observations = recent_observations(session, now - self.detector.lookback(), now)
+        known = known_incidents(session, now, self.detector.settings.reopen_window)
+        transitions = detect(observations, known, self.detector, now)
+        apply_transitions(session, transitions, self.names)
+        return transitions
+
+    def _check_slo(self, session: Session, now: datetime) -> list:
+        alerts = check_burn_rates(session, self.config, now)
+        for alert in alerts:
+            log.warning("SLO alert: %s", alert.title)
+        return alerts
+
+    def _retain(self, _session: Session, now: datetime) -> dict[str, int]:
+        """Delete what ``retention:`` no longer keeps; the lock held by ``_session`` keeps it to one coordinator.
+
+        The batches run in transactions of their own (short, never holding the lock's transaction busy).
+        """
+        removed = run_retention(self.engine, self.config.retention, now)
+        if any(removed.values()):
+            log.info("retention removed %s", ", ".join(f"{n} {what}" for what, n in removed.items() if n))
+        return removed
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="genstatus-coordinator", daemon=True)

@@ -11,53 +11,22 @@ trained on human opinion scores maps them to a score: about 0..100, **lower is b
 regression is not clipped, so it can stray a little outside 0..100).
 
 The model (``data/brisque_svm.txt``) and the feature ranges (``data/brisque_range.json``) are those
-of the PyPI package ``brisque`` 0.2.0 (Apache-2.0, see ``data/NOTICE``), whose own code no longer
-runs on numpy 2.  This module reproduces its features exactly as that model expects them, with
-its particular choices:
+of the PyPI package ``brisque`` 0.2.0, vendored under its Apache-2.0 licence (``data/NOTICE``,
+``data/LICENSE.brisque``).  The package's own code no longer runs on numpy 2, so the features are
+extracted here, reproducing the package's particular choices exactly, because the model only
+scores features computed the way it was trained on: ITU-R 709 luminance (skimage's rgb2gray), zero
+padding for the Gaussian, the asymmetric fit for the MSCN coefficients too, OpenCV's bicubic
+half-scale (``_half``), the package's rounding of exactly flat areas (``_flat_mscn``), and a table
+inversion of the shape function where the package called a root finder (the shape is clipped at
+1000, where the score saturates at 155.845 as the package's does).  ``tests/test_brisque.py``
+keeps the reference scores this must match.
 
-* luminance with ITU-R 709 weights (0.2125, 0.7154, 0.0721) on 0..1 values (skimage's rgb2gray);
-* zero padding at the borders for the Gaussian (scipy.signal.convolve2d "same");
-* the MSCN features are the AGGD fit's shape and (sigma_l^2 + sigma_r^2) / 2 (the package fits the
-  asymmetric model to the MSCN coefficients too, not the symmetric GGD of the paper);
-* the half scale is OpenCV's bicubic ``resize(fx=0.5)`` (a = -0.75, edge pixels repeated), emulated
-  here bit for bit: each output sample is -3/32, 19/32, 19/32, -3/32 of four input neighbours,
-  rows first;
-* MSCN coefficients of exactly flat 7 x 7 areas are pure floating-point rounding, but their sign
-  decides which side of the asymmetric fits they count on; they are recomputed the way the
-  package's ``convolve2d`` rounds them (see ``_flat_mscn``), which brings heavy-JPEG pictures from
-  ~3.5 points of difference down to ~0.01;
-* the shape is found by inverting rho(a) = G(2/a)^2 / (G(1/a) G(3/a)) on a precomputed table
-  (40,000 shapes from 0.02 to 1000, geometric, linear interpolation), where the package called a
-  root finder.  Beyond the table -- rho only approaches 3/4, and very flat distributions (pure noise)
-  measure more -- the shape is clipped to 1000; the package's root finder diverges there (shapes of
-  ~1e6).  Either way the scaled feature is so far from every support vector that all kernel terms
-  underflow and the score saturates at -rho = 155.845, as the package's does.
-
-Measured against the package itself (brisque 0.2.0 on numpy 1.26, OpenCV 4.11, scipy 1.13) on 53
-photographs and their blurred, noisy and JPEG versions: a difference of at most 0.04 points (a
-binary silhouette), at most 0.007 on every other picture and ~1e-6 on most (tests/test_brisque.py
-keeps a table).  What is left comes from pixels whose neighbourhood is not flat but cancels exactly
-(I - mean = 0), where the package's rounding sign is not reproduced.
-
-Resolution.  BRISQUE depends on scale: blur and noise are judged at the pixel level, and
-downscaling hides both, while the model was trained on pictures of about 768 x 512 (LIVE).  The
-pipeline stage measures a copy whose long side is ``LONG_SIDE`` = 384 px: an integer Pillow
-``reduce`` (cheap box averaging) and then an antialiased bicubic resize to exactly 384 px, never an
-upscale (a smaller picture is measured as it is).  Measured on 1024 px pictures (procedural scenes
-and photographs, benchmarks/quality_set.py) against 256 and 512 px:
-
-* a Gaussian blur of 2 px moves the score by +16 (median) at 384 px and +28 at 512 px, but benign
-  re-encoding (JPEG q85, WebP q90, a 0.9x resize) moves it by 4.8 (median, max 24) at 384 px and
-  11 (max 36) at 512 px -- so 384 px separates better; at 256 px a 2 px blur is only +9;
-* on flat graphics (canary pictures, shapes, text) 512 px was erratic (benign changes up to 61,
-  a 1 px blur up to -109), 384 px stable (benign changes <= 7);
-* the cost is about half that at 512 px: typically 10-20 ms for the stage including the resize.
-
-The shared 256 px analysis copy is not used: it is squashed to a square (changing the statistics of
-the horizontal, vertical and diagonal products differently) and too small to show a 1-2 px blur.
-Caveat of the model: on synthetic content (flat graphics, text, pictures with added grain) BRISQUE
-is not monotonic -- added noise can *lower* the score of a soft or flat picture -- so it is a metric
-to compare with the canary's own normal, not an absolute verdict (see ``DEGRADE_ABOVE``).
+The pipeline stage measures a copy whose long side is ``LONG_SIDE`` = 384 px (never upscaled):
+BRISQUE judges blur and noise at the pixel level, and this size separates a small blur from benign
+re-encoding best; the shared 256 px analysis copy is squashed to a square and too small to show a
+1-2 px blur.  On synthetic content (flat graphics, text, added grain) BRISQUE is not monotonic, and
+clean and degraded pictures overlap in score, so it is only recorded as a metric and compared with
+the canary's own normal (``monitor.scoring.profile``), never with a fixed cut-off.
 """
 
 from __future__ import annotations
@@ -79,13 +48,6 @@ DATA_DIR = Path(__file__).with_name("data")
 LONG_SIDE = 384
 #: a picture whose luminance has a standard deviation below this many grey levels (of 255) is blank
 BLANK_STDDEV = 0.5
-#: Without a reference profile, degrade only above this score; None: only record the metric.  None
-#: because no cut-off exists: on benchmarks/quality_set.py (512 px, 6 per family) clean variants
-#: score -13..156 (canary pictures 88..107, text 96..120, shapes 97..104, periodic textures up to
-#: the saturated 155.8), while blur scores 67..156, heavy JPEG 47..116, downscale-upscale 66..114
-#: and pure noise 56..72 -- every degraded class lies inside the clean range.  Only the canary's own
-#: profile (its normal BRISQUE) can tell a change.
-DEGRADE_ABOVE: float | None = None
 
 _LUMA = np.array([0.2125, 0.7154, 0.0721])  # skimage.color.rgb2gray, as the model's features used
 _C = 1.0 / 255.0  # stabilising constant of the MSCN division, on 0..1 luminance
@@ -291,6 +253,3 @@ def no_reference_quality(given: ScoringInput, out: Assessment) -> None:
         out.metrics["brisque_blank"] = 1.0
         return
     out.metrics["brisque"] = score
-    if DEGRADE_ABOVE is not None and score > DEGRADE_ABOVE:
-        out.degrade("poor_quality", f"the image looks heavily distorted (BRISQUE {score:.0f}, clean pictures "
-                                    f"score well below {DEGRADE_ABOVE:.0f}; lower is better)", 0.5)

@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    LargeBinary,
     BigInteger,
     Column,
     DateTime,
@@ -20,11 +19,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -99,7 +100,7 @@ class Canary(Base):
 
 
 class ProbeResultRow(Base):
-    """One probe run: every field of the result record (DESIGN.md §3)."""
+    """One probe run: every field of the result record (docs/contracts.md, result record)."""
 
     __tablename__ = "probe_results"
     __table_args__ = (
@@ -139,6 +140,9 @@ class ProbeResultRow(Base):
     model_version: Mapped[str | None] = mapped_column(String(200))
     revised_prompt: Mapped[str | None] = mapped_column(Text)
     seed: Mapped[int | None] = mapped_column(BigInteger)
+    #: uuid4 hex given by the store before the first write attempt; replaying a spooled result skips
+    #: a key already stored (looked up within the batch's ``started_at`` range, on its index)
+    idempotency_key: Mapped[str | None] = mapped_column(String(32))
 
 
 def _rollup_table(name: str) -> Table:
@@ -169,7 +173,19 @@ class Incident(Base):
     """An incident (detection logic arrives with the detection issue; the table is here from the start)."""
 
     __tablename__ = "incidents"
-    __table_args__ = (Index("ix_incidents_service_resolved", "service_id", "resolved_at"),)
+    __table_args__ = (
+        Index("ix_incidents_service_resolved", "service_id", "resolved_at"),
+        # The database refuses a second open incident with the detector's key (``Incident.key``):
+        # one per (service, kind, audience), and -- service_id is NULL for agent incidents and NULLs
+        # are distinct in unique indexes -- one agent incident per region (``key_region``).
+        # Two plain-column partial indexes rather than one on coalesce(service_id, ''): autogenerate
+        # can reflect and compare these on SQLite as well as PostgreSQL.
+        Index("uq_incidents_open_service", "service_id", "kind", "audience", unique=True,
+              sqlite_where=text("resolved_at IS NULL"), postgresql_where=text("resolved_at IS NULL")),
+        Index("uq_incidents_open_region", "kind", "audience", "key_region", unique=True,
+              sqlite_where=text("resolved_at IS NULL AND service_id IS NULL"),
+              postgresql_where=text("resolved_at IS NULL AND service_id IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     service_id: Mapped[str | None] = mapped_column(ForeignKey("services.id"))
@@ -179,13 +195,14 @@ class Incident(Base):
     status: Mapped[str] = mapped_column(String(16), default="investigating")
     title: Mapped[str] = mapped_column(String(300))
     regions: Mapped[list | None] = mapped_column(JSON)
+    key_region: Mapped[str | None] = mapped_column(String(64))  # the region of a per-region (agent) incident
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    updates: Mapped[list["IncidentUpdate"]] = relationship(
+    updates: Mapped[list[IncidentUpdate]] = relationship(
         back_populates="incident", order_by="IncidentUpdate.created_at", cascade="all, delete-orphan"
     )
 
@@ -211,7 +228,10 @@ class AlertOutbox(Base):
     """
 
     __tablename__ = "alert_outbox"
-    __table_args__ = (Index("ix_alert_outbox_pending", "delivered_at", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_alert_outbox_pending", "delivered_at", "next_attempt_at"),
+        Index("uq_alert_outbox_dedupe_key", "dedupe_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -226,6 +246,8 @@ class AlertOutbox(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: set for events that must exist at most once (``slo_burn``: per service, tier and window); NULL otherwise
+    dedupe_key: Mapped[str | None] = mapped_column(String(160))
 
 
 class ReferenceImageRow(Base):

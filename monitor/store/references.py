@@ -19,7 +19,7 @@ from monitor.scoring.profile import (
     profile_seed,
 )
 
-logger = logging.getLogger("genstatus.reference_store")
+logger = logging.getLogger("genstatus.references")
 
 RECENT_OUTPUTS = 5  # previous outputs the stuck-output check looks at
 PROFILE_TTL_S = 60.0  # a new baseline reaches every agent within this
@@ -112,7 +112,3 @@ class ReferenceSource:
         with self._lock:
             self._profiles[key] = (now, profile)
         return profile
-
-    def forget(self) -> None:
-        with self._lock:
-            self._profiles.clear()

@@ -5,26 +5,26 @@ increments only, no read-modify-write, so any number of agents can write one Pos
 concurrently and the counts stay exact.  Each rollup table has one statement, the same
 text on SQLite and PostgreSQL, binding eight values per result (see ``rollup_upsert``).
 
-When the database is unreachable, results go to a spool (a JSON Lines file, or a bounded
-in-memory deque) and are replayed in order, before anything newer, once it is back.
+Every result gets an idempotency key (a uuid4) when the store first sees it, stored in
+``probe_results.idempotency_key``.  When the database is unreachable, results go to a spool
+(``monitor.store.spool``: an append-only JSON Lines file, or a bounded in-memory deque) with
+their keys and are replayed in order, before anything newer, once it is back; a replayed
+result whose key is already stored is skipped, so replaying a batch twice stores it once.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import os
 import threading
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import fields
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Engine,
+    Executable,
     Float,
     Insert,
     Integer,
@@ -61,6 +61,16 @@ from monitor.store.models import (
     rollup_hourly,
     utcnow,
 )
+from monitor.store.spool import (
+    DEFAULT_MAX_BYTES,
+    MEMORY_SPOOL_LIMIT,
+    FileSpool,
+    MemorySpool,
+    new_key,
+    record_key,
+    result_from_dict,
+    spool_record,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - the web imports this module and must not pull in probes
     from probes.base import ProbeResult
@@ -69,13 +79,11 @@ logger = logging.getLogger("genstatus.store")
 
 #: Health checks are stored raw only; availability and latency come from real generations.
 ROLLUP_KINDS = frozenset({ProbeKind.CANARY, ProbeKind.CONFIRMATION})
-#: Outcomes that returned an image: only their total latency feeds the latency histogram.
-MEMORY_SPOOL_LIMIT = 10_000
 REPLAY_BATCH = 200
 
 probe_results: Table = ProbeResultRow.__table__  # type: ignore[assignment]
 result_images: Table = ResultImageRow.__table__  # type: ignore[assignment]
-LATENCY_PHASES = ("submit", "queue", "generation", "download", "total")  # probes.base.PHASES
+LATENCY_PHASES = ("submit", "queue", "generation", "download", "total")  # = probes.base.PHASES (tests/test_store.py keeps them equal)
 ROLLUP_KEY = ("service_id", "region", "bucket_start")
 SUMMED = (
     "n_total", *(f"n_{o.value}" for o in Outcome), "latency_count", "latency_sum_ms",
@@ -92,6 +100,20 @@ def _day(ts: datetime) -> datetime:
 
 
 ROLLUPS: tuple[tuple[Table, Callable[[datetime], datetime]], ...] = ((rollup_hourly, _hour), (rollup_daily, _day))
+
+#: A rollup statement and the function flooring a result's start to its bucket (see ``default_rollups``).
+RollupStatement = tuple[Executable, Callable[[datetime], datetime]]
+
+__all__ = [  # the spool's record helpers are re-exported: callers import them from here
+    "DEFAULT_MAX_BYTES", "MEMORY_SPOOL_LIMIT", "REPLAY_BATCH", "ResultStore", "default_rollups",
+    "is_connection_problem", "raw_row", "result_from_dict", "rollup_event", "rollup_events",
+    "rollup_upsert", "spool_record",
+]
+
+
+def default_rollups() -> list[RollupStatement]:
+    """The statements ``ResultStore`` runs per batch after the raw rows: one upsert per rollup table."""
+    return [(rollup_upsert(table), floor) for table, floor in ROLLUPS]
 
 
 # -- rows ------------------------------------------------------------------------------
@@ -256,124 +278,6 @@ def prune_result_images(connection, service_id: str, canary_id: str | None) -> N
                        .values(image=None))
 
 
-# -- the spool -------------------------------------------------------------------------
-
-
-def spool_record(result: ProbeResult) -> dict[str, Any]:
-    """``ProbeResult.to_dict()`` plus the kept thumbnail/image (base64), so an outage loses none of it."""
-    record = result.to_dict()
-    for name in ("thumbnail", "kept_image"):
-        if getattr(result, name) is not None:
-            record[f"_{name}"] = base64.b64encode(getattr(result, name)).decode("ascii")
-    if result.keep_until is not None:
-        record["_keep_until"] = result.keep_until.isoformat()
-    return record
-
-
-def result_from_dict(data: dict[str, Any]) -> ProbeResult:
-    """Rebuild a result from a spool record (``spool_record``)."""
-    from probes.base import ProbeResult
-
-    known = {f.name for f in fields(ProbeResult)} - set(ProbeResult.PRIVATE)
-    values = {key: value for key, value in data.items() if key in known}
-    for name in ("thumbnail", "kept_image"):
-        if data.get(f"_{name}"):
-            values[name] = base64.b64decode(data[f"_{name}"])
-    if data.get("_keep_until"):
-        values["keep_until"] = _parse_time(data["_keep_until"])
-    values["kind"] = ProbeKind(values["kind"])
-    values["outcome"] = Outcome(values["outcome"])
-    for key in ("started_at", "finished_at"):
-        if values.get(key) is not None:
-            values[key] = _parse_time(values[key])
-    return ProbeResult(**values)
-
-
-def _parse_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class _MemorySpool:
-    def __init__(self, limit: int) -> None:
-        self.items: deque[dict[str, Any]] = deque()
-        self.limit = limit
-        self.dropped = 0
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def describe(self) -> str:
-        return "memory (lost if the process exits; give the store a spool file)"
-
-    def append(self, records: list[dict[str, Any]]) -> None:
-        for record in records:
-            if len(self.items) >= self.limit:
-                self.items.popleft()
-                self.dropped += 1
-            self.items.append(record)
-
-    def head(self, n: int) -> list[dict[str, Any]]:
-        return [self.items[i] for i in range(min(n, len(self.items)))]
-
-    def drop(self, n: int) -> None:
-        for _ in range(n):
-            self.items.popleft()
-
-
-class _FileSpool:
-    """JSON Lines, oldest first; appends are fsynced, removal rewrites the file atomically."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.dropped = 0
-        self.count = len(self._read())
-
-    def __len__(self) -> int:
-        return self.count
-
-    def describe(self) -> str:
-        return str(self.path)
-
-    def _read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        records = []
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:  # a torn last line after a crash
-                logger.error("spool %s line %d is not JSON, skipped: %.200s", self.path, number, line)
-        return records
-
-    def append(self, records: list[dict[str, Any]]) -> None:
-        with self.path.open("a", encoding="utf-8") as spool:
-            spool.writelines(json.dumps(record) + "\n" for record in records)
-            spool.flush()
-            os.fsync(spool.fileno())
-        self.count += len(records)
-
-    def head(self, n: int) -> list[dict[str, Any]]:
-        return self._read()[:n]
-
-    def drop(self, n: int) -> None:
-        rest = self._read()[n:]
-        if not rest:
-            self.path.unlink(missing_ok=True)
-            self.count = 0
-            return
-        temp = self.path.with_name(self.path.name + ".tmp")
-        with temp.open("w", encoding="utf-8") as spool:
-            spool.writelines(json.dumps(record) + "\n" for record in rest)
-            spool.flush()
-            os.fsync(spool.fileno())
-        os.replace(temp, self.path)
-        self.count = len(rest)
-
-
 def is_connection_problem(exc: BaseException) -> bool:
     """The database is unreachable (worth spooling), as opposed to a bad statement or row."""
     if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)):
@@ -385,21 +289,34 @@ def is_connection_problem(exc: BaseException) -> bool:
 
 
 class ResultStore:
-    """Writes results and keeps the rollups; spools through database outages."""
+    """Writes results and keeps the rollups; spools through database outages.
+
+    ``spool_path`` selects the durable spool (``FileSpool``, capped at ``spool_max_bytes``);
+    without it results wait in memory (``MemorySpool``, at most ``memory_limit``).
+    ``rollups`` replaces the statements run after the raw rows of each batch (default:
+    ``default_rollups()``): a seam for tests and benchmarks, each a statement taking the
+    parameters of ``rollup_event`` and the function flooring a start time to its bucket.
+    """
 
     def __init__(
-        self, engine: Engine, spool_path: str | Path | None = None, *, memory_limit: int = MEMORY_SPOOL_LIMIT
+        self,
+        engine: Engine,
+        spool_path: str | Path | None = None,
+        *,
+        memory_limit: int = MEMORY_SPOOL_LIMIT,
+        spool_max_bytes: int = DEFAULT_MAX_BYTES,
+        rollups: Sequence[RollupStatement] | None = None,
     ) -> None:
         self.engine = engine
         dialect = engine.dialect.name
         self._raw_insert = insert(probe_results)
-        self._upserts = [(rollup_upsert(table), floor) for table, floor in ROLLUPS]
+        self._rollups: list[RollupStatement] = list(default_rollups() if rollups is None else rollups)
         self._service_upsert = _catalog_upsert(
             Service.__table__, dialect, ("name", "group_name", "provider", "model", "position", "active")
         )
         self._canary_upsert = _catalog_upsert(Canary.__table__, dialect, ("prompt", "size", "seed"))
-        self._spool: _FileSpool | _MemorySpool = (
-            _FileSpool(Path(spool_path)) if spool_path is not None else _MemorySpool(memory_limit)
+        self._spool: FileSpool | MemorySpool = (
+            FileSpool(Path(spool_path), spool_max_bytes) if spool_path is not None else MemorySpool(memory_limit)
         )
         self._lock = threading.RLock()
         self._outage = False
@@ -443,8 +360,12 @@ class ResultStore:
         self.record_many([result])
 
     def record_many(self, results: Iterable[ProbeResult]) -> None:
-        """Store a batch in one transaction (executemany of the same statements)."""
-        batch = list(results)
+        """Store a batch in one transaction (executemany of the same statements).
+
+        Each result gets its idempotency key here, before the first attempt: if a commit
+        succeeds but its acknowledgement is lost, the spooled copy is recognised on replay.
+        """
+        batch = [(new_key(), r) for r in results]
         if not batch:
             return
         if len(self._spool):
@@ -459,23 +380,59 @@ class ResultStore:
                 raise
             self._note_outage(exc)
             self._spool_results(batch)
+            return
+        if self._outage:  # back, with nothing spooled (every result of the outage was dropped)
+            with self._lock:
+                self._end_outage(0, 0)
 
-    def _write(self, batch: list[ProbeResult]) -> None:
-        plain = [r for r in batch if r.thumbnail is None and r.kept_image is None]
+    def _write(self, batch: list[tuple[str, ProbeResult]], *, replay: bool = False) -> int:
+        """Write (key, result) pairs in one transaction.  On replay, results whose key is already
+        stored (or repeated in the batch) are skipped; returns how many were skipped."""
+        skipped = 0
         with self.engine.begin() as connection:
+            if replay:
+                before = len(batch)
+                batch = self._unstored(connection, batch)
+                skipped = before - len(batch)
+                if not batch:
+                    return skipped
+            plain = [(k, r) for k, r in batch if r.thumbnail is None and r.kept_image is None]
             if plain:
-                connection.execute(self._raw_insert, [raw_row(r) for r in plain])
-            for result in batch:
+                connection.execute(self._raw_insert, [{**raw_row(r), "idempotency_key": k} for k, r in plain])
+            for key, result in batch:
                 if result.thumbnail is not None or result.kept_image is not None:
-                    self._write_with_image(connection, result)
-            for statement, floor in self._upserts:
-                events = rollup_events(batch, floor)
+                    self._write_with_image(connection, key, result)
+            results = [r for _, r in batch]
+            for statement, floor in self._rollups:
+                events = rollup_events(results, floor)
                 if events:
                     connection.execute(statement, events)
+        return skipped
 
-    def _write_with_image(self, connection, result: ProbeResult) -> None:
+    @staticmethod
+    def _unstored(connection, batch: list[tuple[str, ProbeResult]]) -> list[tuple[str, ProbeResult]]:
+        """The pairs whose key is not in ``probe_results`` yet (first of each key).  The lookup is
+        bounded by the batch's ``started_at`` range, so it runs on ``ix_probe_results_started``."""
+        column = probe_results.c
+        stored = set(connection.scalars(
+            select(column.idempotency_key).where(
+                column.started_at >= min(r.started_at for _, r in batch),
+                column.started_at <= max(r.started_at for _, r in batch),
+                column.idempotency_key.in_(sorted({k for k, _ in batch})),
+            )
+        ))
+        fresh = []
+        for key, result in batch:
+            if key not in stored:
+                stored.add(key)
+                fresh.append((key, result))
+        return fresh
+
+    def _write_with_image(self, connection, key: str, result: ProbeResult) -> None:
         """The raw row plus its ``result_images`` row; older thumbnails of the canary are pruned."""
-        result_id = connection.execute(self._raw_insert.returning(probe_results.c.id), raw_row(result)).scalar_one()
+        result_id = connection.execute(
+            self._raw_insert.returning(probe_results.c.id), {**raw_row(result), "idempotency_key": key}
+        ).scalar_one()
         connection.execute(insert(result_images), {
             "result_id": result_id, "service_id": result.service, "canary_id": result.canary,
             "created_at": result.started_at, "thumbnail": result.thumbnail, "image": result.kept_image,
@@ -491,53 +448,69 @@ class ResultStore:
             if self._outage:
                 return
             self._outage = True
-        log = logger.error if isinstance(self._spool, _MemorySpool) else logger.warning
+        log = logger.warning if self._spool.durable else logger.error
         log("database unavailable (%s); spooling results to %s until it is back",
             str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self._spool.describe())
 
-    def _spool_results(self, batch: list[ProbeResult]) -> None:
+    def _spool_results(self, batch: list[tuple[str, ProbeResult]]) -> None:
         with self._lock:
             dropped = self._spool.dropped
-            self._spool.append([spool_record(r) for r in batch])
+            self._spool.append([spool_record(r, key) for key, r in batch])
             if dropped == 0 and self._spool.dropped:
-                logger.error("memory spool full (%d results): dropping the oldest", len(self._spool))
+                (logger.warning if self._spool.durable else logger.error)(self._spool.full_message())
 
     def flush_spool(self) -> int:
         """Replay spooled results in order; each batch leaves the spool only after its commit.
 
-        Returns how many were written.  Stops quietly while the database is still down.
-        A spooled result the database rejects for good (not a connection problem) is
-        logged with its full record and dropped, so it cannot block the ones behind it.
+        Returns how many spooled records were consumed (written, already stored, or rejected).
+        Stops quietly while the database is still down.  A record already in the database
+        (same idempotency key: a batch replayed twice after a crash) is skipped.  A spooled
+        result the database rejects for good (not a connection problem) is logged with its
+        full record and dropped, so it cannot block the ones behind it.
         """
-        written = 0
+        consumed = skipped = 0
         with self._lock:
             while chunk := self._spool.head(REPLAY_BATCH):
                 try:
                     try:
-                        self._write([result_from_dict(d) for d in chunk])
+                        skipped += self._write([_keyed(d) for d in chunk], replay=True)
                     except Exception as exc:
                         if is_connection_problem(exc):
                             raise
                         chunk = chunk[:1]  # one is bad: go one at a time from the front
-                        self._write_or_reject(chunk[0])
+                        skipped += self._write_or_reject(chunk[0])
                 except Exception as exc:
                     if not is_connection_problem(exc):
                         raise
                     self._note_outage(exc)
-                    return written
+                    return consumed
                 self._spool.drop(len(chunk))
-                written += len(chunk)
-            if self._outage:
-                self._outage = False
-                self._spool.dropped = 0
-                logger.warning("database is back; replayed %d spooled results", written)
-        return written
+                consumed += len(chunk)
+            if self._outage or self._spool.dropped:
+                self._end_outage(consumed, skipped)
+        return consumed
 
-    def _write_or_reject(self, record: dict[str, Any]) -> None:
+    def _end_outage(self, consumed: int, skipped: int) -> None:
+        """Log the end of an outage: what was replayed and, once, how many results the full spool dropped."""
+        self._outage = False
+        logger.warning("database is back; replayed %d spooled results%s", consumed,
+                       f" ({skipped} already stored, skipped)" if skipped else "")
+        if self._spool.dropped:
+            logger.warning("%d results were lost during the outage: the spool %s was full",
+                           self._spool.dropped, self._spool.describe())
+        self._spool.dropped = 0
+
+    def _write_or_reject(self, record: dict[str, Any]) -> int:
         """Write one spooled record alone; log and drop it if it can never be written."""
         try:
-            self._write([result_from_dict(record)])
+            return self._write([_keyed(record)], replay=True)
         except Exception as exc:
             if is_connection_problem(exc):
                 raise
             logger.error("spooled result rejected, dropped: %s (%s)", json.dumps(record), exc)
+            return 0
+
+
+def _keyed(record: dict[str, Any]) -> tuple[str, ProbeResult]:
+    """A spool record as (idempotency key, result); records from before keys existed get a new one."""
+    return record_key(record) or new_key(), result_from_dict(record)
