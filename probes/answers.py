@@ -8,12 +8,16 @@ refines it first with its own body rules (content-policy codes, quota wording an
 from __future__ import annotations
 
 import json
-from typing import Any, Collection
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from monitor.enums import Outcome
-from probes.base import ProbeContext, ProbeFailure
+from probes.failure import ProbeFailure
+
+if TYPE_CHECKING:  # pragma: no cover
+    from probes.base import ProbeContext
 
 MAX_ERROR_BODY = 64 * 1024
 #: 402 (payment required: credits used up) is the operator's problem like a bad key

@@ -1,4 +1,4 @@
-"""The adapter interface and the probe result record (DESIGN.md §3).
+"""The adapter interface and the probe result record (docs/contracts.md, result record).
 
 An adapter speaks one provider's protocol: ``generate`` sends the canary and
 returns the raw image (or raises :class:`ProbeFailure` with a classified
@@ -10,17 +10,22 @@ adapter reports failures the same way and never lets an exception escape.
 from __future__ import annotations
 
 import copy
+import random
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
 from monitor.enums import Outcome, ProbeKind
+from probes.answers import MAX_ERROR_BODY, body_text, status_failure
+from probes.failure import DeadlineExceeded, ProbeFailure
+from probes.http import Destinations, Reply, Request, origin_of, send
 from probes.sanitize import sanitize
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,6 +34,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from monitor.config import CanaryConfig, ServiceConfig
 
 PHASES = ("submit", "queue", "generation", "download", "total")
+#: the largest seed drawn or sent (every provider takes a signed 32-bit seed)
+SEED_MAX = 2**31 - 1
+
+__all__ = ["SEED_MAX", "Adapter", "DeadlineExceeded", "Generation", "HealthCheck", "ProbeContext", "ProbeFailure",
+           "ProbeResult", "Reply", "Request", "SizeCheck", "random_seed"]
+
+
+def random_seed() -> int:
+    """A fresh seed in ``1..SEED_MAX``: for ``seed: random`` and for providers that cache identical requests."""
+    return random.randint(1, SEED_MAX)
 
 
 @dataclass
@@ -62,7 +77,7 @@ class ProbeResult:
     seed: int | None = None
     # The generated image itself and how to check its size: handed to scoring, never stored or printed.
     image: bytes | None = field(default=None, repr=False, compare=False)
-    size_check: "SizeCheck" = field(default="exact", repr=False, compare=False)  # type: ignore[assignment]
+    size_check: SizeCheck = field(default="exact", repr=False, compare=False)  # type: ignore[assignment]
     # What the store keeps of the image: a small thumbnail and, for a failing image when configured, the file.
     thumbnail: bytes | None = field(default=None, repr=False, compare=False)
     kept_image: bytes | None = field(default=None, repr=False, compare=False)
@@ -86,29 +101,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class ProbeFailure(Exception):
-    """A classified failure: the provider said no, or said something unusable."""
-
-    def __init__(
-        self,
-        outcome: Outcome,
-        detail: str,
-        *,
-        http_status: int | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.outcome = Outcome(outcome)
-        self.detail = detail
-        self.http_status = http_status
-        self.request_id = request_id
-
-
-class DeadlineExceeded(ProbeFailure):
-    def __init__(self, detail: str = "deadline exceeded") -> None:
-        super().__init__(Outcome.TIMEOUT, detail)
-
-
 class SizeCheck(StrEnum):
     """How scoring compares the image's size with the canary's ``size``.
 
@@ -127,7 +119,6 @@ class Generation:
     """What an adapter got back from a successful generation request."""
 
     image: bytes
-    content_type: str | None = None
     http_status: int | None = None
     request_id: str | None = None
     model_version: str | None = None
@@ -150,8 +141,8 @@ class ProbeContext:
 
     def __init__(
         self,
-        service: "ServiceConfig",
-        canary: "CanaryConfig | None",
+        service: ServiceConfig,
+        canary: CanaryConfig | None,
         client: httpx.Client,
         *,
         region: str = "default",
@@ -218,12 +209,21 @@ class Adapter(ABC):
     #: False for providers without a seed parameter: no seed is drawn or recorded for them
     supports_seed: ClassVar[bool] = True
     #: optional pydantic model validating ``service.options`` (unknown keys rejected)
-    options_model: ClassVar["type[BaseModel] | None"] = None
+    options_model: ClassVar[type[BaseModel] | None] = None
+    #: the validation context ``options_model`` gets here (e.g. to defer reading files to each run)
+    options_context: ClassVar[dict[str, Any] | None] = None
+    #: the response header carrying the provider's request id
+    request_id_header: ClassVar[str] = "x-request-id"
+    #: Other hosts of the same provider that its answers may name (polling and result URLs), allowed
+    #: over https on the default port only while ``base_url`` is itself one of them: an explicit list
+    #: per adapter (BFL's regional API hosts), never a suffix match.  Every other origin is refused.
+    sibling_hosts: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, service: "ServiceConfig") -> None:
+    def __init__(self, service: ServiceConfig) -> None:
         self.service = service
         self.options = (
-            self.options_model.model_validate(service.options) if self.options_model else service.options
+            self.options_model.model_validate(service.options, context=self.options_context)
+            if self.options_model else service.options
         )
 
     @abstractmethod
@@ -255,6 +255,53 @@ class Adapter(ABC):
     def headers(self) -> dict[str, str]:
         """Headers for every request (credentials included)."""
         return {}
+
+    # -- sending requests: the one way every adapter talks to its provider -------------------
+
+    def configured_origins(self) -> Iterable[str]:
+        """Origins besides ``base_url``'s that the service's own config names as request targets."""
+        return ()
+
+    def destinations(self) -> Destinations:
+        """Where this service's requests (and so its credentials) may go; see ``probes.http.Destinations``."""
+        home = origin_of(self.base_url)
+        trusted = {home, *(origin_of(url) for url in self.configured_origins())}
+        allowed = {origin_of(url) for url in self.service.allowed_origins}
+        if httpx.URL(self.base_url).host in self.sibling_hosts:
+            allowed |= {origin_of(f"https://{host}") for host in self.sibling_hosts}
+        return Destinations(home=home, trusted=frozenset(trusted), allowed=frozenset(allowed - trusted))
+
+    def check_destinations(self, ctx: ProbeContext, *requests: Request) -> None:
+        """Refuse now what ``send`` would refuse later: a job whose polling or cancel URL is elsewhere is not polled."""
+        destinations = self.destinations()
+        for request in requests:
+            destinations.route(ctx, request)
+
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+        """Classify an error answer (``raw`` is the start of its body); providers refine the generic rules."""
+        return status_failure(response, f"HTTP {response.status_code}: {body_text(raw)}",
+                              request_id=response.headers.get(self.request_id_header))
+
+    def send(
+        self,
+        ctx: ProbeContext,
+        request: Request,
+        *,
+        ok: Collection[int] = (200,),
+        keep: Collection[int] = (),
+        limit: int = MAX_ERROR_BODY,
+        phase: str | None = None,
+        record: bool = True,
+    ) -> Reply:
+        """Send ``request`` (streamed, only to an allowed origin) and read its answer.
+
+        A status in ``ok`` has its body read (at most ``limit`` bytes, deadline checked per chunk);
+        one in ``keep`` is returned unread; any other is raised as ``self.failure``.  ``phase``
+        times the request; ``record=False`` leaves the status and request id of the run alone.
+        """
+        return send(ctx, request, destinations=self.destinations(), failure=self.failure,
+                    request_id_header=self.request_id_header, ok=ok, keep=keep, limit=limit, phase=phase,
+                    record=record)
 
     # -- the template every adapter shares -------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Fetch a provider's output image safely (PROVIDERS.md, general rule 4).
+"""Fetch a provider's output image safely (docs/providers.md, rules every adapter follows).
 
 Image URLs come from a remote service, so they are treated as untrusted input:
 only http(s), at most ``MAX_REDIRECTS`` hops followed by hand with every hop
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from monitor.enums import Outcome
-from probes.base import ProbeFailure
+from probes.failure import ProbeFailure
 
 if TYPE_CHECKING:  # pragma: no cover
     from probes.base import ProbeContext
@@ -36,7 +36,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def download_image(
-    ctx: "ProbeContext", url: str, *, allowed_content_types: tuple[str, ...] = ("image/",)
+    ctx: ProbeContext, url: str, *, allowed_content_types: tuple[str, ...] = ("image/",)
 ) -> tuple[bytes, str | None]:
     """Return ``(image bytes, MIME type sniffed from them)`` or raise ``ProbeFailure``."""
     with ctx.phase("download"):
@@ -63,16 +63,10 @@ def _parse_url(url: str, base: httpx.URL | None = None) -> httpx.URL:
 
 
 def _fetch(
-    ctx: "ProbeContext", url: httpx.URL, allowed_content_types: tuple[str, ...]
+    ctx: ProbeContext, url: httpx.URL, allowed_content_types: tuple[str, ...]
 ) -> tuple[bytes, str | None] | httpx.URL:
     """One hop: the image, or the URL a redirect points to."""
-    target, extensions, headers = url, {}, {}
-    if not ctx.service.allow_private_network:
-        address = _checked_address(ctx, url)
-        target = url.copy_with(host=str(address))
-        headers["Host"] = url.netloc.decode("ascii")
-        if url.scheme == "https":
-            extensions["sni_hostname"] = url.host
+    target, headers, extensions = pinned(ctx, url, "download the image from", Outcome.PROBE_ERROR)
     with ctx.client.stream(
         "GET", target, headers=headers, extensions=extensions, timeout=ctx.timeout(), follow_redirects=False
     ) as response:
@@ -98,21 +92,40 @@ def _fetch(
     return body, sniff_image(body)
 
 
-def _checked_address(ctx: "ProbeContext", url: httpx.URL) -> IPAddress:
+def pinned(
+    ctx: ProbeContext, url: httpx.URL, doing: str, outcome: Outcome
+) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """``(target, headers, extensions)`` reaching ``url`` only at a public address it resolves to.
+
+    The request goes to the checked IP with the original ``Host`` header and TLS server name, so a
+    DNS answer that changes between the check and the connect cannot reach a private address.  A
+    non-public address is refused as ``outcome`` ("refusing to {doing} {host}"), unless the service
+    sets ``allow_private_network``.
+    """
+    if ctx.service.allow_private_network:
+        return url, {}, {}
+    address = _checked_address(ctx, url, doing, outcome)
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    return url.copy_with(host=str(address)), {"Host": url.netloc.decode("ascii")}, extensions
+
+
+def _checked_address(
+    ctx: ProbeContext, url: httpx.URL, doing: str = "download the image from", outcome: Outcome = Outcome.PROBE_ERROR
+) -> IPAddress:
     """Resolve the host; refuse it if any address is not public.  Returns the address to use."""
     host = url.host
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise httpx.ConnectError(f"cannot resolve image host {host!r}: {exc}") from None
+        raise httpx.ConnectError(f"cannot resolve host {host!r}: {exc}") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for address in addresses:
         if not is_public_address(address):
             raise ProbeFailure(
-                Outcome.PROBE_ERROR,
-                f"refusing to download the image from {host!r}: it resolves to the non-public address {address}. "
-                f"If this service really serves images from a private network, set "
+                outcome,
+                f"refusing to {doing} {host!r}: it resolves to the non-public address {address}. "
+                f"If this service really is on a private network, set "
                 f"'allow_private_network: true' on service {ctx.service.id!r}.",
             )
     return addresses[0]
@@ -133,7 +146,7 @@ def _check_content_type(header: str | None, allowed: tuple[str, ...]) -> None:
         raise ProbeFailure(Outcome.BAD_OUTPUT, f"image URL returned {media_type!r}, not an image")
 
 
-def read_limited(ctx: "ProbeContext", response: httpx.Response, limit: int, *, what: str) -> bytes:
+def read_limited(ctx: ProbeContext, response: httpx.Response, limit: int, *, what: str) -> bytes:
     """Read a streamed body, checking the deadline per chunk; over ``limit`` bytes is ``bad_output``."""
     chunks: list[bytes] = []
     size = 0
@@ -146,11 +159,11 @@ def read_limited(ctx: "ProbeContext", response: httpx.Response, limit: int, *, w
     return b"".join(chunks)
 
 
-def _too_large(ctx: "ProbeContext", size: int) -> ProbeFailure:
+def _too_large(ctx: ProbeContext, size: int) -> ProbeFailure:
     return ProbeFailure(Outcome.BAD_OUTPUT, f"image is {size} bytes, over max_image_bytes={ctx.service.max_image_bytes}")
 
 
-def _from_data_uri(ctx: "ProbeContext", uri: str, allowed: tuple[str, ...]) -> tuple[bytes, str | None]:
+def _from_data_uri(ctx: ProbeContext, uri: str, allowed: tuple[str, ...]) -> tuple[bytes, str | None]:
     header, comma, payload = uri.partition(",")
     params = header.removeprefix("data:").split(";")
     media_type = params[0].strip().lower()

@@ -5,6 +5,9 @@ exponential backoff in between, and never past the run's deadline.  When the dea
 passes (or a poll request itself times out), ``on_deadline`` runs first: adapters use it
 to cancel the job where the API allows it, so an abandoned canary stops costing money.
 
+Every request (the polls and the cancel) goes through ``Adapter.send``, so a polling URL the
+provider's answer names is held to the same-origin rule there (``probes.http``).
+
 ``ctx.phase`` times only the requests; ``PhaseClock`` charges the whole wait (sleeps
 included) to the state the job was last seen in, queue or generation.
 """
@@ -18,8 +21,7 @@ from typing import TypeVar
 
 import httpx
 
-from monitor.enums import Outcome
-from probes.base import DeadlineExceeded, ProbeContext, ProbeFailure
+from probes.base import DeadlineExceeded, ProbeContext
 
 T = TypeVar("T")
 log = logging.getLogger("genstatus.probes")
@@ -90,17 +92,3 @@ class PhaseClock:
         self.phase = "generation"
         self.seen()
 
-
-def same_origin(url: str, base_url: str) -> bool:
-    target, base = httpx.URL(url), httpx.URL(base_url)
-    return (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
-
-
-def on_site(url: str, base_url: str, what: str = "API") -> str:
-    """``url`` if it is on the API's own host: a polling URL gets the key, which is never sent anywhere else."""
-    if not same_origin(url, base_url):
-        raise ProbeFailure(
-            Outcome.BAD_OUTPUT,
-            f"refusing to poll {httpx.URL(url).host!r}: not the {what} host {httpx.URL(base_url).host!r}",
-        )
-    return url

@@ -33,7 +33,7 @@ def provider_keys() -> list[str]:
     return sorted(ADAPTERS)
 
 
-def adapter_class(provider: str) -> "type[Adapter]":
+def adapter_class(provider: str) -> type[Adapter]:
     try:
         target = ADAPTERS[provider]
     except KeyError:

@@ -1,4 +1,4 @@
-"""Redact secrets from provider error text and cap it (DESIGN.md §3: ≤ 1 KB)."""
+"""Redact secrets from provider error text and cap it (docs/contracts.md, result record: ≤ 1 KB)."""
 
 from __future__ import annotations
 

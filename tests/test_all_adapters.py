@@ -15,10 +15,9 @@ from importlib import import_module
 
 import pytest
 
-from monitor.config import CanaryConfig, ServiceConfig
-from monitor.enums import Outcome, ProbeKind
+from monitor.config import CanaryConfig, Config, ServiceConfig
 from monitor.engine.runner import ProbeRunner
-from monitor.config import Config
+from monitor.enums import Outcome, ProbeKind
 from probes.emulator.registry import EMULATORS
 
 TIMEOUT_S = 2.0

@@ -6,8 +6,8 @@ import base64
 import ipaddress
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Iterator
 
 import httpx
 import pytest

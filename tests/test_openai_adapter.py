@@ -11,14 +11,13 @@ from io import BytesIO
 
 import pytest
 from PIL import Image
-
 from werkzeug.wrappers import Request, Response
 
-from probes.registry import provider_issues
 from monitor.config import CanaryConfig, ConfigError, ServiceConfig, parse_config
 from monitor.enums import Outcome, ProbeKind
 from probes.base import ProbeContext, ProbeResult
 from probes.providers.openai import OpenAIAdapter
+from probes.registry import provider_issues
 from tests.fixture_emulator import TEST_API_KEY
 from tests.providers.helpers import probe, serve, with_
 

@@ -8,8 +8,10 @@ import httpx
 import pytest
 
 from monitor.config import ServiceConfig
+from monitor.enums import Outcome
 from probes.base import DeadlineExceeded, ProbeContext, ProbeFailure
-from probes.polling import PhaseClock, on_site, poll, same_origin
+from probes.http import Destinations, Request, origin_of
+from probes.polling import PhaseClock, poll
 
 SERVICE = ServiceConfig(id="s", provider="openai", canaries=["c"], timeout="2s")
 
@@ -62,8 +64,27 @@ def test_phase_clock_charges_the_wait_to_the_state_last_seen():
     assert ctx.phases["queue"] == queued and ctx.phases["generation"] >= generating + 15
 
 
-def test_on_site_refuses_other_hosts():
-    assert on_site("https://api.example.com/v1/jobs/1", "https://api.example.com") == "https://api.example.com/v1/jobs/1"
-    with pytest.raises(ProbeFailure, match="refusing to poll 'evil.example'"):
-        on_site("https://evil.example/v1/jobs/1", "https://api.example.com")
-    assert not same_origin("http://api.example.com/x", "https://api.example.com")
+def test_origins():
+    assert origin_of("https://API.example.com:443/v1?x=1") == "https://api.example.com"
+    assert origin_of("http://127.0.0.1:8188/x") == "http://127.0.0.1:8188"
+    assert origin_of("http://api.example.com/x") != origin_of("https://api.example.com/x")
+
+
+@pytest.mark.parametrize("url", ["https://evil.example/v1/jobs/1", "http://api.example.com/v1/jobs/1",
+                                 "https://api.example.com:8443/v1", "https://api.example.com.evil.example/",
+                                 "http://169.254.169.254/latest/meta-data", "file:///etc/passwd", "not a url"])
+def test_only_the_home_origin_gets_requests(url):
+    route = Destinations(home="https://api.example.com", trusted=frozenset({"https://api.example.com"})).route
+    assert route(context(), Request("GET", "https://api.example.com/v1/jobs/1"))[0] == httpx.URL("https://api.example.com/v1/jobs/1")
+    with pytest.raises(ProbeFailure) as refused:
+        route(context(), Request("GET", url, what="job status"))
+    assert refused.value.outcome is Outcome.BAD_OUTPUT and "job status URL" in refused.value.detail
+
+
+def test_an_allowed_origin_must_be_public():
+    destinations = Destinations(home="https://api.example.com", allowed=frozenset({"http://169.254.169.254"}))
+    with pytest.raises(ProbeFailure, match="non-public address 169.254.169.254") as refused:
+        destinations.route(context(), Request("GET", "http://169.254.169.254/latest/meta-data"))
+    assert refused.value.outcome is Outcome.BAD_OUTPUT
+    open_ctx = ProbeContext(SERVICE.model_copy(update={"allow_private_network": True}), None, httpx.Client())
+    assert destinations.route(open_ctx, Request("GET", "http://169.254.169.254/x"))[0].host == "169.254.169.254"

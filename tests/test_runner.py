@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from monitor.config import CanaryConfig, ServiceConfig
-from monitor.enums import Outcome, ProbeKind
 from monitor.engine.runner import apply_scoring, resolve_seed
+from monitor.enums import Outcome, ProbeKind
 from probes.base import ProbeResult
 
 SERVICE = ServiceConfig(id="s", provider="openai", canaries=["c"], latency_threshold="2s")

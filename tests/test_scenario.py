@@ -6,8 +6,8 @@ import pytest
 
 from monitor.config import ConfigError
 from probes.emulator.faults import FAULTS, FaultBoard
-from probes.emulator.scenario import ScenarioRunner, builtin_scenario_text, load_scenario, parse_scenario
 from probes.emulator.registry import EMULATORS
+from probes.emulator.scenario import ScenarioRunner, builtin_scenario_text, load_scenario, parse_scenario
 
 SCENARIO = """\
 # times are offsets from the emulator's start
@@ -131,16 +131,17 @@ def test_thread_follows_the_clock_and_stop_clears_its_faults():
         clock.now += seconds
         seen.append((clock.now - 1000.0, board.snapshot()))
         if clock.now - 1000.0 >= 2 * 360:
-            runner._stop.set()
+            runner.stop()  # from the timeline's own thread: ends it after this wake-up
 
     runner = ScenarioRunner(board, parse_scenario(SCENARIO), clock=clock, sleep=sleep)
-    runner.start()._thread.join(timeout=5)
+    assert runner.start().join(timeout=5)
     wake_ups = [t for t, _ in seen]
     assert wake_ups[:6] == [20, 80, 120, 180, 240, 300] and 360 + 20 in wake_ups
     assert dict(seen)[80] == {"openai": {"fault": "server_error", "remaining": None}}
-    board.set("openai", "slow", seconds=1)  # as if the scenario had left one set
-    runner._active.add(("openai", None, "slow"))
-    runner.stop()
+    runner.begin(0.0)
+    runner.run_due(250.0)  # the scenario has set the slow fault (at 4m)...
+    assert board.snapshot()["openai"]["fault"] == "slow"
+    runner.stop()  # ...and stop clears it
     assert board.snapshot() == {}
 
 

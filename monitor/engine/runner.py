@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 from collections.abc import Callable
 
@@ -10,13 +9,11 @@ import httpx
 
 from monitor.config import CanaryConfig, Config, QualityConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind, Verdict
-from monitor.store.references import QualityContext
 from monitor.scoring import score_image
-from probes.base import Adapter, ProbeContext, ProbeResult
+from monitor.store.references import QualityContext
+from probes.base import Adapter, ProbeContext, ProbeResult, random_seed
 from probes.http import make_client
 from probes.registry import adapter_class
-
-SEED_MAX = 2**31 - 1
 
 
 def resolve_seed(canary: CanaryConfig | None) -> int | None:
@@ -24,7 +21,7 @@ def resolve_seed(canary: CanaryConfig | None) -> int | None:
     if canary is None or canary.seed is None:
         return None
     if canary.seed == "random":
-        return random.randint(1, SEED_MAX)
+        return random_seed()  # 1..probes.base.SEED_MAX
     return int(canary.seed)
 
 

@@ -1,4 +1,4 @@
-"""AUTOMATIC1111 / Forge web UI API (PROVIDERS.md §4): txt2img, the checkpoint list and progress.
+"""AUTOMATIC1111 / Forge web UI API (docs/providers.md, automatic1111): txt2img, the checkpoint list and progress.
 
 Routes (under ``/automatic1111``, which stands for the server root ``http://host:7860``):
 ``POST /sdapi/v1/txt2img``, ``GET /sdapi/v1/sd-models``, ``GET /sdapi/v1/progress``.  Like a
@@ -63,7 +63,7 @@ class ApiError(Exception):
         self.status, self.body, self.headers = status, body, headers or {}
 
     @classmethod
-    def exception(cls, status: int, name: str, detail: str, errors: str) -> "ApiError":
+    def exception(cls, status: int, name: str, detail: str, errors: str) -> ApiError:
         """What A1111's exception handler answers for an exception raised in an API route."""
         return cls(status, {"error": name, "detail": detail, "body": "", "errors": errors})
 

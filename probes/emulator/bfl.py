@@ -1,4 +1,4 @@
-"""The Black Forest Labs FLUX API (PROVIDERS.md §7, ◐: from docs copies, no official SDK).
+"""The Black Forest Labs FLUX API (docs/providers.md, bfl; ◐: from docs copies, no official SDK).
 
 Routes (under ``/bfl``, the service's ``base_url`` in place of ``https://api.bfl.ai``):
 ``POST /v1/<model>`` submits and answers ``{"id", "polling_url", "cost"}``; ``GET /v1/get_result?id=``
@@ -23,7 +23,14 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import (
-    FAULTS, IMAGE_FAULTS, JOB_FAULT_OUTCOMES, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of,
+    FAULTS,
+    IMAGE_FAULTS,
+    JOB_FAULT_OUTCOMES,
+    REQUEST_FAULTS,
+    Fault,
+    FaultBoard,
+    delay,
+    service_of,
 )
 from probes.emulator.images import image_for
 from probes.emulator.jobs import Recent

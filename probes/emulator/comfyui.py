@@ -1,4 +1,4 @@
-"""ComfyUI's HTTP API (PROVIDERS.md §5): queue, history, view, system stats.
+"""ComfyUI's HTTP API (docs/providers.md, comfyui): queue, history, view, system stats.
 
 Routes (under ``/comfyui``, also with ComfyUI's ``/api`` prefix): ``POST /prompt``,
 ``GET /queue``, ``POST /queue`` (``{"delete": [ids]}``), ``GET /history/{id}``,

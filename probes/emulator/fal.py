@@ -1,4 +1,4 @@
-"""The fal.ai queue API (PROVIDERS.md §8), faithful enough for the official ``fal_client``.
+"""The fal.ai queue API (docs/providers.md, fal), faithful enough for the official ``fal_client``.
 
 Routes (under ``/fal``, the service's ``base_url`` in place of ``https://queue.fal.run``):
 ``POST /<model id>`` (e.g. ``/fal-ai/flux/schnell``) submits; the answer's URLs drop the
@@ -23,7 +23,14 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import (
-    FAULTS, IMAGE_FAULTS, JOB_FAULT_OUTCOMES, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of,
+    FAULTS,
+    IMAGE_FAULTS,
+    JOB_FAULT_OUTCOMES,
+    REQUEST_FAULTS,
+    Fault,
+    FaultBoard,
+    delay,
+    service_of,
 )
 from probes.emulator.images import image_for
 from probes.emulator.jobs import Recent

@@ -10,8 +10,9 @@ into that provider's own wire form.
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Collection
+from typing import Any
 
 # fault name -> its parameters and their defaults (every fault also takes ``count``)
 FAULTS: dict[str, dict[str, Any]] = {

@@ -1,4 +1,4 @@
-"""The Gemini API's image endpoints (PROVIDERS.md §10), faithful enough for ``google-genai``.
+"""The Gemini API's image endpoints (docs/providers.md, gemini), faithful enough for ``google-genai``.
 
 Routes (under ``/gemini/v1beta``): ``POST models/{model}:generateContent`` (Gemini image models),
 ``POST models/{model}:predict`` (Imagen), ``GET models/{model}``.  ``publishers/google/models/...``

@@ -30,8 +30,15 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import (
-    FAULTS, IMAGE_FAULTS, JOB_FAULTS, JOB_FAULT_OUTCOMES,
-    REQUEST_FAULTS, Fault, FaultBoard, delay, service_of,
+    FAULTS,
+    IMAGE_FAULTS,
+    JOB_FAULT_OUTCOMES,
+    JOB_FAULTS,
+    REQUEST_FAULTS,
+    Fault,
+    FaultBoard,
+    delay,
+    service_of,
 )
 from probes.emulator.images import image_for
 from probes.emulator.jobs import Recent

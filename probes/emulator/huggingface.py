@@ -1,4 +1,4 @@
-"""Hugging Face Inference text-to-image (PROVIDERS.md §9), enough for ``huggingface_hub.InferenceClient``.
+"""Hugging Face Inference text-to-image (docs/providers.md, huggingface), enough for ``huggingface_hub.InferenceClient``.
 
 Routes (under ``/huggingface``, so a service's ``base_url`` is ``.../huggingface/hf-inference/models``
 like the router's): ``POST /hf-inference/models/{owner}/{name}`` answers raw image bytes, and

@@ -1,4 +1,4 @@
-"""novicezk/midjourney-proxy (PROVIDERS.md §6): imagine, task fetch, account list, and the image host.
+"""novicezk/midjourney-proxy (docs/providers.md, midjourney_proxy): imagine, task fetch, account list, and the image host.
 
 Routes (under ``/midjourney_proxy``): ``POST /mj/submit/imagine``, ``GET /mj/task/{id}/fetch``,
 ``GET /mj/account/list``, and ``GET /attachments/{task}/{file}.png`` standing in for Discord's

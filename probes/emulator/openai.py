@@ -1,4 +1,4 @@
-"""The OpenAI Images API (PROVIDERS.md §1), faithful enough for the official SDK.
+"""The OpenAI Images API (docs/providers.md, openai), faithful enough for the official SDK.
 
 Routes (under ``/openai``): ``POST /v1/images/generations``, ``GET /v1/models`` and
 ``GET /files/<id>.png`` for ``response_format: url``.  Requests are validated like

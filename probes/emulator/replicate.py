@@ -1,4 +1,4 @@
-"""The Replicate predictions API (PROVIDERS.md §3), faithful enough for the official SDK.
+"""The Replicate predictions API (docs/providers.md, replicate), faithful enough for the official SDK.
 
 Routes (under ``/replicate``, the service's ``base_url``): ``POST /v1/models/<owner>/<name>/predictions``,
 ``POST /v1/predictions`` (by version), ``GET /v1/predictions/<id>``, ``POST /v1/predictions/<id>/cancel``,
@@ -25,7 +25,14 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from probes.emulator.faults import (
-    FAULTS, IMAGE_FAULTS, JOB_FAULT_OUTCOMES, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of,
+    FAULTS,
+    IMAGE_FAULTS,
+    JOB_FAULT_OUTCOMES,
+    REQUEST_FAULTS,
+    Fault,
+    FaultBoard,
+    delay,
+    service_of,
 )
 from probes.emulator.images import image_for
 from probes.emulator.jobs import Recent

@@ -69,7 +69,7 @@ class ScenarioEvent(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _params_fit_the_fault(self) -> "ScenarioEvent":
+    def _params_fit_the_fault(self) -> ScenarioEvent:
         try:
             FaultBoard().set(self.provider, self.fault, **self.params)
         except ValueError as exc:
@@ -175,21 +175,30 @@ class ScenarioRunner:
             self._set(event) if starts else self._clear(event)
             self._index += 1
 
-    def start(self) -> "ScenarioRunner":
+    def start(self) -> ScenarioRunner:
         self.begin()
         self._thread = threading.Thread(target=self._run, name="genstatus-scenario", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop the timeline and clear the faults it set."""
+        """Stop the timeline and clear the faults it set (from any thread, the timeline's own included)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
             self._thread = None
         for provider, service, fault in list(self._active):
             self.faults.discard(provider, service, fault)
         self._active.clear()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the timeline to end (a scenario without ``repeat`` ends after its last change, or
+        at ``stop``); True when it has."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.is_set():

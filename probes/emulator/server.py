@@ -56,11 +56,11 @@ class EmulatorServer:
     """The emulators on ``host:port`` (port 0 = any free port), served from a daemon thread."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, log_requests: bool = False, scenario: "Scenario | None" = None
+        self, host: str = "127.0.0.1", port: int = 0, *, log_requests: bool = False, scenario: Scenario | None = None
     ) -> None:
         self.faults = FaultBoard()
         self._scenario = scenario
-        self._scenario_runner: "ScenarioRunner | None" = None
+        self._scenario_runner: ScenarioRunner | None = None
         self._stop = threading.Event()
         self._emulators: dict[str, ProviderEmulator] = {
             name: _load(target)(self.faults, self._stop) for name, target in EMULATORS.items()
@@ -90,7 +90,7 @@ class EmulatorServer:
         scope = f"/s/{service}" if service else ""
         return f"{self.url}{scope}/{provider}{self._emulators[provider].BASE_PATH}"
 
-    def start(self) -> "EmulatorServer":
+    def start(self) -> EmulatorServer:
         self._thread = threading.Thread(target=self._server.serve_forever, name="genstatus-emulator", daemon=True)
         self._thread.start()
         if self._scenario is not None:  # its clock starts with the server
@@ -111,7 +111,7 @@ class EmulatorServer:
             self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> "EmulatorServer":
+    def __enter__(self) -> EmulatorServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,4 +1,4 @@
-"""Stability AI (PROVIDERS.md §2): v2beta Stable Image and v1 text-to-image, plus the balance check.
+"""Stability AI (docs/providers.md, stability): v2beta Stable Image and v1 text-to-image, plus the balance check.
 
 Routes (under ``/stability``, so a service's ``base_url`` is ``.../stability``):
 ``POST /v2beta/stable-image/generate/{core|ultra|sd3}`` (multipart/form-data only),

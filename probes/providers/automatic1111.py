@@ -1,4 +1,4 @@
-"""AUTOMATIC1111 / Forge web UI API (PROVIDERS.md §4, ✅ ``modules/api/api.py``, ``models.py``).
+"""AUTOMATIC1111 / Forge web UI API (docs/providers.md, automatic1111; ✅ ``modules/api/api.py``, ``models.py``).
 
 ``POST /sdapi/v1/txt2img`` is synchronous (the server serialises generations behind a queue
 lock, so waiting for the lock is part of the one "generation" phase).  The answer is
@@ -19,9 +19,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, classify_status, object_or_empty, parse_json, read_head
-from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure
-from probes.download import decode_base64, read_limited, sniff_image
+from probes.answers import bad_output, body_text, classify_status, object_or_empty
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request
+from probes.download import decode_base64, sniff_image
 
 DEFAULT_BASE_URL = "http://127.0.0.1:7860"
 MAX_LISTING_BODY = 4 * 1024 * 1024
@@ -57,6 +57,9 @@ class Automatic1111Adapter(Adapter):
             )
         return httpx.BasicAuth(self.options.username, self.service.api_key.get_secret_value())
 
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+        return _failure(response, raw)
+
     def request_body(self, ctx: ProbeContext) -> dict[str, Any]:
         if ctx.canary is None:
             raise ProbeFailure(Outcome.PROBE_ERROR, "a generation probe needs a canary")
@@ -77,27 +80,20 @@ class Automatic1111Adapter(Adapter):
         return body
 
     def generate(self, ctx: ProbeContext) -> Generation:
-        body, auth = self.request_body(ctx), self.auth()
+        request = Request("POST", f"{self.base_url}/sdapi/v1/txt2img", headers=self.service.headers,
+                          json=self.request_body(ctx), auth=self.auth(), what="txt2img response")
         limit = self.service.max_image_bytes * 4 // 3 + 256 * 1024  # base64 plus parameters and info
-        with ctx.phase("generation"):
-            with ctx.client.stream(
-                "POST", f"{self.base_url}/sdapi/v1/txt2img", json=body, auth=auth,
-                headers=self.service.headers, timeout=ctx.timeout(),
-            ) as response:
-                ctx.note_response(response)
-                if response.status_code != 200:
-                    raise _failure(response, read_head(ctx, response))
-                raw = read_limited(ctx, response, limit, what="txt2img response")
-        payload = parse_json(raw, response)
+        reply = self.send(ctx, request, limit=limit, phase="generation")
+        payload, response = reply.json(), reply.response
         images = payload.get("images") if isinstance(payload, dict) else None
         if not isinstance(images, list) or not images or not isinstance(images[0], str) or not images[0]:
             raise bad_output("response has no images in 'images'", response)
         # Some builds prefix "data:image/png;base64,"; the API model says plain base64.
         image = decode_base64(images[0].rpartition(",")[2], what="images[0]")
         info = _info(payload.get("info"))
+        sniff_image(image)  # a non-image or a truncated one is bad_output
         return Generation(
             image=image,
-            content_type=sniff_image(image),
             http_status=response.status_code,
             request_id=None,
             model_version=_model_version(info) or self.options.checkpoint,
@@ -106,15 +102,10 @@ class Automatic1111Adapter(Adapter):
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
         """``GET /sdapi/v1/sd-models``: the server is up, auth works and the checkpoint is installed."""
-        with ctx.client.stream(
-            "GET", f"{self.base_url}/sdapi/v1/sd-models", auth=self.auth(), headers=self.service.headers,
-            timeout=ctx.timeout(),
-        ) as response:
-            ctx.note_response(response)
-            if response.status_code != 200:
-                raise _failure(response, read_head(ctx, response))
-            raw = read_limited(ctx, response, MAX_LISTING_BODY, what="model listing")
-        models = parse_json(raw, response)
+        request = Request("GET", f"{self.base_url}/sdapi/v1/sd-models", headers=self.service.headers, auth=self.auth(),
+                          what="model listing")
+        reply = self.send(ctx, request, limit=MAX_LISTING_BODY)
+        models, response = reply.json(), reply.response
         if not isinstance(models, list):
             raise bad_output("model listing is not a list", response)
         names = {m.get(key) for m in models if isinstance(m, dict) for key in ("title", "model_name")}

@@ -1,10 +1,14 @@
-"""Black Forest Labs FLUX API (PROVIDERS.md §7, ◐ second-hand): submit, poll ``polling_url``, download.
+"""Black Forest Labs FLUX API (docs/providers.md, bfl; ◐ second-hand): submit, poll ``polling_url``, download.
 
 BFL has no cancel call, so a job abandoned at the deadline runs (and is billed) to its end.
 Its one non-terminal status ``Pending`` does not say queued from running: ◐ a ``progress``
 value (or the flux-2 ``Reasoning``/``Generating`` statuses) is taken to mean running.
 ``Task not found`` is answered for a job the API does not know (yet): keep polling until
 the deadline.  Image URLs are signed and expire after ~10 min: downloaded at once.
+
+The ``polling_url`` may name a regional host of the API (``api.eu.bfl.ai``, ``api.us1.bfl.ai``):
+those, and only those, are listed in ``SIBLING_HOSTS`` and get the key while ``base_url`` is one
+of them; any other origin is refused by the same-origin rule of ``Adapter.send``.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import MAX_ERROR_BODY, body_text, json_object, object_or_empty, read_head, status_failure
+from probes.answers import body_text, object_or_empty, status_failure
 from probes.aspect import common_ratio
-from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
-from probes.download import download_image, read_limited
-from probes.polling import PhaseClock, poll, same_origin
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, SizeCheck
+from probes.download import download_image
+from probes.polling import PhaseClock, poll
 
 DEFAULT_BASE_URL = "https://api.bfl.ai"
 DEFAULT_MODEL = "flux-pro-1.1"
@@ -30,6 +34,10 @@ RUNNING = frozenset({"Reasoning", "Generating"})
 FAILED = frozenset({"Error", "Failed"})
 MODERATED = frozenset({"Request Moderated", "Content Moderated"})
 NOT_FOUND = "Task not found"
+#: BFL's global and regional API hosts (◐ docs: api.bfl.ai, api.eu.bfl.ai, api.us.bfl.ai; older
+#: polling URLs name numbered regions): a polling URL on one of them is still BFL's API
+SIBLING_HOSTS = frozenset({"api.bfl.ai", "api.eu.bfl.ai", "api.us.bfl.ai", "api.eu1.bfl.ai", "api.eu2.bfl.ai",
+                           "api.us1.bfl.ai", "api.us2.bfl.ai"})
 
 
 class BFLOptions(BaseModel):
@@ -51,6 +59,7 @@ class BFLAdapter(Adapter):
     supports_seed: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = BFLOptions
     options: BFLOptions
+    sibling_hosts: ClassVar[frozenset[str]] = SIBLING_HOSTS
 
     @property
     def model(self) -> str:
@@ -58,6 +67,9 @@ class BFLAdapter(Adapter):
 
     def headers(self) -> dict[str, str]:
         return {"x-key": self.api_key()} | self.service.headers
+
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+        return _failure(response, raw)
 
     def request_body(self, ctx: ProbeContext) -> tuple[dict[str, Any], SizeCheck]:
         if ctx.canary is None:
@@ -79,27 +91,21 @@ class BFLAdapter(Adapter):
 
     def generate(self, ctx: ProbeContext) -> Generation:
         body, size_check = self.request_body(ctx)
-        headers = self.headers()
-        with ctx.phase("submit"):
-            with ctx.client.stream(
-                "POST", f"{self.base_url}/v1/{self.model}", json=body, headers=headers, timeout=ctx.timeout()
-            ) as response:
-                ctx.note_response(response)
-                if response.status_code != 200:
-                    raise _failure(response, read_head(ctx, response))
-                task = json_object(read_limited(ctx, response, MAX_BODY, what="submit answer"), response)
+        submit = Request("POST", f"{self.base_url}/v1/{self.model}", headers=self.headers(), json=body, what="submit answer")
+        reply = self.send(ctx, submit, limit=MAX_BODY, phase="submit")
+        task = reply.object()
         task_id = task.get("id")
         if not isinstance(task_id, str) or not task_id:
-            raise ProbeFailure(Outcome.BAD_OUTPUT, "submit answer has no task 'id'", http_status=response.status_code)
+            raise ProbeFailure(Outcome.BAD_OUTPUT, "submit answer has no task 'id'", http_status=reply.status_code)
         ctx.request_id = task_id
         polling_url = task.get("polling_url")
         if not isinstance(polling_url, str) or not polling_url:  # an older API answered only the id
             polling_url = f"{self.base_url}/v1/get_result?id={task_id}"
-        _check_site(polling_url, self.base_url)
+        poll_request = Request("GET", polling_url, headers=submit.headers, what="task state")
         clock = PhaseClock(ctx, "queue")
 
         def step() -> dict[str, Any] | None:
-            answer = self._poll_once(ctx, polling_url, headers)
+            answer = self._poll_once(ctx, poll_request)
             status = answer.get("status") if answer else None
             if status is None or status == NOT_FOUND:
                 clock.seen()
@@ -118,11 +124,10 @@ class BFLAdapter(Adapter):
         sample = result.get("sample") if isinstance(result, dict) else None
         if not isinstance(sample, str) or not sample:
             raise ProbeFailure(Outcome.BAD_OUTPUT, f"task {task_id} is Ready without result.sample")
-        image, content_type = download_image(ctx, sample)
+        image, _ = download_image(ctx, sample)
         seed = result.get("seed") if isinstance(result, dict) else None
         return Generation(
             image=image,
-            content_type=content_type,
             http_status=ctx.http_status,
             request_id=task_id,
             model_version=self.model,  # BFL reports no version; the endpoint names the model
@@ -130,24 +135,14 @@ class BFLAdapter(Adapter):
             size_check=size_check,
         )
 
-    def _poll_once(self, ctx: ProbeContext, url: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    def _poll_once(self, ctx: ProbeContext, request: Request) -> dict[str, Any] | None:
         """The task's state, or None for a 404 (unknown to the API: keep polling to the deadline)."""
-        with ctx.client.stream("GET", url, headers=headers, timeout=ctx.timeout()) as response:
-            ctx.note_response(response)
-            if response.status_code == 404:
-                return None
-            if response.status_code != 200:
-                raise _failure(response, read_head(ctx, response))
-            return json_object(read_limited(ctx, response, MAX_BODY, what="task state"), response)
+        reply = self.send(ctx, request, keep=(404,), limit=MAX_BODY)
+        return None if reply.status_code == 404 else reply.object()
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
-        url = f"{self.base_url}/v1/credits"
-        with ctx.client.stream("GET", url, headers=self.headers(), timeout=ctx.timeout()) as response:
-            ctx.note_response(response)
-            if response.status_code != 200:
-                raise _failure(response, read_head(ctx, response))
-            answer = json_object(read_limited(ctx, response, MAX_ERROR_BODY, what="credits"), response)
-        credits, status = answer.get("credits"), response.status_code
+        reply = self.send(ctx, Request("GET", f"{self.base_url}/v1/credits", headers=self.headers(), what="credits"))
+        credits, status = reply.object().get("credits"), reply.status_code
         if not isinstance(credits, (int, float)) or isinstance(credits, bool):
             raise ProbeFailure(Outcome.BAD_OUTPUT, "credits answer has no number 'credits'", http_status=status)
         if credits <= 0:  # every generation would fail with 402: an operator problem
@@ -158,17 +153,6 @@ class BFLAdapter(Adapter):
 def _details(answer: dict[str, Any]) -> str:
     details = answer.get("details")
     return f" ({json.dumps(details)[:500]})" if details else ""
-
-
-def _check_site(url: str, base_url: str) -> None:
-    """The polling URL gets the key: allow only the API's host or its regional siblings (``api.us1.bfl.ai``)."""
-    if same_origin(url, base_url):
-        return
-    target, base = httpx.URL(url), httpx.URL(base_url)
-    domain = ".".join(base.host.split(".")[-2:])
-    if target.scheme == "https" and base.host.count(".") >= 1 and target.host.endswith("." + domain):
-        return
-    raise ProbeFailure(Outcome.BAD_OUTPUT, f"refusing to poll {target.host!r}: not on the API's domain {domain!r}")
 
 
 def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:

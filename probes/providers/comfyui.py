@@ -1,4 +1,4 @@
-"""ComfyUI (PROVIDERS.md §5, ✅): queue an API-format workflow, poll its history, fetch the image.
+"""ComfyUI (docs/providers.md, comfyui; ✅): queue an API-format workflow, poll its history, fetch the image.
 
 The canary is injected into named nodes of a workflow: ``options.workflow`` is a file saved
 with ComfyUI's "Save (API Format)"; a relative path is resolved against the monitor's
@@ -26,25 +26,24 @@ from __future__ import annotations
 
 import copy
 import json
-import random
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from monitor.enums import Outcome
-from probes.answers import MAX_ERROR_BODY, bad_output, body_text, json_object, object_or_empty, read_head, status_failure
-from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure
-from probes.download import download_image, read_limited
+from probes.answers import bad_output, body_text, object_or_empty, status_failure
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, random_seed
+from probes.download import download_image
+from probes.http import ANY_STATUS
 from probes.polling import PhaseClock, cancel_timeout, poll
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8188"
 DEFAULT_WORKFLOW = Path(__file__).parent / "comfyui_workflows" / "default_api.json"
 MAX_JSON_BODY = 16 * 1024 * 1024  # /queue and /history repeat whole workflows
-SEED_MAX = 2**53 - 1  # ComfyUI takes 64-bit seeds; JSON consumers are happier below 2**53
 #: a ``model_validate`` context that skips reading the workflow file (see ``ComfyUIAdapter.__init__``)
 DEFER_FILES = {"defer_files": True}
 
@@ -70,7 +69,7 @@ class ComfyUIOptions(BaseModel):
     output_node: str | None = None
 
     @model_validator(mode="after")
-    def _workflow_fits(self, info: ValidationInfo) -> "ComfyUIOptions":
+    def _workflow_fits(self, info: ValidationInfo) -> ComfyUIOptions:
         if not (info.context or {}).get("defer_files"):
             self.load_workflow()  # config validation names the file and the node that is missing
         return self
@@ -112,16 +111,22 @@ class ComfyUIAdapter(Adapter):
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     options_model: ClassVar[type[BaseModel]] = ComfyUIOptions
     options: ComfyUIOptions
+    # The workflow is not read when the adapter is built (that would raise outside probe()):
+    # it is read on every run instead, so a file gone missing is that run's probe_error.
+    options_context: ClassVar[dict[str, Any]] = DEFER_FILES
 
     def __init__(self, service: Any) -> None:
-        # Not super().__init__: that would read the workflow now and raise outside probe();
-        # it is read on every run instead, so a file gone missing is that run's probe_error.
-        self.service = service
-        self.options = ComfyUIOptions.model_validate(service.options, context=DEFER_FILES)
+        super().__init__(service)
         self.client_id = uuid.uuid4().hex
 
     def headers(self) -> dict[str, str]:
         return dict(self.service.headers)
+
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+        return _failure(response, raw)
+
+    def _request(self, method: str, path: str, **fields: Any) -> Request:
+        return Request(method, f"{self.base_url}{path}", headers=self.headers(), **fields)
 
     def build_graph(self, ctx: ProbeContext) -> tuple[dict[str, Any], int]:
         """The workflow with the canary written into it, and the seed used."""
@@ -131,7 +136,7 @@ class ComfyUIAdapter(Adapter):
             graph = copy.deepcopy(self.options.load_workflow())
         except ValueError as exc:
             raise ProbeFailure(Outcome.PROBE_ERROR, str(exc)) from None
-        seed = ctx.seed if ctx.seed is not None else random.randint(0, SEED_MAX)
+        seed = ctx.seed if ctx.seed is not None else random_seed()
         values = {"prompt_node": ctx.canary.prompt, "negative_node": ctx.canary.negative_prompt, "seed_node": seed,
                   "model_node": self.service.model}
         dimensions = ctx.canary.dimensions
@@ -145,25 +150,20 @@ class ComfyUIAdapter(Adapter):
 
     def generate(self, ctx: ProbeContext) -> Generation:
         graph, seed = self.build_graph(ctx)
-        with ctx.phase("submit"):
-            with ctx.client.stream("POST", f"{self.base_url}/prompt", json={"prompt": graph, "client_id": self.client_id},
-                                   headers=self.headers(), timeout=ctx.timeout()) as response:
-                ctx.note_response(response)
-                if response.status_code != 200:
-                    raise _failure(response, read_head(ctx, response))
-                submitted = json_object(read_limited(ctx, response, MAX_ERROR_BODY, what="prompt answer"), response)
-        prompt_id = submitted.get("prompt_id")
+        submit = self._request("POST", "/prompt", json={"prompt": graph, "client_id": self.client_id}, what="prompt answer")
+        reply = self.send(ctx, submit, phase="submit")
+        prompt_id = reply.object().get("prompt_id")
         if not isinstance(prompt_id, str) or not prompt_id:
-            raise bad_output("POST /prompt answered without a prompt_id", response)
+            raise bad_output("POST /prompt answered without a prompt_id", reply.response)
         ctx.request_id = prompt_id
         entry = self._wait(ctx, prompt_id)
         image_ref = self._image_ref(entry, prompt_id)
         query = urlencode({"filename": image_ref.get("filename", ""), "subfolder": image_ref.get("subfolder", ""),
                            "type": image_ref.get("type", "output")})
-        image, content_type = download_image(ctx, f"{self.base_url}/view?{query}")
+        image, _ = download_image(ctx, f"{self.base_url}/view?{query}")
         model = graph[self.options.model_node]["inputs"].get(self.options.model_input) if self.options.model_node else None
         return Generation(
-            image=image, content_type=content_type, http_status=200, request_id=prompt_id,
+            image=image, http_status=200, request_id=prompt_id,
             model_version=str(model) if model else self.service.model, seed=seed,
         )
 
@@ -177,7 +177,7 @@ class ComfyUIAdapter(Adapter):
                     clock.seen("queue")
                     return None
                 clock.seen("generation")  # running, finished or unknown: /history decides
-            entry = self._get_json(ctx, f"/history/{prompt_id}").get(prompt_id)
+            entry = self._get_json(ctx, f"/history/{quote(prompt_id, safe='')}").get(prompt_id)
             if isinstance(entry, dict):
                 clock.finished()
                 return entry
@@ -185,8 +185,8 @@ class ComfyUIAdapter(Adapter):
             return None
 
         def cancel() -> None:
-            ctx.client.post(f"{self.base_url}/queue", json={"delete": [prompt_id]}, headers=self.headers(),
-                            timeout=cancel_timeout())
+            delete = self._request("POST", "/queue", json={"delete": [prompt_id]}, timeout=cancel_timeout())
+            self.send(ctx, delete, keep=ANY_STATUS, record=False)
 
         try:
             return poll(ctx, step, what="ComfyUI prompt", on_deadline=cancel)
@@ -210,23 +210,16 @@ class ComfyUIAdapter(Adapter):
                            http_status=200, request_id=prompt_id)
 
     def _get_json(self, ctx: ProbeContext, path: str) -> dict[str, Any]:
-        with ctx.client.stream("GET", f"{self.base_url}{path}", headers=self.headers(), timeout=ctx.timeout()) as response:
-            if response.status_code != 200:
-                ctx.note_response(response)
-                raise _failure(response, read_head(ctx, response))
-            return json_object(read_limited(ctx, response, MAX_JSON_BODY, what=f"GET {path}"), response)
+        return self.send(ctx, self._request("GET", path, what=f"GET {path}"), limit=MAX_JSON_BODY).object()
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
-        with ctx.client.stream("GET", f"{self.base_url}/system_stats", headers=self.headers(), timeout=ctx.timeout()) as response:
-            ctx.note_response(response)
-            if response.status_code != 200:
-                raise _failure(response, read_head(ctx, response))
-            stats = json_object(read_limited(ctx, response, MAX_JSON_BODY, what="system stats"), response)
+        reply = self.send(ctx, self._request("GET", "/system_stats", what="system stats"), limit=MAX_JSON_BODY)
+        stats = reply.object()
         if not isinstance(stats.get("system"), dict):
-            raise bad_output("system_stats has no 'system' object", response)
+            raise bad_output("system_stats has no 'system' object", reply.response)
         devices = stats.get("devices")
         detail = None if isinstance(devices, list) and devices else "ComfyUI reports no devices"
-        return HealthCheck(http_status=response.status_code, detail=detail)
+        return HealthCheck(http_status=reply.status_code, detail=detail)
 
 
 def _queued_ids(items: Any) -> set[str]:

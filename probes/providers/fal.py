@@ -1,4 +1,4 @@
-"""fal.ai queue API (PROVIDERS.md §8): submit to the queue, poll the status URL, fetch the result.
+"""fal.ai queue API (docs/providers.md, fal): submit to the queue, poll the status URL, fetch the result.
 
 ``IN_QUEUE`` is the queue phase, ``IN_PROGRESS`` the generation phase; a failed job still
 ends ``COMPLETED``, with ``error``.  The URLs the submit answer returns are always used:
@@ -15,10 +15,11 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from monitor.enums import Outcome
-from probes.answers import body_text, classify_status, json_object, object_or_empty, read_head
-from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
-from probes.download import download_image, read_limited
-from probes.polling import PhaseClock, cancel_timeout, on_site, poll
+from probes.answers import body_text, classify_status, object_or_empty
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, SizeCheck
+from probes.download import download_image
+from probes.http import ANY_STATUS
+from probes.polling import PhaseClock, cancel_timeout, poll
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
 DEFAULT_MODEL = "fal-ai/flux/schnell"
@@ -49,6 +50,7 @@ class FalAdapter(Adapter):
     supports_seed: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = FalOptions
     options: FalOptions
+    request_id_header: ClassVar[str] = REQUEST_ID_HEADER
 
     @property
     def model(self) -> str:
@@ -56,6 +58,9 @@ class FalAdapter(Adapter):
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Key {self.api_key()}"} | self.service.headers
+
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+        return _failure(response, raw)
 
     def request_body(self, ctx: ProbeContext) -> tuple[dict[str, Any], SizeCheck]:
         if ctx.canary is None:
@@ -85,42 +90,39 @@ class FalAdapter(Adapter):
         left = ctx.check_deadline("submit")
         # fal drops the request itself if it has not started by then (◐: the header its client sends)
         submit_headers = headers | ({"X-Fal-Request-Timeout": f"{left:.0f}"} if left > MIN_SERVER_TIMEOUT_S + 1 else {})
-        with ctx.phase("submit"):
-            with ctx.client.stream(
-                "POST", f"{self.base_url}/{self.model}", json=body, headers=submit_headers, timeout=ctx.timeout()
-            ) as response:
-                ctx.note_response(response, REQUEST_ID_HEADER)
-                if response.status_code not in (200, 201, 202):
-                    raise _failure(response, read_head(ctx, response))
-                queued = json_object(read_limited(ctx, response, MAX_BODY, what="submit answer"), response)
+        submit = Request("POST", f"{self.base_url}/{self.model}", headers=submit_headers, json=body, what="submit answer")
+        queued = self.send(ctx, submit, ok=(200, 201, 202), limit=MAX_BODY, phase="submit").object()
         request_id, status_url, response_url, cancel_url = self._urls(queued)
+        status_request = Request("GET", status_url, headers=headers, params={"logs": "1"}, what="status")
+        cancel_request = Request("PUT", cancel_url, headers=headers, timeout=cancel_timeout(), what="cancel answer")
+        self.check_destinations(ctx, status_request, cancel_request, Request("GET", response_url, what="result"))
         ctx.request_id = request_id
         clock = PhaseClock(ctx, "queue")
 
         def step() -> dict[str, Any] | None:
-            status = self._status(ctx, status_url, headers)
+            status = self._status(ctx, status_request)
             state = status.get("status") if status else None
             clock.seen("queue" if state in (None, "IN_QUEUE") else "generation")
             return status if state == "COMPLETED" else None
 
         def cancel() -> None:
             clock.seen()
-            ctx.client.put(cancel_url, headers=headers, timeout=cancel_timeout())
+            self.send(ctx, cancel_request, keep=ANY_STATUS, record=False)
 
         final = poll(ctx, step, what=f"fal request {request_id}", on_deadline=cancel, first_delay=FIRST_POLL_S)
         if final.get("error"):
             error_type = final.get("error_type")
             outcome = Outcome.CONTENT_FILTERED if error_type in SAFETY_ERROR_TYPES else Outcome.SERVER_ERROR
             raise ProbeFailure(outcome, f"request {request_id} failed: {error_type or 'error'}: {str(final['error'])[:500]}")
-        result = self._result(ctx, response_url, headers)
+        result = self.send(ctx, Request("GET", response_url, headers=headers, what="result"), limit=MAX_BODY,
+                           phase="generation").object()
         nsfw = result.get("has_nsfw_concepts")
         if isinstance(nsfw, list) and any(nsfw):
             raise ProbeFailure(Outcome.CONTENT_FILTERED, f"request {request_id}: has_nsfw_concepts={nsfw} (safety checker)")
-        image, content_type = download_image(ctx, _image_url(result))
+        image, _ = download_image(ctx, _image_url(result))
         seed = result.get("seed")
         return Generation(
             image=image,
-            content_type=content_type,
             http_status=ctx.http_status,
             request_id=request_id,
             model_version=self.model,  # fal reports no model version; the endpoint id is the best we have
@@ -132,25 +134,12 @@ class FalAdapter(Adapter):
         values = [queued.get(k) for k in ("request_id", "status_url", "response_url", "cancel_url")]
         if not all(isinstance(v, str) and v for v in values):
             raise ProbeFailure(Outcome.BAD_OUTPUT, "submit answer lacks request_id/status_url/response_url/cancel_url")
-        request_id, *urls = values
-        return request_id, *(on_site(url, self.base_url, "queue") for url in urls)  # type: ignore[return-value]
+        return tuple(values)  # type: ignore[return-value]
 
-    def _status(self, ctx: ProbeContext, url: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    def _status(self, ctx: ProbeContext, request: Request) -> dict[str, Any] | None:
         """The status, or None while the queue does not know the request (404: keep polling to the deadline)."""
-        with ctx.client.stream("GET", url, params={"logs": "1"}, headers=headers, timeout=ctx.timeout()) as response:
-            ctx.note_response(response, REQUEST_ID_HEADER)
-            if response.status_code == 404:
-                return None
-            if response.status_code not in (200, 202):
-                raise _failure(response, read_head(ctx, response))
-            return json_object(read_limited(ctx, response, MAX_BODY, what="status"), response)
-
-    def _result(self, ctx: ProbeContext, url: str, headers: dict[str, str]) -> dict[str, Any]:
-        with ctx.phase("generation"), ctx.client.stream("GET", url, headers=headers, timeout=ctx.timeout()) as response:
-            ctx.note_response(response, REQUEST_ID_HEADER)
-            if response.status_code != 200:
-                raise _failure(response, read_head(ctx, response))
-            return json_object(read_limited(ctx, response, MAX_BODY, what="result"), response)
+        reply = self.send(ctx, request, ok=(200, 202), keep=(404,), limit=MAX_BODY)
+        return None if reply.status_code == 404 else reply.object()
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
         """❓ fal has no documented cheap check: ask the queue for the status of a request that does not exist.
@@ -158,11 +147,8 @@ class FalAdapter(Adapter):
         A 404 means the queue is up and took the key; 401/403 are credentials, 5xx an outage.
         """
         url = f"{self.base_url}/{_app_path(self.model)}/requests/{uuid.UUID(int=0)}/status"
-        with ctx.client.stream("GET", url, headers=self.headers(), timeout=ctx.timeout()) as response:
-            ctx.note_response(response, REQUEST_ID_HEADER)
-            if response.status_code not in (200, 202, 404):
-                raise _failure(response, read_head(ctx, response))
-        return HealthCheck(http_status=response.status_code, request_id=ctx.request_id)
+        reply = self.send(ctx, Request("GET", url, headers=self.headers(), what="status"), keep=(200, 202, 404))
+        return HealthCheck(http_status=reply.status_code, request_id=ctx.request_id)
 
 
 def _app_path(model: str) -> str:

@@ -1,4 +1,4 @@
-"""Google Gemini image models and Imagen on the Gemini API (PROVIDERS.md §10, ◐).
+"""Google Gemini image models and Imagen on the Gemini API (docs/providers.md, gemini; ◐).
 
 Two wire forms, chosen by the model name:
 
@@ -27,10 +27,10 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, json_object, read_head, status_failure
+from probes.answers import bad_output, body_text, status_failure
 from probes.aspect import close_ratio, nearest_ratio
-from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
-from probes.download import decode_base64, read_limited, sniff_image
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, SizeCheck
+from probes.download import decode_base64, sniff_image
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 DEFAULT_MODEL = "gemini-2.5-flash-image"
@@ -89,6 +89,9 @@ class GeminiAdapter(Adapter):
     def headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self.api_key()} | self.service.headers
 
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+        return _failure(response, raw)
+
     def aspect(self, ctx: ProbeContext) -> tuple[str | None, SizeCheck]:
         """The ratio to send and how scoring should check the image's size."""
         table = IMAGEN_RATIOS if self.is_imagen else GEMINI_RATIOS
@@ -122,19 +125,11 @@ class GeminiAdapter(Adapter):
         return {"contents": [{"role": "user", "parts": [{"text": ctx.canary.prompt}]}], "generationConfig": config}
 
     def generate(self, ctx: ProbeContext) -> Generation:
-        body = self.request_body(ctx)
-        headers = self.headers()
         method = "predict" if self.is_imagen else "generateContent"
-        limit = self.service.max_image_bytes * 4 // 3 + 64 * 1024
-        with ctx.phase("generation"):
-            with ctx.client.stream(
-                "POST", f"{self.base_url}/{self.model_path}:{method}", json=body, headers=headers, timeout=ctx.timeout()
-            ) as response:
-                ctx.note_response(response)
-                if response.status_code != 200:
-                    raise _failure(response, read_head(ctx, response))
-                raw = read_limited(ctx, response, limit, what="generation response")
-        payload = json_object(raw, response)
+        request = Request("POST", f"{self.base_url}/{self.model_path}:{method}", headers=self.headers(),
+                          json=self.request_body(ctx), what="generation response")
+        reply = self.send(ctx, request, limit=self.service.max_image_bytes * 4 // 3 + 64 * 1024, phase="generation")
+        payload, response = reply.object(), reply.response
         if self.is_imagen:
             image, reported = _imagen_image(payload, response), None
         else:
@@ -142,9 +137,9 @@ class GeminiAdapter(Adapter):
             response_id = payload.get("responseId")
             if isinstance(response_id, str) and response_id:
                 ctx.request_id = response_id[:200]
+        sniff_image(image)  # a non-image or a truncated one is bad_output
         return Generation(
             image=image,
-            content_type=sniff_image(image),
             http_status=response.status_code,
             request_id=ctx.request_id,
             model_version=reported if isinstance(reported, str) and reported else self.model,
@@ -152,13 +147,9 @@ class GeminiAdapter(Adapter):
         )
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
-        headers = self.headers()
-        with ctx.client.stream("GET", f"{self.base_url}/{self.model_path}", headers=headers, timeout=ctx.timeout()) as response:
-            ctx.note_response(response)
-            if response.status_code != 200:
-                raise _failure(response, read_head(ctx, response))
-            raw = read_limited(ctx, response, MAX_MODEL_BODY, what="model description")
-        methods = json_object(raw, response).get("supportedGenerationMethods")
+        request = Request("GET", f"{self.base_url}/{self.model_path}", headers=self.headers(), what="model description")
+        reply = self.send(ctx, request, limit=MAX_MODEL_BODY)
+        methods, response = reply.object().get("supportedGenerationMethods"), reply.response
         wanted = "predict" if self.is_imagen else "generateContent"
         detail = None
         if isinstance(methods, list) and wanted not in methods:

@@ -15,6 +15,10 @@ terminal status.  Example::
       error_pointer: /error/message
       content_filtered: {pointer: /nsfw, values: [true]}
 
+Requests go to ``base_url``'s origin, or to an absolute URL the options name; a job URL the
+submit answer names (``url_pointer``) on any other origin is refused (``bad_output``) unless the
+service lists it in ``allowed_origins``: the key is never sent where the operator did not say.
+
 Nothing about the service is known, so the rules are the general ones: 401/402/403 are
 ``auth_error``, 429 ``rate_limited``, other 4xx ``client_error``, 5xx ``server_error``;
 a 2xx without the image where the config says it is, is ``bad_output``.
@@ -23,7 +27,6 @@ a 2xx without the image where the config says it is, is ``bad_output``.
 from __future__ import annotations
 
 import json
-import random
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
@@ -33,9 +36,20 @@ import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, parse_json, read_head, status_failure
-from probes.base import Adapter, DeadlineExceeded, Generation, HealthCheck, ProbeContext, ProbeFailure
-from probes.download import decode_base64, download_image, read_limited, sniff_image
+from probes.answers import bad_output, body_text, status_failure
+from probes.base import (
+    Adapter,
+    DeadlineExceeded,
+    Generation,
+    HealthCheck,
+    ProbeContext,
+    ProbeFailure,
+    Reply,
+    Request,
+    random_seed,
+)
+from probes.download import decode_base64, download_image, sniff_image
+from probes.http import ANY_STATUS
 from probes.polling import PhaseClock, cancel_timeout, poll
 
 MAX_JOB_BODY = 4 * 1024 * 1024
@@ -43,7 +57,6 @@ PLACEHOLDERS = ("prompt", "negative_prompt", "seed", "width", "height", "size", 
 #: a template string that is exactly one of these becomes a JSON number (or null)
 NUMERIC_PLACEHOLDERS = ("{seed}", "{width}", "{height}")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-SEED_MAX = 2**31 - 1
 _MISSING = object()
 
 
@@ -93,7 +106,7 @@ class ImageSpec(Strict):
     raw: bool = False
 
     @model_validator(mode="after")
-    def _one_place(self) -> "ImageSpec":
+    def _one_place(self) -> ImageSpec:
         if self.raw == (self.pointer is not None):
             raise ValueError("give either 'pointer' (JSON answer) or 'raw: true' (the body is the image)")
         return self
@@ -107,7 +120,7 @@ class FilterSpec(Strict):
     values: list[Any] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _one_place(self) -> "FilterSpec":
+    def _one_place(self) -> FilterSpec:
         if (self.pointer is None) == (self.header is None):
             raise ValueError("give either 'pointer' or 'header'")
         return self
@@ -140,7 +153,7 @@ class PollSpec(Strict):
     cancel_method: Literal["POST", "PUT", "DELETE"] = "POST"
 
     @model_validator(mode="after")
-    def _where_the_job_is(self) -> "PollSpec":
+    def _where_the_job_is(self) -> PollSpec:
         if self.url_pointer is None and (self.id_pointer is None or self.url is None):
             raise ValueError("give 'url_pointer', or 'id_pointer' with a 'url' template containing {id}")
         for name in ("url", "cancel_url"):
@@ -191,7 +204,7 @@ class HTTPOptions(Strict):
         return value
 
     @model_validator(mode="after")
-    def _raw_is_synchronous(self) -> "HTTPOptions":
+    def _raw_is_synchronous(self) -> HTTPOptions:
         if self.poll is not None and self.image.raw:
             raise ValueError("'image: {raw: true}' needs a synchronous request; with 'poll', point at the image")
         return self
@@ -245,6 +258,17 @@ class HTTPAdapter(Adapter):
             raise ProbeFailure(Outcome.PROBE_ERROR, f"service {self.service.id!r} (provider http) needs a base_url")
         return self.service.base_url.rstrip("/")
 
+    @property
+    def request_id_header(self) -> str:  # type: ignore[override]
+        return self.options.request_id_header
+
+    def configured_origins(self) -> list[str]:
+        """The origins of absolute URLs in the options: the config sends requests there itself."""
+        spec, health = self.options.poll, self.options.health
+        named = [self.options.path, spec.url if spec else None, spec.cancel_url if spec else None,
+                 health.path if health else None]
+        return [url for url in named if url and url.startswith(("http://", "https://"))]
+
     def url(self, path: str) -> str:
         """``path`` joined to ``base_url``; an absolute http(s) URL is used as is."""
         if path.startswith(("http://", "https://")):
@@ -266,7 +290,7 @@ class HTTPAdapter(Adapter):
             "prompt": ctx.canary.prompt,
             "negative_prompt": ctx.canary.negative_prompt or "",
             # a body that asks for a seed gets one: drawn when the canary fixes none, and recorded
-            "seed": ctx.seed if ctx.seed is not None else random.randint(1, SEED_MAX),
+            "seed": ctx.seed if ctx.seed is not None else random_seed(),
             "width": width,
             "height": height,
             "size": ctx.canary.size,
@@ -279,17 +303,17 @@ class HTTPAdapter(Adapter):
         path = fill(self.options.path, values, escape=lambda text: quote(text, safe=""))
         uses_seed = any("{seed}" in text for text in [*_strings(self.options.body), self.options.path])
         phase = "submit" if self.options.poll else "generation"
-        with ctx.phase(phase):
-            response, payload = self._request(ctx, self.options.method, self.url(path), body)
-        request_id = response.headers.get(self.options.request_id_header)
+        request = Request(self.options.method, self.url(path), headers=self.headers(),
+                          json=body if body is not None and self.options.method != "GET" else None)
+        reply, payload = self._request(ctx, request, phase=phase)
+        request_id = reply.headers.get(self.options.request_id_header)
         if self.options.poll is not None:
-            response, payload, job_id = self._poll(ctx, response, payload)
+            reply, payload, job_id = self._poll(ctx, reply, payload)
             request_id = request_id or job_id
-        image, content_type = self._image(ctx, response, payload)
+        image, _ = self._image(ctx, reply, payload)
         return Generation(
             image=image,
-            content_type=content_type,
-            http_status=response.status_code,
+            http_status=reply.status_code,
             request_id=request_id[:200] if request_id else None,
             model_version=self._model(payload),
             seed=values["seed"] if uses_seed else None,
@@ -299,68 +323,65 @@ class HTTPAdapter(Adapter):
         """The configured check, or a GET of ``base_url`` where any answer below 500 counts as up."""
         spec = self.options.health
         method, url = (spec.method, self.url(spec.path)) if spec else ("GET", self.base_url)
-        with ctx.client.stream(method, url, headers=self.headers(), timeout=ctx.timeout()) as response:
-            ctx.note_response(response, self.options.request_id_header)
-            head = read_head(ctx, response)
-        status = response.status_code
+        reply = self.send(ctx, Request(method, url, headers=self.headers(), what="health answer"), ok=ANY_STATUS)
+        response, head, status = reply.response, reply.body, reply.status_code
         if spec is None:
             if status >= 500:
-                raise self._failure(response, head)
+                raise self.failure(response, head)
             return HealthCheck(http_status=status, request_id=ctx.request_id, detail=None if status < 400 else f"HTTP {status}")
         if status not in spec.expect_status:
             if 200 <= status < 300:
                 raise ProbeFailure(Outcome.BAD_OUTPUT, f"health check answered HTTP {status}, expected {spec.expect_status}",
                                    http_status=status)
-            raise self._failure(response, head)
+            raise self.failure(response, head)
         return HealthCheck(http_status=status, request_id=ctx.request_id)
 
     # -- steps ------------------------------------------------------------------------
 
-    def _request(self, ctx: ProbeContext, method: str, url: str, body: Any = None) -> tuple[httpx.Response, Any]:
-        """Send one request; return the response and its parsed JSON (the bytes, for a raw image)."""
+    def _request(self, ctx: ProbeContext, request: Request, phase: str) -> tuple[Reply, Any]:
+        """Send the generation request; return the answer and its parsed JSON (the bytes, for a raw image)."""
         raw_image = self.options.image.raw and self.options.poll is None
         limit = self.service.max_image_bytes if raw_image else self.service.max_image_bytes * 4 // 3 + 64 * 1024
-        kwargs: dict[str, Any] = {"json": body} if body is not None and method != "GET" else {}
-        with ctx.client.stream(method, url, headers=self.headers(), timeout=ctx.timeout(), **kwargs) as response:
-            ctx.note_response(response, self.options.request_id_header)
-            if not 200 <= response.status_code < 300:
-                raise self._failure(response, read_head(ctx, response))
-            raw = read_limited(ctx, response, limit, what="response")
-        payload = raw if raw_image else parse_json(raw, response)
-        self._check_filtered(response, None if raw_image else payload)
-        return response, payload
+        reply = self.send(ctx, request, ok=range(200, 300), limit=limit, phase=phase)
+        payload = reply.body if raw_image else reply.json()
+        self._check_filtered(reply.response, None if raw_image else payload)
+        return reply, payload
 
-    def _poll(self, ctx: ProbeContext, submitted: httpx.Response, payload: Any) -> tuple[httpx.Response, Any, str | None]:
+    def _poll(self, ctx: ProbeContext, submitted: Reply, payload: Any) -> tuple[Reply, Any, str | None]:
         spec = self.options.poll
         assert spec is not None
         job_id = None
         if spec.id_pointer is not None:
             found = resolve(payload, spec.id_pointer)
             if not isinstance(found, (str, int)) or isinstance(found, bool) or found == "":
-                raise bad_output(f"no job id at {spec.id_pointer} in the submit answer", submitted)
+                raise bad_output(f"no job id at {spec.id_pointer} in the submit answer", submitted.response)
             job_id = str(found)
         if spec.url_pointer is not None:
             found = resolve(payload, spec.url_pointer)
             if not isinstance(found, str) or not found:
-                raise bad_output(f"no job URL at {spec.url_pointer} in the submit answer", submitted)
+                raise bad_output(f"no job URL at {spec.url_pointer} in the submit answer", submitted.response)
             job_url = str(submitted.url.join(found))
         else:
-            job_url = self.url(str(spec.url).replace("{id}", job_id or ""))
+            job_url = self.url(str(spec.url).replace("{id}", quote(job_id or "", safe="")))
+        job = Request("GET", job_url, headers=self.headers(), what="job status")
+        cancel_request = None
+        if spec.cancel_url is not None:
+            cancel_request = Request(spec.cancel_method, self.url(spec.cancel_url.replace("{id}", quote(job_id or "", safe=""))),
+                                     headers=job.headers, timeout=cancel_timeout(), what="cancel answer")
+        self.check_destinations(ctx, job, *([cancel_request] if cancel_request else []))
         last: dict[str, Any] = {"answer": "no poll answered yet"}
         clock = PhaseClock(ctx, self._phase_of(resolve(payload, spec.status_pointer)))
 
-        def step() -> tuple[httpx.Response, Any] | None:
-            with ctx.client.stream("GET", job_url, headers=self.headers(), timeout=ctx.timeout()) as response:
-                ctx.note_response(response, self.options.request_id_header)
-                if response.status_code in (404, 410):
-                    # an unknown job looks like one not registered yet: only the deadline tells them apart
-                    last["answer"] = f"the job was unknown (HTTP {response.status_code})"
-                    clock.seen()
-                    return None
-                if not 200 <= response.status_code < 300:
-                    raise self._failure(response, read_head(ctx, response))
-                raw = read_limited(ctx, response, self.service.max_image_bytes * 4 // 3 + MAX_JOB_BODY, what="job status")
-            answer = parse_json(raw, response)
+        def step() -> tuple[Reply, Any] | None:
+            reply = self.send(ctx, job, ok=range(200, 300), keep=(404, 410),
+                              limit=self.service.max_image_bytes * 4 // 3 + MAX_JOB_BODY)
+            response = reply.response
+            if reply.status_code in (404, 410):
+                # an unknown job looks like one not registered yet: only the deadline tells them apart
+                last["answer"] = f"the job was unknown (HTTP {reply.status_code})"
+                clock.seen()
+                return None
+            answer = reply.json()
             status = resolve(answer, spec.status_pointer)
             clock.seen(self._phase_of(status))
             if status is _MISSING:
@@ -369,7 +390,7 @@ class HTTPAdapter(Adapter):
             last["answer"] = f"the job was still {status!r}"
             if _one_of(status, spec.success):
                 self._check_filtered(response, answer)
-                return response, answer
+                return reply, answer
             if _one_of(status, spec.filtered):
                 raise ProbeFailure(Outcome.CONTENT_FILTERED, f"job {job_id or job_url} ended {status!r}"
                                    + self._message_suffix(answer), http_status=response.status_code)
@@ -381,32 +402,31 @@ class HTTPAdapter(Adapter):
             return None
 
         def cancel() -> None:
-            if spec.cancel_url is not None:
-                url = self.url(spec.cancel_url.replace("{id}", job_id or ""))
-                ctx.client.request(spec.cancel_method, url, headers=self.headers(), timeout=cancel_timeout())
+            if cancel_request is not None:
+                self.send(ctx, cancel_request, keep=ANY_STATUS, record=False)
 
         try:
-            response, answer = poll(ctx, step, what=f"job {job_id or job_url}", on_deadline=cancel)
+            reply, answer = poll(ctx, step, what=f"job {job_id or job_url}", on_deadline=cancel)
         except DeadlineExceeded as exc:
             raise DeadlineExceeded(f"{exc.detail}; {last['answer']}") from None
-        return response, answer, job_id
+        return reply, answer, job_id
 
     def _phase_of(self, status: Any) -> str:
         spec = self.options.poll
         return "queue" if spec is not None and status is not _MISSING and _one_of(status, spec.queued) else "generation"
 
-    def _image(self, ctx: ProbeContext, response: httpx.Response, payload: Any) -> tuple[bytes, str | None]:
+    def _image(self, ctx: ProbeContext, reply: Reply, payload: Any) -> tuple[bytes, str | None]:
         spec = self.options.image
         if spec.raw:
             return payload, sniff_image(payload)
         assert spec.pointer is not None
         value = resolve(payload, spec.pointer)
         if value is _MISSING:
-            raise bad_output(f"no image at {spec.pointer} in the answer" + self._message_suffix(payload), response)
+            raise bad_output(f"no image at {spec.pointer} in the answer" + self._message_suffix(payload), reply.response)
         if not isinstance(value, str) or not value:
-            raise bad_output(f"the value at {spec.pointer} is {type(value).__name__}, not a non-empty string", response)
+            raise bad_output(f"the value at {spec.pointer} is {type(value).__name__}, not a non-empty string", reply.response)
         if spec.encoding == "url" or value.startswith("data:"):
-            return download_image(ctx, str(response.url.join(value)) if spec.encoding == "url" else value)
+            return download_image(ctx, str(reply.url.join(value)) if spec.encoding == "url" else value)
         image = decode_base64(value, what=f"the image at {spec.pointer}")
         return image, sniff_image(image)
 
@@ -433,7 +453,7 @@ class HTTPAdapter(Adapter):
         message = resolve(payload, self.options.error_pointer)
         return f": {message}" if message is not _MISSING and message not in (None, "") else ""
 
-    def _failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
         """Classify an error status the general way; the message comes from ``error_pointer`` if it resolves."""
         status = response.status_code
         message = None

@@ -1,4 +1,4 @@
-"""Hugging Face Inference text-to-image (PROVIDERS.md §9).
+"""Hugging Face Inference text-to-image (docs/providers.md, huggingface).
 
 ``POST {base}/{model}`` with ``{"inputs": prompt, "parameters": {...}}`` answers the raw
 image bytes (✅ huggingface_hub ``hf_inference.py``).  The service's ``base_url`` is the
@@ -27,9 +27,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, classify_status, object_or_empty, read_head
-from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure
-from probes.download import read_limited, sniff_image
+from probes.answers import bad_output, body_text, classify_status, object_or_empty
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request
+from probes.download import sniff_image
 
 DEFAULT_BASE_URL = "https://router.huggingface.co/hf-inference/models"
 REQUEST_ID_HEADER = "x-request-id"
@@ -50,6 +50,7 @@ class HuggingFaceOptions(BaseModel):
 class HuggingFaceAdapter(Adapter):
     provider: ClassVar[str] = "huggingface"
     key_variable: ClassVar[str] = "HF_TOKEN"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     supports_seed: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = HuggingFaceOptions
     options: HuggingFaceOptions
@@ -61,13 +62,16 @@ class HuggingFaceAdapter(Adapter):
                 Outcome.PROBE_ERROR,
                 f"service {self.service.id!r} has no model (e.g. model: black-forest-labs/FLUX.1-schnell)",
             )
-        return f"{(self.service.base_url or DEFAULT_BASE_URL).rstrip('/')}/{self.service.model.strip('/')}"
+        return f"{self.base_url}/{self.service.model.strip('/')}"
 
     def headers(self) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.api_key()}"}
         if not self.options.use_cache:
             headers["x-use-cache"] = "false"
         return headers | self.service.headers
+
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+        return _failure(response, raw)
 
     def request_body(self, ctx: ProbeContext) -> dict[str, Any]:
         if ctx.canary is None:
@@ -83,34 +87,28 @@ class HuggingFaceAdapter(Adapter):
         return {"inputs": ctx.canary.prompt, "parameters": parameters}
 
     def generate(self, ctx: ProbeContext) -> Generation:
-        url, body = self.model_url, self.request_body(ctx)
         headers = self.headers() | {"Accept": "image/png"}  # what huggingface_hub sends for image tasks
-        with ctx.phase("generation"):
-            with ctx.client.stream("POST", url, json=body, headers=headers, timeout=ctx.timeout()) as response:
-                ctx.note_response(response)
-                if response.status_code != 200:
-                    raise _failure(response, read_head(ctx, response))
-                raw = read_limited(ctx, response, self.service.max_image_bytes, what="image (max_image_bytes)")
+        request = Request("POST", self.model_url, headers=headers, json=self.request_body(ctx), what="image (max_image_bytes)")
+        reply = self.send(ctx, request, limit=self.service.max_image_bytes, phase="generation")
+        raw, response = reply.body, reply.response
         media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type == "application/json":  # a 200 that is not an image: say what it was
             raise bad_output(f"expected image bytes, got JSON: {_json_summary(raw)}", response, REQUEST_ID_HEADER)
+        sniff_image(raw)  # a non-image or a truncated one is bad_output
         return Generation(
             image=raw,
-            content_type=sniff_image(raw),
             http_status=response.status_code,
             request_id=ctx.request_id,
             model_version=self.service.model,
         )
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
-        with ctx.client.stream("GET", self.model_url, headers=self.headers(), timeout=ctx.timeout()) as response:
-            ctx.note_response(response)
-            if response.status_code == 405:
-                return HealthCheck(http_status=405, request_id=ctx.request_id, detail="model route answers (GET not allowed)")
-            if not 200 <= response.status_code < 300:
-                raise _failure(response, read_head(ctx, response))
-            raw = read_limited(ctx, response, MAX_STATUS_BODY, what="model status")
-        status = object_or_empty(raw)
+        request = Request("GET", self.model_url, headers=self.headers(), what="model status")
+        reply = self.send(ctx, request, ok=range(200, 300), keep=(405,), limit=MAX_STATUS_BODY)
+        response = reply.response
+        if reply.status_code == 405:
+            return HealthCheck(http_status=405, request_id=ctx.request_id, detail="model route answers (GET not allowed)")
+        status = object_or_empty(reply.body)
         state = status.get("state")
         detail = f"model state {state}" if isinstance(state, str) else None
         if status.get("loaded") is False:

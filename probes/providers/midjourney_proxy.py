@@ -1,4 +1,4 @@
-"""Midjourney through novicezk/midjourney-proxy (PROVIDERS.md §6, ✅ proxy source).
+"""Midjourney through novicezk/midjourney-proxy (docs/providers.md, midjourney_proxy; ✅ proxy source).
 
 ``POST {base}/submit/imagine`` always answers HTTP 200 with ``{"code", "description", "result",
 "properties"}`` (descriptions in Chinese, kept in error details); then ``GET {base}/task/{id}/fetch``
@@ -18,15 +18,16 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
 from monitor.enums import Outcome
-from probes.answers import body_text, json_object, status_failure
+from probes.answers import body_text, status_failure
 from probes.aspect import reduced_ratio
-from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
-from probes.download import download_image, read_limited
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, SizeCheck
+from probes.download import download_image
 from probes.polling import PhaseClock, poll
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/mj"
@@ -71,6 +72,9 @@ class MidjourneyProxyAdapter(Adapter):
         secret = {"mj-api-secret": self.service.api_key.get_secret_value()} if self.service.api_key else {}
         return secret | self.service.headers
 
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+        return _http_failure(response, raw)
+
     def prompt(self, ctx: ProbeContext) -> tuple[str, SizeCheck]:
         """The imagine prompt and how scoring should check the grid's size."""
         if ctx.canary is None:
@@ -92,8 +96,7 @@ class MidjourneyProxyAdapter(Adapter):
         body: dict[str, Any] = {"prompt": prompt}
         if self.options.bot_type:
             body["botType"] = self.options.bot_type
-        with ctx.phase("submit"):
-            answer = self._call(ctx, "POST", "/submit/imagine", json=body)
+        answer = self._call(ctx, "POST", "/submit/imagine", json=body, phase="submit")
         task_id = _submitted_task(answer)
         ctx.request_id = task_id
         task = self._wait(ctx, task_id)
@@ -102,11 +105,11 @@ class MidjourneyProxyAdapter(Adapter):
         image_url = task.get("imageUrl")
         if not isinstance(image_url, str) or not image_url:
             raise ProbeFailure(Outcome.BAD_OUTPUT, f"task {task_id} succeeded without an imageUrl", request_id=task_id)
-        image, content_type = download_image(ctx, image_url)
+        image, _ = download_image(ctx, image_url)
         final_prompt = " ".join(str(v) for v in ((task.get("properties") or {}).get("finalPrompt"), task.get("promptEn"), prompt) if v)
         version = VERSION_FLAG.search(final_prompt)
         return Generation(
-            image=image, content_type=content_type, http_status=200, request_id=task_id,
+            image=image, http_status=200, request_id=task_id,
             model_version=f"--{version.group(1).replace('version', 'v')} {version.group(2)}" if version else self.service.model,
             size_check=size_check,
         )
@@ -115,7 +118,7 @@ class MidjourneyProxyAdapter(Adapter):
         clock = PhaseClock(ctx, "queue")
 
         def step() -> dict[str, Any] | None:
-            task = self._call(ctx, "GET", f"/task/{task_id}/fetch", empty_ok=True)
+            task = self._call(ctx, "GET", f"/task/{quote(task_id, safe='')}/fetch", empty_ok=True)
             status = task.get("status") if task else None
             if status in ("SUCCESS", "FAILURE"):
                 clock.finished()
@@ -129,24 +132,17 @@ class MidjourneyProxyAdapter(Adapter):
         finally:
             clock.seen()
 
-    def _call(self, ctx: ProbeContext, method: str, path: str, *, json: Any = None, empty_ok: bool = False) -> dict[str, Any]:
+    def _call(
+        self, ctx: ProbeContext, method: str, path: str, *, json: Any = None, empty_ok: bool = False, phase: str | None = None,
+    ) -> dict[str, Any]:
         """One proxy request: the JSON object it answered ({} for an empty body when ``empty_ok``)."""
-        with ctx.client.stream(method, f"{self.base_url}{path}", json=json, headers=self.headers(),
-                               timeout=ctx.timeout()) as response:
-            ctx.note_response(response)
-            raw = read_limited(ctx, response, MAX_BODY, what=f"{method} {path}")
-        if response.status_code != 200:
-            raise _http_failure(response, raw)
-        if not raw.strip() and empty_ok:
-            return {}
-        return json_object(raw, response)
+        request = Request(method, f"{self.base_url}{path}", headers=self.headers(), json=json, what=f"{method} {path}")
+        reply = self.send(ctx, request, limit=MAX_BODY, phase=phase)
+        return {} if empty_ok and not reply.body.strip() else reply.object()
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
-        with ctx.client.stream("GET", f"{self.base_url}/account/list", headers=self.headers(), timeout=ctx.timeout()) as response:
-            ctx.note_response(response)
-            raw = read_limited(ctx, response, MAX_BODY, what="account list")
-        if response.status_code != 200:
-            raise _http_failure(response, raw)
+        request = Request("GET", f"{self.base_url}/account/list", headers=self.headers(), what="account list")
+        raw = self.send(ctx, request, limit=MAX_BODY).body
         try:
             accounts = _loads(raw)
         except ValueError as exc:

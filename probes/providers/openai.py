@@ -1,4 +1,4 @@
-"""OpenAI Images (PROVIDERS.md §1): dall-e-2, dall-e-3 and the GPT-image models.
+"""OpenAI Images (docs/providers.md, openai): dall-e-2, dall-e-3 and the GPT-image models.
 
 The API is synchronous: the whole request is the "generation" phase.  OpenAI has
 no seed parameter, so none is sent and results are never bit-reproducible.
@@ -12,9 +12,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, json_object, object_or_empty, read_head, status_failure
-from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure
-from probes.download import decode_base64, download_image, read_limited, sniff_image
+from probes.answers import bad_output, body_text, object_or_empty, status_failure
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request
+from probes.download import decode_base64, download_image, sniff_image
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "dall-e-2"  # what the API itself uses when no model is sent
@@ -65,6 +65,9 @@ class OpenAIAdapter(Adapter):
             headers["OpenAI-Project"] = self.options.project
         return headers | self.service.headers
 
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+        return _failure(response, raw)
+
     def request_body(self, ctx: ProbeContext) -> dict[str, Any]:
         if ctx.canary is None:
             raise ProbeFailure(Outcome.PROBE_ERROR, "a generation probe needs a canary")
@@ -80,35 +83,26 @@ class OpenAIAdapter(Adapter):
         return body | optional
 
     def generate(self, ctx: ProbeContext) -> Generation:
-        body = self.request_body(ctx)
-        headers = self.headers()
+        request = Request("POST", f"{self.base_url}/images/generations", headers=self.headers(),
+                          json=self.request_body(ctx), what="generation response")
         # a base64 answer is ~4/3 of the image, plus JSON around it
-        limit = self.service.max_image_bytes * 4 // 3 + 64 * 1024
-        with ctx.phase("generation"):
-            with ctx.client.stream(
-                "POST", f"{self.base_url}/images/generations", json=body, headers=headers, timeout=ctx.timeout()
-            ) as response:
-                ctx.note_response(response)
-                if response.status_code != 200:
-                    raise _failure(response, read_head(ctx, response))
-                raw = read_limited(ctx, response, limit, what="generation response")
-        payload = json_object(raw, response, REQUEST_ID_HEADER)
+        reply = self.send(ctx, request, limit=self.service.max_image_bytes * 4 // 3 + 64 * 1024, phase="generation")
+        payload, response = reply.object(), reply.response
         items = payload.get("data")
         if not isinstance(items, list) or not items or not isinstance(items[0], dict):
             raise bad_output("response has no images in 'data'", response, REQUEST_ID_HEADER)
         item = items[0]
         if isinstance(item.get("b64_json"), str) and item["b64_json"]:
             image = decode_base64(item["b64_json"], what="b64_json")
-            content_type = sniff_image(image)
+            sniff_image(image)  # a non-image or a truncated one is bad_output
         elif isinstance(item.get("url"), str) and item["url"]:
-            image, content_type = download_image(ctx, item["url"])
+            image, _ = download_image(ctx, item["url"])
         else:
             raise bad_output("image entry has neither 'b64_json' nor 'url'", response, REQUEST_ID_HEADER)
         revised = item.get("revised_prompt")
         reported_model = payload.get("model")
         return Generation(
             image=image,
-            content_type=content_type,
             http_status=response.status_code,
             request_id=ctx.request_id,
             model_version=reported_model if isinstance(reported_model, str) and reported_model else self.model,
@@ -116,13 +110,9 @@ class OpenAIAdapter(Adapter):
         )
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
-        headers = self.headers()
-        with ctx.client.stream("GET", f"{self.base_url}/models", headers=headers, timeout=ctx.timeout()) as response:
-            ctx.note_response(response)
-            if response.status_code != 200:
-                raise _failure(response, read_head(ctx, response))
-            raw = read_limited(ctx, response, MAX_LISTING_BODY, what="model listing")
-        models = json_object(raw, response, REQUEST_ID_HEADER).get("data")
+        reply = self.send(ctx, Request("GET", f"{self.base_url}/models", headers=self.headers(), what="model listing"),
+                          limit=MAX_LISTING_BODY)
+        models, response = reply.object().get("data"), reply.response
         if not isinstance(models, list):
             raise bad_output("model listing has no 'data' list", response, REQUEST_ID_HEADER)
         listed = {m.get("id") for m in models if isinstance(m, dict)}

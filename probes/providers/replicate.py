@@ -1,4 +1,4 @@
-"""Replicate predictions (PROVIDERS.md §3): create, hold with ``Prefer: wait``, then poll.
+"""Replicate predictions (docs/providers.md, replicate): create, hold with ``Prefer: wait``, then poll.
 
 A prediction goes ``starting`` (queue phase) -> ``processing`` (generation phase) ->
 ``succeeded|failed|canceled``.  The create POST is never retried: a second POST is a
@@ -13,16 +13,18 @@ import re
 import time
 from datetime import datetime
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import MAX_ERROR_BODY, body_text, json_object, object_or_empty, read_head, status_failure
+from probes.answers import body_text, json_object, object_or_empty, status_failure
 from probes.aspect import common_ratio as aspect_ratio
-from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
-from probes.download import download_image, read_limited
-from probes.polling import PhaseClock, cancel_timeout, on_site, poll
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, SizeCheck
+from probes.download import download_image
+from probes.http import ANY_STATUS
+from probes.polling import PhaseClock, cancel_timeout, poll
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
 MAX_PREDICTION_BODY = 4 * 1024 * 1024  # logs can be long; data: URI outputs come on top (see _body_limit)
@@ -61,8 +63,11 @@ class ReplicateAdapter(Adapter):
         """A prediction may carry its image as a base64 data: URI (~4/3 of the image)."""
         return self.service.max_image_bytes * 4 // 3 + MAX_PREDICTION_BODY
 
-    def create_request(self, ctx: ProbeContext) -> tuple[str, dict[str, Any], SizeCheck]:
-        """The create URL, its body and how scoring should check the size."""
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+        return _failure(response, raw)
+
+    def create_request(self, ctx: ProbeContext) -> tuple[Request, SizeCheck]:
+        """The create request and how scoring should check the size."""
         if ctx.canary is None:
             raise ProbeFailure(Outcome.PROBE_ERROR, "a generation probe needs a canary")
         inputs: dict[str, Any] = {"prompt": ctx.canary.prompt}
@@ -81,37 +86,35 @@ class ReplicateAdapter(Adapter):
                 size_check = SizeCheck.ASPECT
         inputs |= self.options.input
         if self.options.version:
-            return f"{self.base_url}/v1/predictions", {"version": self.options.version, "input": inputs}, size_check
+            body = {"version": self.options.version, "input": inputs}
+            return self._request("POST", f"{self.base_url}/v1/predictions", json=body), size_check
         if not self.service.model or not re.fullmatch(r"[\w.-]+/[\w.-]+", self.service.model):
             raise ProbeFailure(
                 Outcome.PROBE_ERROR,
                 f"service {self.service.id!r} needs model: owner/name (or options.version), got {self.service.model!r}",
             )
-        return f"{self.base_url}/v1/models/{self.service.model}/predictions", {"input": inputs}, size_check
+        url = f"{self.base_url}/v1/models/{self.service.model}/predictions"
+        return self._request("POST", url, json={"input": inputs}), size_check
+
+    def _request(self, method: str, url: str, **fields: Any) -> Request:
+        return Request(method, url, headers=self.headers(), what="prediction", **fields)
 
     def generate(self, ctx: ProbeContext) -> Generation:
-        url, body, size_check = self.create_request(ctx)
-        headers = self.headers()
+        request, size_check = self.create_request(ctx)
         wait = min(self.options.wait, math.floor(ctx.check_deadline("submit") - WAIT_MARGIN_S))
+        if wait >= 1:
+            request = request.but(headers={**request.headers, "Prefer": f"wait={wait}"})
         began = time.monotonic()
-        with ctx.phase("submit"):
-            with ctx.client.stream(
-                "POST", url, json=body, headers=headers | ({"Prefer": f"wait={wait}"} if wait >= 1 else {}),
-                timeout=ctx.timeout(),
-            ) as response:
-                ctx.note_response(response)
-                if response.status_code not in (200, 201):
-                    raise _failure(response, read_head(ctx, response))
-                prediction = _prediction(read_limited(ctx, response, self._body_limit(), what="prediction"), response)
+        reply = self.send(ctx, request, ok=(200, 201), limit=self._body_limit(), phase="submit")
+        prediction = _prediction(reply.body, reply.response)
         ctx.request_id = prediction["id"]
-        if response.headers.get("preference-applied", "").startswith("wait"):
+        if reply.headers.get("preference-applied", "").startswith("wait"):
             _credit_hold(ctx, prediction, time.monotonic() - began)
-        prediction = self._wait_until_terminal(ctx, prediction, headers)
-        image, content_type = download_image(ctx, _first_output(prediction))
+        prediction = self._wait_until_terminal(ctx, prediction)
+        image, _ = download_image(ctx, _first_output(prediction))
         model, version = prediction.get("model") or self.service.model, prediction.get("version")
         return Generation(
             image=image,
-            content_type=content_type,
             http_status=ctx.http_status,
             request_id=prediction["id"],
             model_version=f"{model}:{version}" if model and isinstance(version, str) and version else model,
@@ -119,25 +122,25 @@ class ReplicateAdapter(Adapter):
             size_check=size_check,
         )
 
-    def _wait_until_terminal(self, ctx: ProbeContext, prediction: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    def _wait_until_terminal(self, ctx: ProbeContext, prediction: dict[str, Any]) -> dict[str, Any]:
         """Poll ``urls.get`` until the prediction ends; cancel it at the deadline."""
         urls = prediction.get("urls") if isinstance(prediction.get("urls"), dict) else {}
-        own = f"{self.base_url}/v1/predictions/{prediction['id']}"
-        get_url = on_site(urls.get("get") or own, self.base_url)
-        cancel_url = on_site(urls.get("cancel") or f"{own}/cancel", self.base_url)
+        own = f"{self.base_url}/v1/predictions/{quote(prediction['id'], safe='')}"
+        get_url, cancel_url = str(urls.get("get") or own), str(urls.get("cancel") or f"{own}/cancel")
+        self.check_destinations(ctx, self._request("GET", get_url), self._request("POST", cancel_url))
         clock = PhaseClock(ctx, _phase_of(prediction["status"]))
 
         def step() -> dict[str, Any] | None:
             nonlocal prediction
             if prediction["status"] not in TERMINAL:
-                answer = self._get(ctx, get_url, headers)
+                answer = self._get(ctx, get_url)
                 clock.seen(_phase_of(answer["status"]) if answer else None)
                 prediction = answer or prediction
             return prediction if prediction["status"] in TERMINAL else None
 
         def cancel() -> None:
             clock.seen()
-            ctx.client.post(cancel_url, headers=headers, timeout=cancel_timeout())
+            self.send(ctx, self._request("POST", cancel_url, timeout=cancel_timeout()), keep=ANY_STATUS, record=False)
 
         final = poll(ctx, step, what=f"prediction {prediction['id']}", on_deadline=cancel, first_delay=FIRST_POLL_S)
         if final["status"] == "succeeded":
@@ -148,26 +151,16 @@ class ReplicateAdapter(Adapter):
         outcome = Outcome.CONTENT_FILTERED if SAFETY_ERROR.search(error) else Outcome.SERVER_ERROR
         raise ProbeFailure(outcome, f"prediction {final['id']} failed: {error}")
 
-    def _get(self, ctx: ProbeContext, url: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    def _get(self, ctx: ProbeContext, url: str) -> dict[str, Any] | None:
         """The prediction, or None while Replicate does not know it (404: keep polling to the deadline)."""
-        with ctx.client.stream("GET", url, headers=headers, timeout=ctx.timeout()) as response:
-            ctx.note_response(response)
-            if response.status_code == 404:
-                return None
-            if response.status_code != 200:
-                raise _failure(response, read_head(ctx, response))
-            return _prediction(read_limited(ctx, response, self._body_limit(), what="prediction"), response)
+        reply = self.send(ctx, self._request("GET", url), keep=(404,), limit=self._body_limit())
+        return None if reply.status_code == 404 else _prediction(reply.body, reply.response)
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
-        headers = self.headers()
-        with ctx.client.stream("GET", f"{self.base_url}/v1/account", headers=headers, timeout=ctx.timeout()) as response:
-            ctx.note_response(response)
-            if response.status_code != 200:
-                raise _failure(response, read_head(ctx, response))
-            account = json_object(read_limited(ctx, response, MAX_ERROR_BODY, what="account"), response)
-        if not account.get("username"):
-            raise ProbeFailure(Outcome.BAD_OUTPUT, "account answer has no 'username'", http_status=response.status_code)
-        return HealthCheck(http_status=response.status_code)
+        reply = self.send(ctx, Request("GET", f"{self.base_url}/v1/account", headers=self.headers(), what="account"))
+        if not reply.object().get("username"):
+            raise ProbeFailure(Outcome.BAD_OUTPUT, "account answer has no 'username'", http_status=reply.status_code)
+        return HealthCheck(http_status=reply.status_code)
 
 
 def _phase_of(status: str) -> str:

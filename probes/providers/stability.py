@@ -1,4 +1,4 @@
-"""Stability AI (PROVIDERS.md §2): the v2beta Stable Image API and the v1 REST API.
+"""Stability AI (docs/providers.md, stability): the v2beta Stable Image API and the v1 REST API.
 
 * ``api: v2beta`` (default): ``POST /v2beta/stable-image/generate/{model}`` with ``model``
   ``core`` (default), ``ultra`` or ``sd3`` (◐).  The body is multipart/form-data even
@@ -23,10 +23,10 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, object_or_empty, parse_json, read_head, status_failure
+from probes.answers import bad_output, body_text, object_or_empty, parse_json, status_failure
 from probes.aspect import close_ratio, nearest_ratio, ratio_value
-from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, SizeCheck
-from probes.download import decode_base64, read_limited, sniff_image
+from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, SizeCheck
+from probes.download import decode_base64, sniff_image
 
 DEFAULT_BASE_URL = "https://api.stability.ai"
 DEFAULT_V2_MODEL = "core"
@@ -67,26 +67,22 @@ class StabilityAdapter(Adapter):
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key()}"} | self.service.headers
 
+    def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
+        return _failure(response, raw)
+
     # -- generation -------------------------------------------------------------------------
 
     def generate(self, ctx: ProbeContext) -> Generation:
         if ctx.canary is None:
             raise ProbeFailure(Outcome.PROBE_ERROR, "a generation probe needs a canary")
         if self.options.api == "v2beta":
-            size_check, url, body = self._v2beta_request(ctx)
+            size_check, request = self._v2beta_request(ctx)
         else:
-            size_check, url, body = SizeCheck.EXACT, *self._v1_request(ctx)
-        accept = "application/json" if self.options.accept == "json" else self._image_accept()
-        headers = self.headers() | {"Accept": accept}
+            size_check, request = SizeCheck.EXACT, self._v1_request(ctx)
         # a base64 answer is ~4/3 of the image, plus JSON around it
-        limit = self.service.max_image_bytes * 4 // 3 + 64 * 1024
-        with ctx.phase("generation"):
-            with ctx.client.stream("POST", url, headers=headers, timeout=ctx.timeout(), **body) as response:
-                ctx.note_response(response)
-                if response.status_code != 200:
-                    raise _failure(response, read_head(ctx, response))
-                raw = read_limited(ctx, response, limit, what="generation response")
-        image, finish_reason, seed = self._parse_answer(raw, response)
+        reply = self.send(ctx, request, limit=self.service.max_image_bytes * 4 // 3 + 64 * 1024, phase="generation")
+        response = reply.response
+        image, finish_reason, seed = self._parse_answer(reply.body, response)
         if finish_reason == "CONTENT_FILTERED":
             raise ProbeFailure(
                 Outcome.CONTENT_FILTERED,
@@ -95,9 +91,9 @@ class StabilityAdapter(Adapter):
             )
         if finish_reason not in (None, "SUCCESS"):
             raise ProbeFailure(Outcome.SERVER_ERROR, f"finish reason {finish_reason}", http_status=response.status_code)
+        sniff_image(image)  # a non-image or a truncated one is bad_output
         return Generation(
             image=image,
-            content_type=sniff_image(image),
             http_status=response.status_code,
             request_id=ctx.request_id,
             model_version=self._model_version(),
@@ -105,8 +101,11 @@ class StabilityAdapter(Adapter):
             size_check=size_check,
         )
 
-    def _image_accept(self) -> str:
-        return "image/*" if self.options.api == "v2beta" else "image/png"
+    def _request(self, url: str, **body: Any) -> Request:
+        """The generation request: ``body`` is ``json=`` (v1) or ``files=`` (v2beta)."""
+        image_accept = "image/*" if self.options.api == "v2beta" else "image/png"
+        accept = "application/json" if self.options.accept == "json" else image_accept
+        return Request("POST", url, headers=self.headers() | {"Accept": accept}, what="generation response", **body)
 
     def _model_version(self) -> str:
         # Neither API reports the model in its answer: record what was asked for.
@@ -114,8 +113,8 @@ class StabilityAdapter(Adapter):
             return f"sd3/{self.options.sd3_model}"
         return self.model
 
-    def _v2beta_request(self, ctx: ProbeContext) -> tuple[SizeCheck, str, dict[str, Any]]:
-        """(size check, URL, httpx body arguments) of a v2beta request."""
+    def _v2beta_request(self, ctx: ProbeContext) -> tuple[SizeCheck, Request]:
+        """(size check, request) of a v2beta generation."""
         assert ctx.canary is not None
         fields: dict[str, Any] = {"prompt": ctx.canary.prompt, "output_format": self.options.output_format}
         size_check = SizeCheck.NONE
@@ -132,10 +131,10 @@ class StabilityAdapter(Adapter):
         optional = self.options.model_dump(include={"style_preset", "cfg_scale"}, exclude_none=True)
         # (None, value) parts: httpx then sends multipart/form-data without any file
         files = {name: (None, str(value)) for name, value in (fields | optional).items()}
-        return size_check, f"{self.base_url}/v2beta/stable-image/generate/{self.model}", {"files": files}
+        return size_check, self._request(f"{self.base_url}/v2beta/stable-image/generate/{self.model}", files=files)
 
-    def _v1_request(self, ctx: ProbeContext) -> tuple[str, dict[str, Any]]:
-        """(URL, httpx body arguments) of a v1 request."""
+    def _v1_request(self, ctx: ProbeContext) -> Request:
+        """The request of a v1 generation."""
         assert ctx.canary is not None
         prompts = [{"text": ctx.canary.prompt, "weight": 1.0}]
         if ctx.canary.negative_prompt:
@@ -153,7 +152,7 @@ class StabilityAdapter(Adapter):
         if ctx.seed:
             body["seed"] = ctx.seed
         body |= self.options.model_dump(include={"cfg_scale", "steps", "sampler", "style_preset"}, exclude_none=True)
-        return f"{self.base_url}/v1/generation/{self.model}/text-to-image", {"json": body}
+        return self._request(f"{self.base_url}/v1/generation/{self.model}/text-to-image", json=body)
 
     def _parse_answer(self, raw: bytes, response: httpx.Response) -> tuple[bytes, str | None, int | None]:
         """(image, finish reason, seed) from a raw-image or a JSON answer, whichever arrived."""
@@ -180,14 +179,9 @@ class StabilityAdapter(Adapter):
 
     def health_check(self, ctx: ProbeContext) -> HealthCheck:
         """``GET /v1/user/balance``: checks the key and the credits in one cheap call."""
-        with ctx.client.stream(
-            "GET", f"{self.base_url}/v1/user/balance", headers=self.headers(), timeout=ctx.timeout()
-        ) as response:
-            ctx.note_response(response)
-            if response.status_code != 200:
-                raise _failure(response, read_head(ctx, response))
-            raw = read_limited(ctx, response, MAX_SMALL_BODY, what="balance")
-        payload = parse_json(raw, response, REQUEST_ID_HEADER)
+        reply = self.send(ctx, Request("GET", f"{self.base_url}/v1/user/balance", headers=self.headers(), what="balance"),
+                          limit=MAX_SMALL_BODY)
+        payload, response = reply.json(), reply.response
         credits = payload.get("credits") if isinstance(payload, dict) else None
         if not isinstance(credits, (int, float)) or isinstance(credits, bool):
             raise bad_output("balance answer has no numeric 'credits'", response, REQUEST_ID_HEADER)

@@ -9,8 +9,8 @@ from typing import Any
 from werkzeug.serving import make_server
 
 from monitor.config import CanaryConfig, Config, ServiceConfig
-from monitor.enums import ProbeKind
 from monitor.engine.runner import ProbeRunner, apply_scoring
+from monitor.enums import ProbeKind
 from probes.base import Adapter, ProbeContext, ProbeResult
 from probes.http import make_client
 

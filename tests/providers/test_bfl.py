@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from datetime import timedelta
 
@@ -12,8 +13,9 @@ from werkzeug.wrappers import Request, Response
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
 from probes.base import ProbeContext, ProbeFailure, ProbeResult, SizeCheck
+from probes.base import Request as ProbeRequest
 from probes.emulator.bfl import FAULT_OUTCOMES, SERVICE_DEFAULTS
-from probes.providers.bfl import BFLAdapter, _check_site
+from probes.providers.bfl import BFLAdapter
 from tests.providers.helpers import probe, serve, with_
 
 API_KEY = "bfl-test-key-0123456789abcdef"
@@ -72,12 +74,26 @@ def test_request_body(service):
     assert check is SizeCheck.ASPECT
 
 
-def test_polling_url_may_be_a_regional_host_of_the_api():
-    _check_site("https://api.us1.bfl.ai/v1/get_result?id=1", "https://api.bfl.ai")
-    with pytest.raises(ProbeFailure, match="not on the API's domain"):
-        _check_site("https://api.bfl.ai.evil.example/v1/get_result", "https://api.bfl.ai")
-    with pytest.raises(ProbeFailure):
-        _check_site("http://127.0.0.2:80/x", "http://127.0.0.1:80")
+def test_polling_url_may_be_a_regional_host_of_the_api(monkeypatch):
+    """Only the listed sibling hosts of BFL's API, over https, at public addresses (connection pinned)."""
+    def resolving_to(address):
+        return lambda *args, **kwargs: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 443))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolving_to("34.117.1.1"))
+    bfl = ServiceConfig(id="bfl", provider="bfl", base_url="https://api.bfl.ai", api_key="k", canaries=["c"])
+    ctx = ProbeContext(bfl, None, None)  # type: ignore[arg-type]
+    route = BFLAdapter(bfl).destinations().route
+    target, headers, extensions = route(ctx, ProbeRequest("GET", "https://api.us1.bfl.ai/v1/get_result?id=1"))
+    assert (target.host, headers, extensions) == ("34.117.1.1", {"Host": "api.us1.bfl.ai"}, {"sni_hostname": "api.us1.bfl.ai"})
+    for foreign in ("https://api.bfl.ai.evil.example/v1/get_result", "http://api.eu.bfl.ai/x", "https://api.eu.bfl.ai:8443/x",
+                    "https://eu.bfl.ai/x", "https://evil.bfl.ai/x"):
+        with pytest.raises(ProbeFailure, match=r"on another origin \(.*\) refused: credentials stay on https://api.bfl.ai"):
+            route(ctx, ProbeRequest("GET", foreign))
+    monkeypatch.setattr(socket, "getaddrinfo", resolving_to("169.254.169.254"))
+    with pytest.raises(ProbeFailure, match="non-public address 169.254.169.254") as refused:
+        route(ctx, ProbeRequest("GET", "https://api.eu.bfl.ai/v1/get_result?id=1"))
+    assert refused.value.outcome is Outcome.BAD_OUTPUT
+    assert BFLAdapter(with_(bfl, base_url="http://127.0.0.1:80")).destinations().allowed == frozenset()  # not BFL's API
 
 
 # -- faults -----------------------------------------------------------------------------------
@@ -167,7 +183,7 @@ def odd_url():
         ("failed", Outcome.SERVER_ERROR, "task t1: Failed"),
         ("ready-without-sample", Outcome.BAD_OUTPUT, "without result.sample"),
         ("poll-500", Outcome.SERVER_ERROR, "HTTP 500"),
-        ("foreign-polling-url", Outcome.BAD_OUTPUT, "refusing to poll 'elsewhere.example'"),
+        ("foreign-polling-url", Outcome.BAD_OUTPUT, "on another origin (https://elsewhere.example) refused: credentials stay on http://127.0.0.1"),
         ("no-polling-url", Outcome.CONTENT_FILTERED, "Content Moderated"),
     ],
 )

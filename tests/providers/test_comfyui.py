@@ -9,12 +9,12 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from probes.registry import provider_issues
 from monitor.config import CanaryConfig, ConfigError, ServiceConfig, parse_config
 from monitor.enums import Outcome, ProbeKind
 from probes.base import ProbeContext
 from probes.emulator.comfyui import FAULT_OUTCOMES, SERVICE_DEFAULTS
 from probes.providers.comfyui import DEFAULT_WORKFLOW, ComfyUIAdapter
+from probes.registry import provider_issues
 from tests.providers.helpers import run_with_runner, with_
 
 TOKEN = "Bearer proxy-token-0123456789"

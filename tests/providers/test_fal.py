@@ -173,7 +173,7 @@ def odd_url():
         ("no-images", Outcome.BAD_OUTPUT, "no image URL"),
         ("plain-error", Outcome.SERVER_ERROR, "runner_oom: Out of memory"),
         ("ingress-502", Outcome.SERVER_ERROR, "HTTP 502"),
-        ("foreign-urls", Outcome.BAD_OUTPUT, "refusing to poll 'elsewhere.example'"),
+        ("foreign-urls", Outcome.BAD_OUTPUT, "on another origin (https://elsewhere.example) refused: credentials stay on http://127.0.0.1"),
     ],
 )
 def test_odd_answers(service, odd_url, case, outcome, text):

@@ -11,13 +11,14 @@ from io import BytesIO
 import pytest
 from PIL import Image
 
-from probes.registry import provider_issues
 from monitor.config import CanaryConfig, Config, ConfigError, ServiceConfig, parse_config
-from monitor.enums import Outcome, ProbeKind
 from monitor.engine.runner import ProbeRunner
+from monitor.enums import Outcome, ProbeKind
 from probes.base import ProbeContext
 from probes.emulator.http import FAULT_OUTCOMES, JOB_OPTIONS, SERVICE_DEFAULTS
+from probes.http import make_client
 from probes.providers.http import HTTPAdapter, HTTPOptions, render, resolve
+from probes.registry import adapter_class, provider_issues
 
 API_KEY = "gen-test-key-0123456789abcdef"
 TIMEOUT_S = 2.5
@@ -50,12 +51,8 @@ def run(svc: ServiceConfig, kind: ProbeKind = ProbeKind.CANARY):
 
 def probe_unscored(svc: ServiceConfig):
     """``adapter.probe`` without scoring, so the image is still there."""
-    runner = ProbeRunner(Config(canaries=[CANARY], services=[svc]))
-    adapter, client = runner._parts(svc)
-    try:
-        return adapter.probe(ProbeContext(svc, CANARY, client, seed=CANARY.seed))
-    finally:
-        runner.close()
+    with make_client(svc) as client:
+        return adapter_class(svc.provider)(svc).probe(ProbeContext(svc, CANARY, client, seed=CANARY.seed))
 
 
 # -- clean runs in every mode ----------------------------------------------------------------

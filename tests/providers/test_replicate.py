@@ -74,15 +74,18 @@ def test_by_version_with_width_and_height(service):
 
 def test_create_request(service):
     ctx = ProbeContext(service, CanaryConfig(id="c", prompt="p", size="1344x768", negative_prompt="blur"), None, seed=9)  # type: ignore[arg-type]
-    url, body, check = ReplicateAdapter(service).create_request(ctx)
-    assert url.endswith(f"/v1/models/{FLUX}/predictions") and check is SizeCheck.ASPECT
-    assert body == {"input": {"prompt": "p", "negative_prompt": "blur", "seed": 9, "aspect_ratio": "16:9"}}
+    request, check = ReplicateAdapter(service).create_request(ctx)
+    assert request.method == "POST" and request.url.endswith(f"/v1/models/{FLUX}/predictions") and check is SizeCheck.ASPECT
+    assert request.json == {"input": {"prompt": "p", "negative_prompt": "blur", "seed": 9, "aspect_ratio": "16:9"}}
+    assert request.headers["Authorization"].startswith("Bearer ")
     service = with_(service, options={"version": "abc", "size_input": "width_height", "input": {"num_outputs": 1, "seed": 3}})
-    url, body, check = ReplicateAdapter(service).create_request(ctx)
-    assert url.endswith("/v1/predictions") and body["version"] == "abc" and check is SizeCheck.EXACT
+    request, check = ReplicateAdapter(service).create_request(ctx)
+    body = request.json
+    assert request.url.endswith("/v1/predictions") and body["version"] == "abc" and check is SizeCheck.EXACT
     assert body["input"] == {"prompt": "p", "negative_prompt": "blur", "seed": 3, "width": 1344, "height": 768, "num_outputs": 1}
     ctx = ProbeContext(service, CanaryConfig(id="c", prompt="p", size="auto"), None, seed=None)  # type: ignore[arg-type]
-    assert ReplicateAdapter(with_(service, options={})).create_request(ctx)[1:] == ({"input": {"prompt": "p"}}, SizeCheck.NONE)
+    request, check = ReplicateAdapter(with_(service, options={})).create_request(ctx)
+    assert (request.json, check) == ({"input": {"prompt": "p"}}, SizeCheck.NONE)
 
 
 @pytest.mark.parametrize("size, ratio", [((1024, 1024), "1:1"), ((1344, 768), "16:9"), ((832, 1216), "2:3"), ((1000, 700), "10:7")])
@@ -197,7 +200,7 @@ def odd_url():
         ("empty-output", Outcome.BAD_OUTPUT, "without an image URL"),
         ("canceled", Outcome.SERVER_ERROR, "was canceled"),
         ("failed-plain", Outcome.SERVER_ERROR, "Prediction interrupted"),
-        ("foreign-poll-url", Outcome.BAD_OUTPUT, "refusing to poll 'evil.example'"),
+        ("foreign-poll-url", Outcome.BAD_OUTPUT, "on another origin (https://evil.example) refused: credentials stay on http://127.0.0.1"),
         ("throttled-body-only", Outcome.RATE_LIMITED, "Retry-After: 3s"),
         ("billing", Outcome.AUTH_ERROR, "Insufficient credit"),
     ],

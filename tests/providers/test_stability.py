@@ -85,11 +85,12 @@ def test_seed_zero_is_never_sent_as_a_fixed_seed(service, canary):
 def test_v2beta_sends_multipart_without_files(service):
     canary = CanaryConfig(id="c", prompt="p", size="1920x1080", negative_prompt="blur")
     ctx = ProbeContext(service, canary, client=None, seed=5)  # type: ignore[arg-type]
-    check, url, request = StabilityAdapter(service)._v2beta_request(ctx)
-    assert check is SizeCheck.ASPECT and url.endswith("/v2beta/stable-image/generate/core")
-    encoded = httpx.Request("POST", url, files=request["files"])
+    check, request = StabilityAdapter(service)._v2beta_request(ctx)
+    assert check is SizeCheck.ASPECT and request.url.endswith("/v2beta/stable-image/generate/core")
+    assert request.json is None and request.headers["Accept"] == "image/*"
+    encoded = httpx.Request(request.method, request.url, files=request.files)
     assert encoded.headers["content-type"].startswith("multipart/form-data")
-    assert {name: value for name, (_, value) in request["files"].items()} == {
+    assert {name: value for name, (_, value) in request.files.items()} == {
         "prompt": "p", "output_format": "png", "aspect_ratio": "16:9", "negative_prompt": "blur", "seed": "5"}
 
 
