@@ -17,7 +17,7 @@ from monitor.enums import Outcome
 from probes.failure import ProbeFailure
 
 if TYPE_CHECKING:  # pragma: no cover
-    from probes.base import ProbeContext
+    from probes.context import ProbeContext
 
 MAX_ERROR_BODY = 64 * 1024
 #: 402 (payment required: credits used up) is the operator's problem like a bad key

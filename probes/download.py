@@ -25,7 +25,7 @@ from monitor.enums import Outcome
 from probes.failure import ProbeFailure
 
 if TYPE_CHECKING:  # pragma: no cover
-    from probes.base import ProbeContext
+    from probes.context import ProbeContext
 
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}

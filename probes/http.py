@@ -36,7 +36,7 @@ from probes.failure import ProbeFailure
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.config import ServiceConfig
-    from probes.base import ProbeContext
+    from probes.context import ProbeContext
 
 USER_AGENT = "genstatus/0.1"
 CONNECT_TIMEOUT_S = 10.0
