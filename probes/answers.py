@@ -66,6 +66,12 @@ def object_or_empty(raw: bytes) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def object_at(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data[key]`` when it is a JSON object, else ``{}``: providers leave nested objects out or null."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def body_text(raw: bytes, empty: str = "(empty body)") -> str:
     """The start of a body as text, for an error detail when it has no message we understand."""
     return raw[:300].decode("utf-8", errors="replace").strip() or empty

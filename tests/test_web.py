@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 import pytest
+from markupsafe import Markup
 from sqlalchemy import create_engine, insert
 
-from monitor.config import Config, ServiceConfig
-from monitor.store.db import make_engine, session_factory
+from monitor.config import Config, ServiceConfig, SiteConfig
 from monitor.enums import ComponentStatus
+from monitor.store.db import make_engine, session_factory
 from monitor.store.histogram import bucket_index
 from monitor.store.models import Base, Incident, ProbeResultRow, Service, rollup_daily, rollup_hourly
 from web import SECURITY_HEADERS, create_app
 from web.queries import daily_uptime, latency_summary, latest_results, service_states
 from web.status import overall_banner
+from web.timefmt import local_text, time_element, zone
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # the page uses the real clock
 
@@ -384,3 +387,83 @@ def test_pages_have_no_inline_scripts_or_styles(session, client):
     for path in ("/", "/services/svc", "/services/nope"):
         html = client.get(path).get_data(as_text=True)
         assert "<script" not in html and "style=" not in html and "<style" not in html
+
+
+# ---------------------------------------------------------------------------------------
+# times in the site's timezone (site.timezone), UTC on hover
+
+WINTER = datetime(2026, 11, 2, 10, 5, tzinfo=UTC)  # CET, UTC+1
+SUMMER = datetime(2026, 7, 1, 10, 5, 30, tzinfo=UTC)  # CEST, UTC+2
+
+
+def timezone_app(engine, session, timezone: str | None):
+    add_service(session, "svc")
+    session.add(Incident(service_id="svc", kind="outage", audience="public", impact="major", status="investigating",
+                         title="svc down", regions=["eu"], started_at=WINTER, detected_at=WINTER))
+    session.commit()
+    add_result(session, "svc", "eu", "timeout", SUMMER)
+    site = {"title": "Status"} | ({"timezone": timezone} if timezone else {})
+    config = Config(site=site, services=[ServiceConfig(id="svc", provider="openai", canaries=["c"])])
+    return create_app(config, engine=engine, testing=True).test_client()
+
+
+def test_times_show_in_the_site_timezone_with_utc_on_hover(engine, session):
+    client = timezone_app(engine, session, "Europe/Berlin")
+
+    html = client.get("/").get_data(as_text=True)
+    assert ('since <time datetime="2026-11-02T10:05:00Z" title="2026-11-02 10:05 UTC">2026-11-02 11:05 CET</time>'
+            in html)
+    assert "Times are shown in Europe/Berlin time; hover over one for UTC." in html
+    assert "Daily bars cover UTC days" in html and "last 90 UTC days" in html  # the bars stay UTC days
+    updated = re.search(r'Updated <time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', html)
+    assert updated.group(2).endswith(" UTC") and updated.group(3).endswith((" CET", " CEST"))
+
+    html = client.get("/services/svc").get_data(as_text=True)
+    assert ('<td><time datetime="2026-07-01T10:05:30Z" title="2026-07-01 10:05:30 UTC">2026-07-01 12:05:30 CEST</time></td>'
+            in html)
+    assert '<th scope="col">Time (Europe/Berlin)</th>' in html
+
+
+def test_times_are_utc_without_a_timezone(engine, session, client):
+    for page in (timezone_app(engine, session, None), client):  # the config's default, and no config at all
+        html = page.get("/").get_data(as_text=True)
+        assert ('since <time datetime="2026-11-02T10:05:00Z" title="2026-11-02 10:05 UTC">2026-11-02 10:05 UTC</time>'
+                in html)
+        assert "All times are UTC." in html
+        html = page.get("/services/svc").get_data(as_text=True)
+        assert '<time datetime="2026-07-01T10:05:30Z" title="2026-07-01 10:05:30 UTC">2026-07-01 10:05:30 UTC</time>' in html
+        assert '<th scope="col">Time (UTC)</th>' in html
+
+
+def test_time_formatting_styles_and_escaping(engine, session):
+    berlin = ZoneInfo("Europe/Berlin")
+    late = datetime(2026, 11, 2, 23, 30, tzinfo=UTC)
+    assert local_text(late, berlin, "date") == "2026-11-03"  # the local date
+    assert local_text(late, berlin, "time") == "00:30 CET"
+    assert local_text(late.replace(tzinfo=None), berlin) == "2026-11-03 00:30 CET"  # naive means UTC
+    assert local_text(None, berlin) == "–" and time_element(None, berlin) == "–"
+    assert str(time_element(late, berlin, "date")) == (
+        '<time datetime="2026-11-02T23:30:00Z" title="2026-11-02 23:30 UTC">2026-11-03</time>')
+
+    class Odd(tzinfo):  # a zone whose abbreviation is markup
+        def utcoffset(self, dt):
+            return timedelta(hours=1)
+
+        def tzname(self, dt):
+            return '<b onmouseover="x">&'
+
+        def dst(self, dt):
+            return timedelta(0)
+
+    tag = time_element(late, Odd())
+    assert isinstance(tag, Markup) and "<b" not in tag
+    assert str(tag).endswith('>2026-11-03 00:30 &lt;b onmouseover=&#34;x&#34;&gt;&amp;</time>')
+
+    # a timezone that skipped validation never reaches the page: times fall back to UTC, nothing unescaped
+    add_service(session, "svc")
+    add_result(session, "svc", "eu", "ok", SUMMER)
+    config = Config(services=[ServiceConfig(id="svc", provider="openai", canaries=["c"])])
+    config.site = SiteConfig.model_construct(title="Status", url=None, timezone='<script>alert(1)</script>')
+    assert zone(config.site.timezone) is UTC
+    html = create_app(config, engine=engine, testing=True).test_client().get("/services/svc").get_data(as_text=True)
+    assert "<script" not in html and "10:05:30 UTC</time>" in html

@@ -1,7 +1,7 @@
 """Read-only queries behind the status pages (no Flask here).
 
 Pages read only the rollup tables and the newest raw rows, so rendering time does not
-grow with the length of the history (ANCHORS.md: "served from rollups").
+grow with the length of the history.
 """
 
 from __future__ import annotations
@@ -143,6 +143,8 @@ def open_incident_statuses(session: Session, service_ids: Sequence[str]) -> dict
     worst: dict[str, ComponentStatus] = {}
     for service_id, kind, impact in rows:
         status = _incident_status(kind, impact)
+        if service_id is None:
+            continue
         if service_id not in worst or STATUS_RANK[status] > STATUS_RANK[worst[service_id]]:
             worst[service_id] = status
     return worst
@@ -307,12 +309,12 @@ class ImageCard:
 
 def latest_images(session: Session, service_id: str, limit: int = 8) -> list[ImageCard]:
     """The newest result thumbnails of a service (canary and confirmation runs), newest first."""
-    P, I = ProbeResultRow, ResultImageRow
+    P, Img = ProbeResultRow, ResultImageRow
     rows = session.execute(
         select(P.id, P.canary_id, P.started_at, P.quality_verdict, P.quality_score, P.outcome, P.quality_reasons,
                P.region)
-        .join(I, I.result_id == P.id)
-        .where(I.service_id == service_id, I.thumbnail.is_not(None), P.kind.in_(PUBLIC_KINDS))
+        .join(Img, Img.result_id == P.id)
+        .where(Img.service_id == service_id, Img.thumbnail.is_not(None), P.kind.in_(PUBLIC_KINDS))
         .order_by(P.id.desc()).limit(limit)
     ).all()
     return [ImageCard(id=r[0], canary_id=r[1], taken_at=r[2], verdict=r[3], score=r[4], outcome=r[5],
@@ -329,9 +331,9 @@ def reference_images(session: Session, service_id: str) -> list[ImageCard]:
 
 
 def result_thumbnail(session: Session, result_id: int) -> bytes | None:
-    P, I = ProbeResultRow, ResultImageRow
-    return session.scalar(select(I.thumbnail).join(P, P.id == I.result_id)
-                          .where(I.result_id == result_id, P.kind.in_(PUBLIC_KINDS)))
+    P, Img = ProbeResultRow, ResultImageRow
+    return session.scalar(select(Img.thumbnail).join(P, P.id == Img.result_id)
+                          .where(Img.result_id == result_id, P.kind.in_(PUBLIC_KINDS)))
 
 
 def reference_thumbnail(session: Session, reference_id: int) -> bytes | None:

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, abort, render_template
+from markupsafe import Markup
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.enums import ComponentStatus, Outcome, in_maintenance
+from web import timefmt
 from web.context import db_session, state
 from web.queries import (
     NO_DATA,
@@ -160,7 +162,7 @@ def healthz() -> tuple[dict, int]:
         with state().engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        detail = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0][:200]
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
         return {"status": "error", "detail": f"database unavailable: {detail}"}, 503
     return {"status": "ok"}, 200
 
@@ -201,6 +203,23 @@ def percent(value: float | None) -> str:
     return f"{min(value, 99.99):.2f}%"
 
 
-@bp.app_template_filter("utc")
-def utc(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "–"
+def site_zone():
+    """The zone the page shows times in: ``site.timezone`` (UTC by default)."""
+    return timefmt.zone(state().site.timezone)
+
+
+@bp.app_template_filter("time_tag")
+def time_tag(value: datetime | None, style: str = "minute") -> Markup:
+    """``<time datetime=… title="… UTC">`` with the time in the site's timezone (styles: ``timefmt.STYLES``)."""
+    return timefmt.time_element(value, site_zone(), style)
+
+
+@bp.app_template_filter("local_time")
+def local_time(value: datetime | None, style: str = "minute") -> str:
+    """The time in the site's timezone as plain text (for attributes such as ``alt``)."""
+    return timefmt.local_text(value, site_zone(), style)
+
+
+@bp.app_context_processor
+def _timezone() -> dict[str, str]:
+    return {"timezone_name": timefmt.zone_name(site_zone())}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
@@ -70,8 +71,10 @@ def start_web(config, engine, host: str, port: int):
 
     try:
         return start_server(create_app(config, engine=engine), host=host, port=port)
-    except OSError as exc:
+    except OSError as exc:  # waitress: EADDRINUSE, EACCES, an unknown host (socket.gaierror) ...
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"cannot serve on {host}:{port}: the address is in use (choose another with --port)") from None
         raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
-    except SystemExit:  # werkzeug exits when the port is taken, after explaining why on stderr
-        raise UsageError(f"cannot serve on {host}:{port}: the address is in use (choose another with --port)") from None
+    except ValueError as exc:  # waitress rejects a listen address it cannot parse
+        raise UsageError(f"cannot serve on {host}:{port}: {exc}") from None
 

@@ -74,13 +74,13 @@ def detect(
         by_service[obs.service].append(obs)
     open_by_key: dict[tuple, Incident] = {}
     resolved_by_key: dict[tuple, Incident] = {}
-    for incident in open_incidents:
-        if incident.resolved_at is None:
-            open_by_key[incident.key] = incident
-        elif now - incident.resolved_at <= config.settings.reopen_window:
-            previous = resolved_by_key.get(incident.key)
-            if previous is None or incident.resolved_at > previous.resolved_at:
-                resolved_by_key[incident.key] = incident
+    for known in open_incidents:
+        if known.resolved_at is None:
+            open_by_key[known.key] = known
+        elif now - known.resolved_at <= config.settings.reopen_window:
+            previous = resolved_by_key.get(known.key)
+            if previous is None or previous.resolved_at is None or known.resolved_at > previous.resolved_at:
+                resolved_by_key[known.key] = known
 
     transitions: list[Transition] = []
     fresh = None if focus is None else {o.region for o in recent if o.ts == now}
@@ -99,7 +99,7 @@ def detect(
             result = _reopening(_evaluate(kind, service, service_obs, rules, incident, config, now, len(blind_probing),
                                           suspects), resolved_by_key)
             transitions.extend(result)
-            current = result[-1].incident if result else open_by_key.get((service, kind, None))
+            current: Incident | None = result[-1].incident if result else open_by_key.get((service, kind, None))
             if kind is IncidentKind.OUTAGE:
                 outages.pop(service, None)
                 if current is not None and current.resolved_at is None:
@@ -186,7 +186,7 @@ def _evaluate(
 
     if not evidence:
         return []  # no recent results at all: silence is not recovery
-    last_bad = max((ev.last_bad() for ev in evidence.values() if ev.last_bad()), default=None)
+    last_bad = max((ts for ev in evidence.values() if (ts := ev.last_bad()) is not None), default=None)
     recovered = all(ev.good_run() >= settings.success_threshold for ev in evidence.values())
     if recovered and (last_bad is None or now - last_bad >= config.recovery(service)):
         done = replace(incident, status=IncidentStatus.RESOLVED, resolved_at=now)

@@ -102,6 +102,7 @@ def key_region(incident: Incident) -> str | None:
 
 def _write(session: Session, transition: Transition, names: dict[str, str], rows_by_key: dict) -> IncidentRow:
     incident = transition.incident
+    row: IncidentRow | None
     if transition.action is Action.OPEN:
         row = IncidentRow(service_id=incident.service, kind=incident.kind.value, audience=incident.audience.value,
                           key_region=key_region(incident), started_at=incident.started_at,

@@ -49,20 +49,21 @@ def latency_transitions(
     threshold = rules.latency_threshold_ms
     settings = config.settings
     window = [o for o in obs if o.outcome in IMAGE_OUTCOMES and o.ts >= now - settings.latency_window]
+    latency = {id(o): o.latency_ms for o in window if o.latency_ms is not None}
     if threshold is not None:
-        timed = [o for o in window if o.latency_ms is not None]
-        slow = [o for o in timed if o.latency_ms > threshold]
+        timed = [o for o in window if id(o) in latency]
+        slow = [o for o in timed if latency[id(o)] > threshold]
     else:
         timed = window
         slow = [o for o in timed if o.outcome is Outcome.SLOW]
     if len(timed) < settings.latency_min_samples:
         return []  # too few samples to judge either way: keep whatever state we have
     if threshold is not None:
-        p95 = _p95([o.latency_ms for o in timed])
+        p95 = _p95([latency[id(o)] for o in timed])
         over = p95 > threshold
         level = f"p95 latency {p95 / 1000:.1f}s"
         limit = f"the {threshold / 1000:g}s threshold"
-        recent_fast = all(o.latency_ms <= threshold for o in timed[-settings.success_threshold:])
+        recent_fast = all(latency[id(o)] <= threshold for o in timed[-settings.success_threshold:])
     else:
         over = len(slow) > SLOW_SHARE * len(timed)
         level = f"{len(slow) / len(timed):.0%} of runs slow"

@@ -93,10 +93,10 @@ class IncidentRecord:
     started_at: datetime
     detected_at: datetime
     resolved_at: datetime | None = None
-    updates: list[dict[str, str]] = field(default_factory=list)
+    updates: list[dict[str, str | None]] = field(default_factory=list)
 
     def to_dict(self, with_updates: bool = False) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "service": self.service,
             "kind": self.kind,
             "audience": self.audience,

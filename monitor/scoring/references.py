@@ -62,8 +62,8 @@ def compare(given: ScoringInput, out: Assessment) -> None:
                                      "normally gives (model or pipeline changed?)", 1.0 - min(nearest, 32) / 32)
     sharp = [r.stats["log_sharpness"] for r in profile.images if "log_sharpness" in r.stats]
     if sharp and "log_sharpness" in out.metrics:
-        normal = math.exp(float(np.median(sharp))) - 1.0
-        ratio = (math.exp(out.metrics["log_sharpness"]) - 1.0) / normal if normal > 0 else 1.0
+        typical = math.exp(float(np.median(sharp))) - 1.0
+        ratio = (math.exp(out.metrics["log_sharpness"]) - 1.0) / typical if typical > 0 else 1.0
         out.metrics["sharpness_ratio"] = ratio
         # A new picture of the prompt (no reproduced seed) is legitimately 3-7x more or less
         # detailed than another; only a picture of the same seed is held to ``blur_ratio``.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -23,7 +24,7 @@ def decode_and_validate(given: ScoringInput, out: Assessment) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(given.data))
+            image: Image.Image = Image.open(io.BytesIO(given.data))
             out.format = image.format
             out.width, out.height = image.size
             if image.width * image.height > MAX_PIXELS:
@@ -69,7 +70,8 @@ def eight_bit(image: Image.Image) -> Image.Image:
     would judge the hidden colour of transparent pixels, usually black; other modes as is."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        if rgba.getextrema()[3][0] == 255:  # fully opaque: nothing to composite
+        extrema: Any = rgba.getextrema()
+        if extrema[3][0] == 255:  # fully opaque: nothing to composite
             return rgba.convert("RGB")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
     if image.mode not in WIDE_MODES:

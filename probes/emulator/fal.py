@@ -261,10 +261,11 @@ def _validate(model: str, body: dict[str, Any]) -> tuple[int, int, str, int]:
             raise _invalid("image_size", f"Input should be one of {', '.join(NAMED_SIZES)}", "enum")
         width, height = NAMED_SIZES[size]
     elif isinstance(size, dict):
-        width, height = size.get("width"), size.get("height")
-        for name, value in (("width", width), ("height", height)):
+        for name in ("width", "height"):
+            value = size.get(name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 14142:
                 raise _invalid(f"image_size.{name}", "Input should be an integer between 1 and 14142", "int_type")
+        width, height = size["width"], size["height"]
     else:
         raise _invalid("image_size", "Input should be a valid dictionary or a named size", "union_tag_invalid")
     fmt = body.get("output_format", "jpeg")
@@ -278,7 +279,7 @@ def _validate(model: str, body: dict[str, Any]) -> tuple[int, int, str, int]:
         raise _invalid("seed", "Input should be a valid integer", "int_type")
     if seed is None or seed <= 0:
         seed = random.randint(1, SEED_MAX)  # noqa: S311 - a fresh picture, not a secret
-    return width, height, fmt, seed  # type: ignore[return-value]
+    return width, height, fmt, seed
 
 
 def _invalid(where: str, message: str, kind: str) -> FalError:

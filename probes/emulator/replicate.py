@@ -16,6 +16,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -156,7 +157,7 @@ class ReplicateEmulator:
 
     # -- endpoints ----------------------------------------------------------------------
 
-    def _create(self, request: Request, path: str, token: str, args: dict[str, str]) -> Response:
+    def _create(self, request: Request, path: str, token: str, args: Mapping[str, Any]) -> Response:
         body = request.get_json(force=True, silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("input", {}), dict):
             raise Problem(400, "Invalid request", "The request body must be a JSON object with an 'input' object.")

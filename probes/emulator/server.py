@@ -16,6 +16,7 @@ break a provider on purpose::
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,10 +30,9 @@ from probes.emulator.registry import EMULATORS
 from probes.emulator.responses import json_response
 
 if TYPE_CHECKING:  # pragma: no cover
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
     from probes.emulator.scenario import Scenario, ScenarioRunner
-
-# provider key -> "module:Class" of its emulator
-
 
 class ProviderEmulator(Protocol):
     """What a provider module offers: it answers every request under ``/<provider>/``."""
@@ -77,8 +77,7 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._server.host}:{self._server.port}"
 
     def base_url(self, provider: str, service: str | None = None) -> str:
         """What a service's ``base_url`` should be to talk to ``provider``'s emulator.
@@ -119,8 +118,10 @@ class EmulatorServer:
 
     # -- WSGI -------------------------------------------------------------------------
 
-    @Request.application
-    def _app(self, request: Request) -> Response:
+    def _app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return self._answer(Request(environ))(environ, start_response)
+
+    def _answer(self, request: Request) -> Response:
         if request.path == "/_faults" or request.path.startswith("/_faults/"):
             return self._control_api(request)
         path = request.path
@@ -151,7 +152,7 @@ class EmulatorServer:
         service = params.pop("service", None)
         if request.method == "DELETE":
             self.faults.clear(provider, service)
-        elif request.method == "POST":
+        elif request.method == "POST" and provider is not None:  # POST is routed only with a provider
             fault = params.pop("fault", None)
             if not isinstance(fault, str):
                 return json_response({"error": "missing 'fault' (JSON body or ?fault=NAME)"}, 400)

@@ -67,7 +67,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def response(self, request_id: str, v1: bool) -> Response:
-        body = {"id": request_id, "name": self.name}
+        body: dict[str, Any] = {"id": request_id, "name": self.name}
         body |= {"message": self.message} if v1 else {"errors": [self.message]}
         return json_response(body, self.status, headers=self.headers)
 

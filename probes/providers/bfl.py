@@ -107,7 +107,7 @@ class BFLAdapter(Adapter):
         def step() -> dict[str, Any] | None:
             answer = self._poll_once(ctx, poll_request)
             status = answer.get("status") if answer else None
-            if status is None or status == NOT_FOUND:
+            if answer is None or status is None or status == NOT_FOUND:
                 clock.seen()
                 return None
             clock.seen("generation" if status in RUNNING or answer.get("progress") is not None else "queue")

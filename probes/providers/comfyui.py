@@ -35,7 +35,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, object_or_empty, status_failure
+from probes.answers import bad_output, body_text, object_at, object_or_empty, status_failure
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, random_seed
 from probes.download import download_image
 from probes.http import ANY_STATUS
@@ -194,11 +194,11 @@ class ComfyUIAdapter(Adapter):
             clock.seen()
 
     def _image_ref(self, entry: dict[str, Any], prompt_id: str) -> dict[str, Any]:
-        status = entry.get("status") if isinstance(entry.get("status"), dict) else {}
+        status = object_at(entry, "status")
         if status.get("status_str") == "error":
             raise ProbeFailure(Outcome.SERVER_ERROR, f"prompt {prompt_id} failed: {_execution_error(status)}",
                                http_status=200, request_id=prompt_id)
-        outputs = entry.get("outputs") if isinstance(entry.get("outputs"), dict) else {}
+        outputs = object_at(entry, "outputs")
         nodes = [self.options.output_node] if self.options.output_node else list(outputs)
         for node in nodes:
             images = (outputs.get(node) or {}).get("images") if isinstance(outputs.get(node), dict) else None

@@ -27,7 +27,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, status_failure
+from probes.answers import bad_output, body_text, object_at, status_failure
 from probes.aspect import close_ratio, nearest_ratio
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, SizeCheck
 from probes.download import decode_base64, sniff_image
@@ -160,7 +160,7 @@ class GeminiAdapter(Adapter):
 def _gemini_image(payload: dict[str, Any], response: httpx.Response) -> bytes:
     """The image part of a generateContent answer; every way of not drawing is ``content_filtered``."""
     candidates = payload.get("candidates")
-    feedback = payload.get("promptFeedback") if isinstance(payload.get("promptFeedback"), dict) else {}
+    feedback = object_at(payload, "promptFeedback")
     if not isinstance(candidates, list) or not candidates:
         if feedback.get("blockReason"):
             message = feedback.get("blockReasonMessage")
@@ -174,7 +174,7 @@ def _gemini_image(payload: dict[str, Any], response: httpx.Response) -> bytes:
     if finish in BLOCKING_FINISH_REASONS:
         message = candidate.get("finishMessage")
         raise _filtered(f"no image: finishReason {finish}" + (f" ({message})" if message else ""), response)
-    content = candidate.get("content") if isinstance(candidate.get("content"), dict) else {}
+    content = object_at(candidate, "content")
     parts = [part for part in content.get("parts") or [] if isinstance(part, dict)]
     texts = []
     for part in parts:

@@ -24,7 +24,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from monitor.enums import Outcome
-from probes.answers import body_text, status_failure
+from probes.answers import body_text, object_at, status_failure
 from probes.aspect import reduced_ratio
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, SizeCheck
 from probes.download import download_image
@@ -159,7 +159,7 @@ class MidjourneyProxyAdapter(Adapter):
 def _submitted_task(answer: dict[str, Any]) -> str:
     """The task id of an accepted submission, or the classified refusal."""
     code, description = answer.get("code"), str(answer.get("description") or "")
-    properties = answer.get("properties") if isinstance(answer.get("properties"), dict) else {}
+    properties = object_at(answer, "properties")
     result = answer.get("result")
     if code in ACCEPTED and isinstance(result, (str, int)) and str(result):
         return str(result)

@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import body_text, json_object, object_or_empty, status_failure
+from probes.answers import body_text, json_object, object_at, object_or_empty, status_failure
 from probes.aspect import common_ratio as aspect_ratio
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, SizeCheck
 from probes.download import download_image
@@ -124,7 +124,7 @@ class ReplicateAdapter(Adapter):
 
     def _wait_until_terminal(self, ctx: ProbeContext, prediction: dict[str, Any]) -> dict[str, Any]:
         """Poll ``urls.get`` until the prediction ends; cancel it at the deadline."""
-        urls = prediction.get("urls") if isinstance(prediction.get("urls"), dict) else {}
+        urls = object_at(prediction, "urls")
         own = f"{self.base_url}/v1/predictions/{quote(prediction['id'], safe='')}"
         get_url, cancel_url = str(urls.get("get") or own), str(urls.get("cancel") or f"{own}/cancel")
         self.check_destinations(ctx, self._request("GET", get_url), self._request("POST", cancel_url))

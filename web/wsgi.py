@@ -1,0 +1,21 @@
+"""The status page as a WSGI app for any WSGI server: ``gunicorn -w 4 'web.wsgi:app'``.
+
+The config is ``$GENSTATUS_CONFIG``, else ``./genstatus.yaml`` (``GENSTATUS_DATABASE_URL`` overrides its
+database), read once when this module is imported.  The page only reads the database: migrate it first
+(``genstatus db upgrade``, or let ``genstatus run`` do it).
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from monitor.config import load_config
+from web import create_app
+
+
+def create_app_from_env() -> Flask:
+    """The app for the config ``genstatus serve`` would use without ``-c``; provider rules are not checked here."""
+    return create_app(load_config())
+
+
+app = create_app_from_env()
