@@ -4,7 +4,6 @@ short bounded batches; young rows stay; rollups (and so uptime) are never touche
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, event, select
@@ -12,35 +11,14 @@ from sqlalchemy.orm import Session
 
 from monitor.config import Config
 from monitor.enums import Outcome, ProbeKind
-from monitor.store.db import make_engine
-from monitor.store.migrate import upgrade
 from monitor.store.models import AlertOutbox, ResultImageRow, rollup_daily, rollup_hourly
-from monitor.store.results import ResultStore
 from monitor.store.retention import RetentionSettings, raw_results_cutoff, run_retention
-from tests.test_store import CONFIG, raw_rows, result, rollups
+from tests.test_store import CONFIG, engine, raw_rows, result, rollups, store  # noqa: F401 - engine, store: fixtures
 from web.queries import daily_uptime
 
 #: the clock of the run; results are stored relative to it (the store prunes kept images by the real clock)
 NOW = datetime.now(UTC).replace(microsecond=0)
 DEFAULTS = RetentionSettings()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path):
-    if request.param == "postgres":
-        yield request.getfixturevalue("pg_engine")
-        return
-    sqlite_engine = make_engine(f"sqlite:///{tmp_path / 'genstatus.db'}")
-    yield sqlite_engine
-    sqlite_engine.dispose()
-
-
-@pytest.fixture
-def store(engine: Engine) -> ResultStore:
-    upgrade(engine)
-    store = ResultStore(engine)
-    store.sync_catalog(Config.model_validate(CONFIG))
-    return store
 
 
 def markers(engine: Engine) -> list[str | None]:

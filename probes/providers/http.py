@@ -27,13 +27,11 @@ a 2xx without the image where the config says it is, is ``bad_output``.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel
 
 from monitor.enums import Outcome
 from probes.answers import bad_output, body_text, status_failure
@@ -51,199 +49,7 @@ from probes.base import (
 from probes.download import decode_base64, download_image, sniff_image
 from probes.http import ANY_STATUS
 from probes.polling import PhaseClock, cancel_timeout, poll
-
-MAX_JOB_BODY = 4 * 1024 * 1024
-PLACEHOLDERS = ("prompt", "negative_prompt", "seed", "width", "height", "size", "model")
-#: a template string that is exactly one of these becomes a JSON number (or null)
-NUMERIC_PLACEHOLDERS = ("{seed}", "{width}", "{height}")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_MISSING = object()
-
-
-# -- JSON pointers (RFC 6901) -------------------------------------------------------------
-
-
-def check_pointer(pointer: str) -> str:
-    """Reject what is not an RFC 6901 pointer (``""`` or ``/a/0/b``, ``~0`` = ``~``, ``~1`` = ``/``)."""
-    if pointer and not pointer.startswith("/"):
-        raise ValueError(f"invalid JSON pointer {pointer!r}: must be empty or start with '/' (e.g. /data/0/b64_json)")
-    if re.search(r"~(?![01])", pointer):
-        raise ValueError(f"invalid JSON pointer {pointer!r}: '~' must be followed by 0 or 1")
-    return pointer
-
-
-JsonPointer = Annotated[str, AfterValidator(check_pointer)]
-
-
-def resolve(document: Any, pointer: str) -> Any:
-    """The value at ``pointer``, or ``_MISSING``."""
-    if pointer == "":
-        return document
-    current = document
-    for token in pointer[1:].split("/"):
-        token = token.replace("~1", "/").replace("~0", "~")
-        if isinstance(current, dict) and token in current:
-            current = current[token]
-        elif isinstance(current, list) and re.fullmatch(r"0|[1-9]\d*", token) and int(token) < len(current):
-            current = current[int(token)]
-        else:
-            return _MISSING
-    return current
-
-
-# -- options ------------------------------------------------------------------------------
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ImageSpec(Strict):
-    """Where the image is: ``{pointer: /data/0/b64_json}`` (``encoding: base64|url``) or ``{raw: true}``."""
-
-    pointer: JsonPointer | None = None
-    encoding: Literal["base64", "url"] = "base64"
-    raw: bool = False
-
-    @model_validator(mode="after")
-    def _one_place(self) -> ImageSpec:
-        if self.raw == (self.pointer is not None):
-            raise ValueError("give either 'pointer' (JSON answer) or 'raw: true' (the body is the image)")
-        return self
-
-
-class FilterSpec(Strict):
-    """A 2xx answer that is really a safety block: the value at ``pointer`` (or ``header``) is one of ``values``."""
-
-    pointer: JsonPointer | None = None
-    header: str | None = None
-    values: list[Any] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _one_place(self) -> FilterSpec:
-        if (self.pointer is None) == (self.header is None):
-            raise ValueError("give either 'pointer' or 'header'")
-        return self
-
-    def matches(self, response: httpx.Response, payload: Any) -> Any:
-        """The blocking value, or None."""
-        value = response.headers.get(self.header, _MISSING) if self.header else resolve(payload, self.pointer or "")
-        return value if value is not _MISSING and _one_of(value, self.values) else None
-
-
-class PollSpec(Strict):
-    """Submit, then poll until the value at ``status_pointer`` is terminal.
-
-    The job is at the URL found at ``url_pointer`` in the submit answer, or at ``url``
-    (``{id}`` replaced by the value at ``id_pointer``), relative to ``base_url``.
-    """
-
-    id_pointer: JsonPointer | None = None
-    url_pointer: JsonPointer | None = None
-    url: str | None = None
-    status_pointer: JsonPointer
-    #: waiting to start (timed as "queue"); ``pending`` = running (timed as "generation")
-    queued: list[Any] = []
-    pending: list[Any] = []
-    success: list[Any] = Field(min_length=1)
-    failure: list[Any] = []
-    filtered: list[Any] = []
-    #: sent when the deadline passes, e.g. ``/jobs/{id}/cancel``
-    cancel_url: str | None = None
-    cancel_method: Literal["POST", "PUT", "DELETE"] = "POST"
-
-    @model_validator(mode="after")
-    def _where_the_job_is(self) -> PollSpec:
-        if self.url_pointer is None and (self.id_pointer is None or self.url is None):
-            raise ValueError("give 'url_pointer', or 'id_pointer' with a 'url' template containing {id}")
-        for name in ("url", "cancel_url"):
-            template = getattr(self, name)
-            if template is not None and "{id}" in template and self.id_pointer is None:
-                raise ValueError(f"'{name}' uses {{id}} but no 'id_pointer' says where the job id is")
-        if self.url is not None and "{id}" not in self.url and self.url_pointer is None:
-            raise ValueError("'url' must contain {id}")
-        return self
-
-
-class HealthSpec(Strict):
-    method: Literal["GET", "HEAD", "POST"] = "GET"
-    path: str = ""
-    expect_status: list[int] = [200]
-
-    @field_validator("expect_status", mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        return [value] if isinstance(value, int) else value
-
-
-class HTTPOptions(Strict):
-    """``options:`` of an ``http`` service."""
-
-    method: Literal["POST", "PUT", "GET"] = "POST"
-    path: str = ""  # placeholders here are URL-encoded: ``/generate?prompt={prompt}``
-    body: Any = None  # a JSON template; None = no body
-    image: ImageSpec
-    request_id_header: str = "x-request-id"
-    model_pointer: JsonPointer | None = None
-    error_pointer: JsonPointer | None = None
-    content_filtered: FilterSpec | None = None
-    poll: PollSpec | None = None
-    health: HealthSpec | None = None
-    auth_header: str = "Authorization"
-    #: put before the key (``Bearer KEY``); empty = the key alone (e.g. ``auth_header: x-api-key``)
-    auth_scheme: str = "Bearer"
-
-    @field_validator("body", "path")
-    @classmethod
-    def _known_placeholders(cls, value: Any) -> Any:
-        for text in _strings(value):
-            for name in _PLACEHOLDER.findall(text):
-                if name not in PLACEHOLDERS:
-                    known = ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
-                    raise ValueError(f"unknown placeholder {{{name}}} in {text!r} (known: {known})")
-        return value
-
-    @model_validator(mode="after")
-    def _raw_is_synchronous(self) -> HTTPOptions:
-        if self.poll is not None and self.image.raw:
-            raise ValueError("'image: {raw: true}' needs a synchronous request; with 'poll', point at the image")
-        return self
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for key, item in value.items() for s in (*_strings(key), *_strings(item))]
-    if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
-    return []
-
-
-def _one_of(value: Any, choices: list[Any]) -> bool:
-    # YAML `true` must not match a JSON 1, nor "1" match 1: compare type and value
-    return any(type(value) is type(choice) and value == choice for choice in choices)
-
-
-def fill(text: str, values: dict[str, Any], escape: Callable[[str], str] = str) -> str:
-    """Replace the placeholders in ``text`` (a missing value is empty)."""
-    return _PLACEHOLDER.sub(lambda m: escape("" if values[m.group(1)] is None else str(values[m.group(1)])), text)
-
-
-def render(template: Any, values: dict[str, Any]) -> Any:
-    """Fill a body template: ``"{seed}"`` alone becomes the number; elsewhere placeholders are text."""
-    if isinstance(template, str):
-        if template in NUMERIC_PLACEHOLDERS:
-            return values[template[1:-1]]
-        return fill(template, values)
-    if isinstance(template, dict):
-        return {render(key, values): render(item, values) for key, item in template.items()}
-    if isinstance(template, list):
-        return [render(item, values) for item in template]
-    return template
-
-
-# -- the adapter --------------------------------------------------------------------------
+from probes.providers.http_options import MAX_JOB_BODY, MISSING, HTTPOptions, fill, one_of, render, resolve, strings_of
 
 
 class HTTPAdapter(Adapter):
@@ -301,7 +107,7 @@ class HTTPAdapter(Adapter):
         values = self.request_values(ctx)
         body = render(self.options.body, values)
         path = fill(self.options.path, values, escape=lambda text: quote(text, safe=""))
-        uses_seed = any("{seed}" in text for text in [*_strings(self.options.body), self.options.path])
+        uses_seed = any("{seed}" in text for text in [*strings_of(self.options.body), self.options.path])
         phase = "submit" if self.options.poll else "generation"
         request = Request(self.options.method, self.url(path), headers=self.headers(),
                           json=body if body is not None and self.options.method != "GET" else None)
@@ -384,20 +190,20 @@ class HTTPAdapter(Adapter):
             answer = reply.json()
             status = resolve(answer, spec.status_pointer)
             clock.seen(self._phase_of(status))
-            if status is _MISSING:
+            if status is MISSING:
                 last["answer"] = f"the last answer had no status at {spec.status_pointer}"
                 return None
             last["answer"] = f"the job was still {status!r}"
-            if _one_of(status, spec.success):
+            if one_of(status, spec.success):
                 self._check_filtered(response, answer)
                 return reply, answer
-            if _one_of(status, spec.filtered):
+            if one_of(status, spec.filtered):
                 raise ProbeFailure(Outcome.CONTENT_FILTERED, f"job {job_id or job_url} ended {status!r}"
                                    + self._message_suffix(answer), http_status=response.status_code)
-            if _one_of(status, spec.failure):
+            if one_of(status, spec.failure):
                 raise ProbeFailure(Outcome.SERVER_ERROR, f"job {job_id or job_url} failed: status {status!r}"
                                    + self._message_suffix(answer), http_status=response.status_code)
-            if (spec.queued or spec.pending) and not _one_of(status, [*spec.queued, *spec.pending]):
+            if (spec.queued or spec.pending) and not one_of(status, [*spec.queued, *spec.pending]):
                 raise bad_output(f"unexpected job status {status!r} at {spec.status_pointer}", response)
             return None
 
@@ -413,7 +219,7 @@ class HTTPAdapter(Adapter):
 
     def _phase_of(self, status: Any) -> str:
         spec = self.options.poll
-        return "queue" if spec is not None and status is not _MISSING and _one_of(status, spec.queued) else "generation"
+        return "queue" if spec is not None and status is not MISSING and one_of(status, spec.queued) else "generation"
 
     def _image(self, ctx: ProbeContext, reply: Reply, payload: Any) -> tuple[bytes, str | None]:
         spec = self.options.image
@@ -421,7 +227,7 @@ class HTTPAdapter(Adapter):
             return payload, sniff_image(payload)
         assert spec.pointer is not None
         value = resolve(payload, spec.pointer)
-        if value is _MISSING:
+        if value is MISSING:
             raise bad_output(f"no image at {spec.pointer} in the answer" + self._message_suffix(payload), reply.response)
         if not isinstance(value, str) or not value:
             raise bad_output(f"the value at {spec.pointer} is {type(value).__name__}, not a non-empty string", reply.response)
@@ -451,7 +257,7 @@ class HTTPAdapter(Adapter):
         if self.options.error_pointer is None:
             return ""
         message = resolve(payload, self.options.error_pointer)
-        return f": {message}" if message is not _MISSING and message not in (None, "") else ""
+        return f": {message}" if message is not MISSING and message not in (None, "") else ""
 
     def failure(self, response: httpx.Response, raw: bytes) -> ProbeFailure:
         """Classify an error status the general way; the message comes from ``error_pointer`` if it resolves."""
@@ -461,8 +267,8 @@ class HTTPAdapter(Adapter):
             try:
                 found = resolve(json.loads(raw), self.options.error_pointer)
             except ValueError:
-                found = _MISSING
-            if found is not _MISSING and found not in (None, ""):
+                found = MISSING
+            if found is not MISSING and found not in (None, ""):
                 message = found if isinstance(found, str) else json.dumps(found)
         detail = f"HTTP {status}: {message or body_text(raw)}"
         return status_failure(response, detail, request_id=response.headers.get(self.options.request_id_header))
