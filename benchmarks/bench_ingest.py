@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import Engine, insert
 
 from monitor.config import Config
-from monitor.store.db import make_engine
 from monitor.enums import Outcome, ProbeKind
+from monitor.store.db import make_engine
 from monitor.store.migrate import upgrade
+from monitor.store.record import ResultRecord
 from monitor.store.results import ResultStore, probe_results, raw_row
-from probes.base import ProbeResult
 
 SERVICES = ["dalle3", "sdxl", "flux", "imagen"]
 REGIONS = ["eu-west", "us-east", "ap-south"]
@@ -33,14 +33,14 @@ OUTCOMES = [Outcome.OK] * 14 + [Outcome.SLOW, Outcome.DEGRADED_QUALITY, Outcome.
 BATCH = 50
 
 
-def make_results(n: int, rng: random.Random) -> list[ProbeResult]:
+def make_results(n: int, rng: random.Random) -> list[ResultRecord]:
     start = datetime(2026, 11, 2, tzinfo=UTC)
     results = []
     for i in range(n):
         outcome = rng.choice(OUTCOMES)
         image = outcome in (Outcome.OK, Outcome.SLOW, Outcome.DEGRADED_QUALITY)
         total = rng.lognormvariate(9.5, 0.6)
-        results.append(ProbeResult(
+        results.append(ResultRecord(
             service=rng.choice(SERVICES), canary="still-life", region=rng.choice(REGIONS), kind=ProbeKind.CANARY,
             started_at=start + timedelta(seconds=37 * i), outcome=outcome,
             latency_ms={"submit": 120.0, "queue": None, "generation": total - 400, "download": 280.0, "total": total},
@@ -54,7 +54,7 @@ def make_results(n: int, rng: random.Random) -> list[ProbeResult]:
     return results
 
 
-def _timed(write: Callable[[list[ProbeResult]], None], results: list[ProbeResult]) -> float:
+def _timed(write: Callable[[list[ResultRecord]], None], results: list[ResultRecord]) -> float:
     began = time.perf_counter()
     write(results)
     return time.perf_counter() - began
@@ -82,16 +82,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 def _measure(engine: Engine, store: ResultStore, rng: random.Random, rounds: int, n: int) -> list[dict[str, Any]]:
     raw_insert = insert(probe_results)
 
-    def raw(results: list[ProbeResult]) -> None:
+    def raw(results: list[ResultRecord]) -> None:
         for result in results:
             with engine.begin() as connection:
                 connection.execute(raw_insert, raw_row(result))
 
-    def record(results: list[ProbeResult]) -> None:
+    def record(results: list[ResultRecord]) -> None:
         for result in results:
             store.record(result)
 
-    def record_many(results: list[ProbeResult]) -> None:
+    def record_many(results: list[ResultRecord]) -> None:
         for i in range(0, len(results), BATCH):
             store.record_many(results[i:i + BATCH])
 

@@ -1,4 +1,4 @@
-"""The adapter interface and the probe result record (docs/contracts.md, result record).
+"""The adapter interface and what an adapter returns: the provider's answer to one probe run.
 
 An adapter speaks one provider's protocol: ``generate`` sends the canary and
 returns the raw image (or raises :class:`ProbeFailure` with a classified
@@ -47,7 +47,11 @@ def random_seed() -> int:
 
 @dataclass
 class ProbeResult:
-    """One probe run. ``to_dict`` is the JSON record of ``genstatus probe --json``."""
+    """What the provider answered to one probe run, as the adapter classified it.
+
+    The runner scores ``image`` and joins the two into the stored record
+    (``monitor.store.record.ResultRecord``, whose ``to_dict`` is the JSON of ``genstatus probe --json``).
+    """
 
     service: str
     canary: str | None
@@ -60,16 +64,6 @@ class ProbeResult:
     http_status: int | None = None
     request_id: str | None = None
     error_detail: str | None = None
-    image_bytes: int | None = None
-    image_format: str | None = None
-    image_width: int | None = None
-    image_height: int | None = None
-    image_sha256: str | None = None
-    hashes: dict[str, str] = field(default_factory=dict)
-    quality_score: float | None = None
-    quality_verdict: str | None = None
-    quality_flags: list[str] = field(default_factory=list)
-    quality_reasons: list[str] = field(default_factory=list)
     cost: float | None = None
     model_version: str | None = None
     revised_prompt: str | None = None
@@ -77,15 +71,12 @@ class ProbeResult:
     # The generated image itself and how to check its size: handed to scoring, never stored or printed.
     image: bytes | None = field(default=None, repr=False, compare=False)
     size_check: SizeCheck = field(default="exact", repr=False, compare=False)  # type: ignore[assignment]
-    # What the store keeps of the image: a small thumbnail and, for a failing image when configured, the file.
-    thumbnail: bytes | None = field(default=None, repr=False, compare=False)
-    kept_image: bytes | None = field(default=None, repr=False, compare=False)
-    keep_until: datetime | None = field(default=None, repr=False, compare=False)
 
-    #: fields that are bytes or internal, never in the JSON record
-    PRIVATE: ClassVar[tuple[str, ...]] = ("image", "size_check", "thumbnail", "kept_image", "keep_until")
+    #: fields that are bytes or internal, never in ``to_dict``
+    PRIVATE: ClassVar[tuple[str, ...]] = ("image", "size_check")
 
     def to_dict(self) -> dict[str, Any]:
+        """The answer as JSON (for debugging; the published record is ``ResultRecord.to_dict``)."""
         data = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in self.PRIVATE}
         data["kind"] = str(self.kind)
         data["outcome"] = str(self.outcome)

@@ -19,8 +19,8 @@ from monitor.enums import Outcome, ProbeKind
 from monitor.store.db import make_engine
 from monitor.store.migrate import upgrade
 from monitor.store.models import AlertOutbox, Incident, IncidentUpdate
+from monitor.store.record import ResultRecord
 from monitor.store.results import ResultStore
-from probes.base import ProbeResult
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 REGIONS = ("eu", "us", "ap")
@@ -190,9 +190,9 @@ def test_refused_duplicate_rolls_back_and_is_retried_next_tick(engine, monkeypat
 # -- two coordinators over an outage and its recovery -------------------------------------------
 
 
-def result(minute: int, region: str, outcome: Outcome) -> ProbeResult:
+def result(minute: int, region: str, outcome: Outcome) -> ResultRecord:
     at = T0 + timedelta(minutes=minute)
-    return ProbeResult(service="svc", canary="c", region=region, kind=ProbeKind.CANARY, started_at=at, finished_at=at,
+    return ResultRecord(service="svc", canary="c", region=region, kind=ProbeKind.CANARY, started_at=at, finished_at=at,
                        outcome=outcome, latency_ms={"total": 1000.0})
 
 

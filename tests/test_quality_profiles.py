@@ -8,15 +8,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from monitor.engine.baseline import capture
 from monitor.cli import main
 from monitor.config import CanaryConfig, Config, QualityConfig, ServiceConfig
-from monitor.store.db import make_engine
+from monitor.engine.baseline import capture
+from monitor.engine.runner import ProbeRunner
 from monitor.enums import Outcome
+from monitor.store.db import make_engine
 from monitor.store.migrate import upgrade
 from monitor.store.models import ReferenceImageRow, ResultImageRow
 from monitor.store.references import ReferenceSource, load_profile
-from monitor.engine.runner import ProbeRunner
 from monitor.store.results import THUMBNAILS_KEPT, ResultStore
 
 FIXED = CanaryConfig(id="fixed", prompt="a red apple on a wooden table", size="512x512", seed=1234)
@@ -191,9 +191,8 @@ def test_spooled_results_keep_their_thumbnail(tmp_path):
     from monitor.store.results import result_from_dict, spool_record
     from tests.test_runner import image_bytes, result_with
 
-    result = result_with(image_bytes((256, 256)))
-    apply_scoring(result, ServiceConfig(id="s", provider="openai", canaries=["c"]), CanaryConfig(id="c", prompt="p",
-                                                                                             size="256x256"))
+    result = apply_scoring(result_with(image_bytes((256, 256))), ServiceConfig(id="s", provider="openai", canaries=["c"]),
+                           CanaryConfig(id="c", prompt="p", size="256x256"))
     assert result.thumbnail
     back = result_from_dict(json.loads(json.dumps(spool_record(result))))
     assert back.thumbnail == result.thumbnail

@@ -7,9 +7,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from monitor.config import parse_config
-from monitor.enums import Outcome, ProbeKind
 from monitor.engine.scheduler import BUDGET_MONTH, ProbeScheduler, plan_interval
-from probes.base import ProbeResult
+from monitor.enums import Outcome, ProbeKind
+from monitor.store.record import ResultRecord
 
 
 def make_config(interval="1s", concurrency=1, canaries=1, cost=0.0, budget=None):
@@ -44,8 +44,8 @@ class SlowRunner:
         with self.lock:
             self.active -= 1
             self.per_job.setdefault(canary.id, []).append((began, time.monotonic()))
-        return ProbeResult(service=service.id, canary=canary.id, region="test", kind=kind,
-                           started_at=datetime.now(UTC), outcome=Outcome.OK)
+        return ResultRecord(service=service.id, canary=canary.id, region="test", kind=kind,
+                            started_at=datetime.now(UTC), outcome=Outcome.OK)
 
 
 def test_budget_stretches_interval_and_never_overspends():

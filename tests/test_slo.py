@@ -14,8 +14,8 @@ from monitor.enums import Outcome, ProbeKind
 from monitor.store.db import make_engine
 from monitor.store.migrate import upgrade
 from monitor.store.models import AlertOutbox
+from monitor.store.record import ResultRecord
 from monitor.store.results import ResultStore
-from probes.base import ProbeResult
 
 FAST, MEDIUM, SLOW = TIERS
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -36,8 +36,8 @@ def test_burning(tier, long, short, expected):
     assert burning(tier, long, short, slo_percent=99.5) is expected
 
 
-def result(at: datetime, outcome: Outcome) -> ProbeResult:
-    return ProbeResult(service="svc", canary="c", region="eu", kind=ProbeKind.CANARY, started_at=at, finished_at=at,
+def result(at: datetime, outcome: Outcome) -> ResultRecord:
+    return ResultRecord(service="svc", canary="c", region="eu", kind=ProbeKind.CANARY, started_at=at, finished_at=at,
                        outcome=outcome, latency_ms={"total": 1000.0})
 
 

@@ -86,6 +86,32 @@ def test_spool_record_carries_images_and_key():
     assert (again.thumbnail, again.kept_image, again.keep_until) == (b"\x00thumb\n", b"full", T0)
 
 
+#: a spool line as written while the record was ``probes.base.ProbeResult`` (before ``ResultRecord``)
+OLD_LINE = (
+    '{"service":"dalle3","canary":"still-life","region":"eu-west","kind":"canary",'
+    '"started_at":"2026-11-02T10:00:00Z","finished_at":"2026-11-02T10:00:03Z","outcome":"degraded_quality",'
+    '"latency_ms":{"submit":12.5,"queue":null,"generation":2900.0,"download":80.0,"total":3000.0},'
+    '"http_status":200,"request_id":"req-old","error_detail":"mostly one colour","image_bytes":1234,'
+    '"image_format":"PNG","image_width":64,"image_height":64,'
+    '"image_sha256":"abababababababababababababababababababababababababababababababab",'
+    '"hashes":{"phash":"00ff00ff00ff00ff","dhash":"0f0f0f0f0f0f0f0f"},"quality_score":0.2,'
+    '"quality_verdict":"degraded","quality_flags":["blank"],"quality_reasons":["mostly one colour"],'
+    '"cost":0.04,"model_version":"dall-e-3","revised_prompt":"an apple","seed":1234,'
+    '"_thumbnail":"UklGRnRodW1i","_kept_image":"iVBOR2Z1bGw=","_keep_until":"2026-11-04T10:00:00+00:00",'
+    '"_key":"0123456789abcdef0123456789abcdef"}'
+)
+
+
+def test_spool_lines_from_before_result_record_still_replay():
+    record = json.loads(OLD_LINE)
+    again = result_from_dict(record)
+    public = {k: v for k, v in record.items() if not k.startswith("_")}
+    assert again.to_dict() == public and list(again.to_dict()) == list(public)  # same keys, same order
+    assert (again.thumbnail, again.kept_image, again.keep_until) == (b"RIFFthumb", b"\x89PNGfull", T0 + timedelta(days=2))
+    assert record_key(record) == "0123456789abcdef0123456789abcdef"
+    assert json.loads(encode_line(spool_record(again, record_key(record)))) == record  # written back the same
+
+
 # -- the file, on its own ----------------------------------------------------------------
 
 
@@ -300,7 +326,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from monitor.enums import Outcome, ProbeKind
 from monitor.store.spool import FileSpool, new_key, spool_record
-from probes.base import ProbeResult
+from monitor.store.record import ResultRecord
 
 spool = FileSpool(sys.argv[1])
 payload = bytes(range(256)) * (int(sys.argv[2]) // 256)
@@ -308,8 +334,8 @@ start = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 i = 0
 while True:
     at = start + timedelta(seconds=i)
-    r = ProbeResult(service="dalle3", canary="still-life", region="eu-west", kind=ProbeKind.CANARY, started_at=at,
-                    finished_at=at, outcome=Outcome.OK, request_id=f"r{i}")
+    r = ResultRecord(service="dalle3", canary="still-life", region="eu-west", kind=ProbeKind.CANARY, started_at=at,
+                     finished_at=at, outcome=Outcome.OK, request_id=f"r{i}")
     r.thumbnail = payload
     spool.append([spool_record(r, new_key())])
     i += 1

@@ -16,8 +16,8 @@ from monitor.store.db import make_engine, session_factory
 from monitor.store.histogram import COLUMN_NAMES, bucket_index, percentile
 from monitor.store.migrate import upgrade
 from monitor.store.models import Canary, ProbeResultRow, Service, rollup_daily, rollup_hourly
+from monitor.store.record import ResultRecord
 from monitor.store.results import ResultStore, default_rollups
-from probes.base import ProbeResult
 from web.queries import latest_results
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -43,8 +43,8 @@ def result(
     quality: float | None = None,
     cost: float | None = None,
     marker: str | None = None,
-) -> ProbeResult:
-    return ProbeResult(
+) -> ResultRecord:
+    return ResultRecord(
         service=service,
         canary=None if kind is ProbeKind.HEALTH else "still-life",
         region=region,

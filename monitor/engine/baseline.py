@@ -21,10 +21,10 @@ from sqlalchemy import Engine
 
 from monitor.config import CanaryConfig, Config, ServiceConfig
 from monitor.enums import HEALTHY_OUTCOMES
-from monitor.store.references import save_profile
 from monitor.scoring.pipeline import reference_entry
 from monitor.scoring.profile import STATISTICS, ReferenceImage
 from monitor.scoring.references import hash_distance
+from monitor.store.references import save_profile
 
 DEFAULT_SAMPLES = 5
 
@@ -55,7 +55,7 @@ def capture(
     config: Config, service: ServiceConfig, canary: CanaryConfig, run: Callable, engine: Engine, *,
     samples: int = DEFAULT_SAMPLES, region: str = "default",
 ) -> BaselineReport:
-    """``run(service, canary)`` -> a ProbeResult whose ``image`` is still attached."""
+    """``run(service, canary)`` -> a ``ResultRecord`` whose ``image`` is still attached (``keep_image=True``)."""
     quality = config.quality_of(service)
     report = BaselineReport(service.id, canary.id, samples)
     sizes, models = [], set()

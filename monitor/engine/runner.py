@@ -1,4 +1,4 @@
-"""Run one probe: the service's adapter, then scoring, then the final outcome."""
+"""Run one probe: the service's adapter, then scoring, then the final outcome, joined into the stored record."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import httpx
 from monitor.config import CanaryConfig, Config, QualityConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind, Verdict
 from monitor.scoring import score_image
+from monitor.store.record import ResultRecord
 from monitor.store.references import QualityContext
 from probes.base import Adapter, ProbeContext, ProbeResult, random_seed
 from probes.http import make_client
@@ -26,56 +27,50 @@ def resolve_seed(canary: CanaryConfig | None) -> int | None:
 
 
 def apply_scoring(
-    result: ProbeResult, service: ServiceConfig, canary: CanaryConfig | None, *,
+    answer: ProbeResult, service: ServiceConfig, canary: CanaryConfig | None, *,
     quality: QualityConfig | None = None, context: QualityContext | None = None, fresh_each_run: bool = False,
-) -> None:
-    """Score ``result.image`` in place and settle the outcome (bad_output, degraded_quality, slow, ok).
+) -> ResultRecord:
+    """Score ``answer.image`` and join the two into the stored record, with the outcome settled
+    (bad_output, degraded_quality, slow, ok).  An answer without an image is joined unscored.
 
     ``context`` brings the canary's reference profile and recent outputs (drift, outside-normal and
     stuck-output checks); without it only the checks that need no history run.  ``fresh_each_run``:
     the provider draws a new picture every call whatever the canary says (it takes no seed), so a
     repeat is a cache even without ``seed: random``.
     """
-    if result.outcome is not Outcome.OK or result.image is None:
-        return
+    if answer.outcome is not Outcome.OK or answer.image is None:
+        return ResultRecord.join(answer)
     quality = quality or service.quality or QualityConfig()
     context = context or QualityContext()
     assessment = score_image(
-        result.image,
+        answer.image,
         requested_size=canary.dimensions if canary else None,
         prompt=canary.prompt if canary else None,
-        size_check=result.size_check,
+        size_check=answer.size_check,
         quality=quality,
         expect_text=canary.expect_text if canary else None,
         profile=context.profile,
         recent=context.recent,
-        seed=result.seed,
+        seed=answer.seed,
         seed_random=fresh_each_run or bool(canary and canary.seed == "random"),
         want_thumbnail=True,
     )
-    result.thumbnail = assessment.thumbnail
-    if assessment.verdict is not Verdict.PASS and quality.keep_failing_images:
-        result.kept_image = result.image
-        result.keep_until = result.started_at + quality.keep_failing_images
-    result.image_bytes = assessment.size_bytes
-    result.image_format = assessment.format
-    result.image_width = assessment.width
-    result.image_height = assessment.height
-    result.image_sha256 = assessment.sha256
-    result.hashes = dict(assessment.hashes)
-    result.quality_score = round(assessment.score, 4)
-    result.quality_verdict = str(assessment.verdict)
-    result.quality_flags = list(assessment.flags)
-    result.quality_reasons = list(assessment.reasons)
+    keep_for = quality.keep_failing_images if assessment.verdict is not Verdict.PASS else None  # failing images kept
+    record = ResultRecord.join(
+        answer, assessment,
+        kept_image=answer.image if keep_for else None,
+        keep_until=answer.started_at + keep_for if keep_for else None,
+    )
     if not assessment.valid:
-        result.outcome = Outcome.BAD_OUTPUT
-        result.error_detail = "; ".join(assessment.reasons)
+        record.outcome = Outcome.BAD_OUTPUT
+        record.error_detail = "; ".join(assessment.reasons)
     elif assessment.verdict is not Verdict.PASS:
-        result.outcome = Outcome.DEGRADED_QUALITY
-        result.error_detail = "; ".join(assessment.reasons)
-    elif service.slow_threshold and (result.latency_ms.get("total") or 0) > service.slow_threshold.total_seconds() * 1000:
-        result.outcome = Outcome.SLOW
-        result.error_detail = f"total latency above the {service.slow_threshold.total_seconds():g}s threshold"
+        record.outcome = Outcome.DEGRADED_QUALITY
+        record.error_detail = "; ".join(assessment.reasons)
+    elif service.slow_threshold and (record.latency_ms.get("total") or 0) > service.slow_threshold.total_seconds() * 1000:
+        record.outcome = Outcome.SLOW
+        record.error_detail = f"total latency above the {service.slow_threshold.total_seconds():g}s threshold"
+    return record
 
 
 class ProbeRunner:
@@ -102,26 +97,29 @@ class ProbeRunner:
     def run(
         self, service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY, *,
         keep_image: bool = False,
-    ) -> ProbeResult:
-        """One probe run, scored.  Never raises for provider behaviour.  ``keep_image`` leaves the
-        generated bytes on ``result.image`` (``genstatus baseline``); otherwise they are dropped."""
+    ) -> ResultRecord:
+        """One probe run, scored and joined into its record.  Never raises for provider behaviour.
+        ``keep_image`` leaves the generated bytes on ``record.image`` (``genstatus baseline``)."""
         adapter, client = self._parts(service)
         seed = resolve_seed(canary) if adapter.supports_seed else None
         context = ProbeContext(service, canary, client, region=self.region, seed=seed)
-        result = adapter.probe(context, kind)
-        if kind is not ProbeKind.HEALTH:
+        answer = adapter.probe(context, kind)
+        if kind is ProbeKind.HEALTH:
+            record = ResultRecord.join(answer)
+        else:
             try:
                 history = None
-                if self.references is not None and result.outcome is Outcome.OK and result.image is not None:
+                if self.references is not None and answer.outcome is Outcome.OK and answer.image is not None:
                     history = self.references(service.id, canary.id if canary else None)
-                apply_scoring(result, service, canary, quality=self.config.quality_of(service), context=history,
-                              fresh_each_run=not adapter.supports_seed)
+                record = apply_scoring(answer, service, canary, quality=self.config.quality_of(service),
+                                       context=history, fresh_each_run=not adapter.supports_seed)
             except Exception as exc:  # noqa: BLE001 - a scoring bug is ours, not the provider's
-                result.outcome = Outcome.PROBE_ERROR
-                result.error_detail = f"scoring failed: {type(exc).__name__}: {exc}"[:1024]
-        if not keep_image:
-            result.image = None
-        return result
+                record = ResultRecord.join(answer)
+                record.outcome = Outcome.PROBE_ERROR
+                record.error_detail = f"scoring failed: {type(exc).__name__}: {exc}"[:1024]
+        if keep_image:
+            record.image = answer.image
+        return record
 
     def close(self) -> None:
         with self._lock:

@@ -7,11 +7,12 @@ import logging
 
 from monitor.config import Config
 from monitor.engine.coordinator import Coordinator
-from monitor.store.db import make_engine
-from monitor.store.migrate import upgrade
-from monitor.store.references import ReferenceSource
 from monitor.engine.runner import ProbeRunner
 from monitor.engine.scheduler import ProbeScheduler
+from monitor.store.db import make_engine
+from monitor.store.migrate import upgrade
+from monitor.store.record import ResultRecord
+from monitor.store.references import ReferenceSource
 from monitor.store.results import ResultStore
 
 log = logging.getLogger("genstatus")
@@ -33,7 +34,7 @@ class MonitorRuntime:
         self.coordinator = Coordinator(self.engine, config, every=detect_every)
         self.scheduler = ProbeScheduler(config, self.runner, self._handle)
 
-    def _handle(self, result) -> None:
+    def _handle(self, result: ResultRecord) -> None:
         self.store.record(result)
         self.coordinator.poke()
 

@@ -25,9 +25,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import CanaryConfig, Config, ServiceConfig
 from monitor.config.durations import format_duration
-from monitor.enums import HEALTHY_OUTCOMES, ProbeKind
 from monitor.engine.runner import ProbeRunner
-from probes.base import ProbeResult
+from monitor.enums import HEALTHY_OUTCOMES, ProbeKind
+from monitor.store.record import ResultRecord
 
 log = logging.getLogger("genstatus.scheduler")
 
@@ -75,7 +75,7 @@ class ProbeScheduler:
         self,
         config: Config,
         runner: ProbeRunner,
-        on_result: Callable[[ProbeResult], None],
+        on_result: Callable[[ResultRecord], None],
         *,
         jitter_fraction: float = JITTER_FRACTION,
     ) -> None:

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     Engine,
@@ -61,6 +61,7 @@ from monitor.store.models import (
     rollup_hourly,
     utcnow,
 )
+from monitor.store.record import LATENCY_PHASES, ResultRecord
 from monitor.store.spool import (
     DEFAULT_MAX_BYTES,
     MEMORY_SPOOL_LIMIT,
@@ -72,9 +73,6 @@ from monitor.store.spool import (
     spool_record,
 )
 
-if TYPE_CHECKING:  # pragma: no cover - the web imports this module and must not pull in probes
-    from probes.base import ProbeResult
-
 logger = logging.getLogger("genstatus.store")
 
 #: Health checks are stored raw only; availability and latency come from real generations.
@@ -83,7 +81,6 @@ REPLAY_BATCH = 200
 
 probe_results: Table = ProbeResultRow.__table__  # type: ignore[assignment]
 result_images: Table = ResultImageRow.__table__  # type: ignore[assignment]
-LATENCY_PHASES = ("submit", "queue", "generation", "download", "total")  # = probes.base.PHASES (tests/test_store.py keeps them equal)
 ROLLUP_KEY = ("service_id", "region", "bucket_start")
 SUMMED = (
     "n_total", *(f"n_{o.value}" for o in Outcome), "latency_count", "latency_sum_ms",
@@ -119,7 +116,7 @@ def default_rollups() -> list[RollupStatement]:
 # -- rows ------------------------------------------------------------------------------
 
 
-def raw_row(result: ProbeResult) -> dict[str, Any]:
+def raw_row(result: ResultRecord) -> dict[str, Any]:
     """The ``probe_results`` row of a result."""
     latency = result.latency_ms or {}
     hashes = result.hashes or {}
@@ -154,7 +151,7 @@ def raw_row(result: ProbeResult) -> dict[str, Any]:
     }
 
 
-def rollup_event(result: ProbeResult, floor: Callable[[datetime], datetime]) -> dict[str, Any]:
+def rollup_event(result: ResultRecord, floor: Callable[[datetime], datetime]) -> dict[str, Any]:
     """The parameters of the rollup upsert for one result; the increments are computed in SQL."""
     total = (result.latency_ms or {}).get("total")
     timed = total is not None and result.outcome in IMAGE_OUTCOMES
@@ -170,7 +167,7 @@ def rollup_event(result: ProbeResult, floor: Callable[[datetime], datetime]) -> 
     }
 
 
-def rollup_events(results: Iterable[ProbeResult], floor: Callable[[datetime], datetime]) -> list[dict[str, Any]]:
+def rollup_events(results: Iterable[ResultRecord], floor: Callable[[datetime], datetime]) -> list[dict[str, Any]]:
     """Events of the results that roll up, sorted by row key (a fixed lock order for concurrent writers)."""
     events = [rollup_event(r, floor) for r in results if r.kind in ROLLUP_KINDS]
     events.sort(key=lambda e: (e["service_id"], e["region"], e["bucket_start"]))
@@ -355,11 +352,11 @@ class ResultStore:
 
     # results
 
-    def record(self, result: ProbeResult) -> None:
+    def record(self, result: ResultRecord) -> None:
         """Store one result (raw row + rollups, one transaction), or spool it if the database is down."""
         self.record_many([result])
 
-    def record_many(self, results: Iterable[ProbeResult]) -> None:
+    def record_many(self, results: Iterable[ResultRecord]) -> None:
         """Store a batch in one transaction (executemany of the same statements).
 
         Each result gets its idempotency key here, before the first attempt: if a commit
@@ -385,7 +382,7 @@ class ResultStore:
             with self._lock:
                 self._end_outage(0, 0)
 
-    def _write(self, batch: list[tuple[str, ProbeResult]], *, replay: bool = False) -> int:
+    def _write(self, batch: list[tuple[str, ResultRecord]], *, replay: bool = False) -> int:
         """Write (key, result) pairs in one transaction.  On replay, results whose key is already
         stored (or repeated in the batch) are skipped; returns how many were skipped."""
         skipped = 0
@@ -410,7 +407,7 @@ class ResultStore:
         return skipped
 
     @staticmethod
-    def _unstored(connection, batch: list[tuple[str, ProbeResult]]) -> list[tuple[str, ProbeResult]]:
+    def _unstored(connection, batch: list[tuple[str, ResultRecord]]) -> list[tuple[str, ResultRecord]]:
         """The pairs whose key is not in ``probe_results`` yet (first of each key).  The lookup is
         bounded by the batch's ``started_at`` range, so it runs on ``ix_probe_results_started``."""
         column = probe_results.c
@@ -428,7 +425,7 @@ class ResultStore:
                 fresh.append((key, result))
         return fresh
 
-    def _write_with_image(self, connection, key: str, result: ProbeResult) -> None:
+    def _write_with_image(self, connection, key: str, result: ResultRecord) -> None:
         """The raw row plus its ``result_images`` row; older thumbnails of the canary are pruned."""
         result_id = connection.execute(
             self._raw_insert.returning(probe_results.c.id), {**raw_row(result), "idempotency_key": key}
@@ -452,7 +449,7 @@ class ResultStore:
         log("database unavailable (%s); spooling results to %s until it is back",
             str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self._spool.describe())
 
-    def _spool_results(self, batch: list[tuple[str, ProbeResult]]) -> None:
+    def _spool_results(self, batch: list[tuple[str, ResultRecord]]) -> None:
         with self._lock:
             dropped = self._spool.dropped
             self._spool.append([spool_record(r, key) for key, r in batch])
@@ -511,6 +508,6 @@ class ResultStore:
             return 0
 
 
-def _keyed(record: dict[str, Any]) -> tuple[str, ProbeResult]:
+def _keyed(record: dict[str, Any]) -> tuple[str, ResultRecord]:
     """A spool record as (idempotency key, result); records from before keys existed get a new one."""
     return record_key(record) or new_key(), result_from_dict(record)

@@ -29,9 +29,10 @@ Two kinds, one interface (``append``, ``head``, ``drop``, ``len``):
 ``MemorySpool`` -- the fallback without a file: a bounded deque, lost when the process exits;
 when full it drops the *oldest* records.
 
-Records are ``ProbeResult.to_dict()`` plus private fields (``spool_record``): the thumbnail and
-kept image as base64, ``keep_until`` and the idempotency key.  Spool files written before the
-key existed still replay (such records get a fresh key, so they cannot be de-duplicated).
+Records are ``ResultRecord.to_dict()`` plus private fields (``spool_record``): the thumbnail and
+kept image as base64, ``keep_until`` and the idempotency key (the same lines as when the record
+was ``probes.base.ProbeResult``).  Spool files written before the key existed still replay (such
+records get a fresh key, so they cannot be de-duplicated).
 """
 
 from __future__ import annotations
@@ -45,12 +46,10 @@ from collections import deque
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from monitor.enums import Outcome, ProbeKind
-
-if TYPE_CHECKING:  # pragma: no cover - the web imports the store and must not pull in probes
-    from probes.base import ProbeResult
+from monitor.store.record import ResultRecord
 
 logger = logging.getLogger("genstatus.store")
 
@@ -71,8 +70,8 @@ def new_key() -> str:
     return uuid.uuid4().hex
 
 
-def spool_record(result: ProbeResult, key: str | None = None) -> dict[str, Any]:
-    """``ProbeResult.to_dict()`` plus the kept thumbnail/image (base64), ``keep_until`` and the
+def spool_record(result: ResultRecord, key: str | None = None) -> dict[str, Any]:
+    """``ResultRecord.to_dict()`` plus the kept thumbnail/image (base64), ``keep_until`` and the
     idempotency key, so an outage loses none of it."""
     record = result.to_dict()
     for name in ("thumbnail", "kept_image"):
@@ -91,11 +90,9 @@ def record_key(record: dict[str, Any]) -> str | None:
     return key if isinstance(key, str) and key else None
 
 
-def result_from_dict(data: dict[str, Any]) -> ProbeResult:
+def result_from_dict(data: dict[str, Any]) -> ResultRecord:
     """Rebuild a result from a spool record (``spool_record``) or a ``to_dict()`` record."""
-    from probes.base import ProbeResult
-
-    known = {f.name for f in fields(ProbeResult)} - set(ProbeResult.PRIVATE)
+    known = {f.name for f in fields(ResultRecord)} - set(ResultRecord.PRIVATE)
     values = {key: value for key, value in data.items() if key in known}
     for name in ("thumbnail", "kept_image"):
         if data.get(f"_{name}"):
@@ -107,7 +104,7 @@ def result_from_dict(data: dict[str, Any]) -> ProbeResult:
     for key in ("started_at", "finished_at"):
         if values.get(key) is not None:
             values[key] = _parse_time(values[key])
-    return ProbeResult(**values)
+    return ResultRecord(**values)
 
 
 def _parse_time(text: str) -> datetime:

@@ -11,6 +11,7 @@ from werkzeug.serving import make_server
 from monitor.config import CanaryConfig, Config, ServiceConfig
 from monitor.engine.runner import ProbeRunner, apply_scoring
 from monitor.enums import ProbeKind
+from monitor.store.record import ResultRecord
 from probes.base import Adapter, ProbeContext, ProbeResult
 from probes.http import make_client
 
@@ -27,16 +28,17 @@ def probe(
     seed: int | None = 1234,
     *,
     score: bool = True,
-) -> ProbeResult:
-    """One probe straight through the adapter (no runner), scored like the runner would unless ``score=False``."""
+) -> ResultRecord | ProbeResult:
+    """One probe straight through the adapter (no runner), scored and joined into its record like the runner
+    would, unless ``score=False`` (then the adapter's answer as it is)."""
     with make_client(service) as client:
-        result = adapter_class(service).probe(ProbeContext(service, canary, client, seed=seed), kind)
-    if score and kind is not ProbeKind.HEALTH:
-        apply_scoring(result, service, canary)
-    return result
+        answer = adapter_class(service).probe(ProbeContext(service, canary, client, seed=seed), kind)
+    if not score:
+        return answer
+    return ResultRecord.join(answer) if kind is ProbeKind.HEALTH else apply_scoring(answer, service, canary)
 
 
-def run_with_runner(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
+def run_with_runner(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ResultRecord:
     """Through the runner, so scoring settles blank/wrong-size images."""
     runner = ProbeRunner(Config(canaries=[canary] if canary else [], services=[service]))
     try:

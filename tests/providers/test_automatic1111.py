@@ -13,7 +13,8 @@ from werkzeug.wrappers import Request, Response
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from probes.base import ProbeContext, ProbeResult
+from monitor.store.record import ResultRecord
+from probes.base import ProbeContext
 from probes.emulator.automatic1111 import FAULT_OUTCOMES, SERVICE_DEFAULTS
 from probes.emulator.images import render_png
 from probes.providers.automatic1111 import Automatic1111Adapter
@@ -30,7 +31,7 @@ def service(emulator) -> ServiceConfig:
     )
 
 
-def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY, seed: int | None = 1234) -> ProbeResult:
+def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY, seed: int | None = 1234) -> ResultRecord:
     return probe(Automatic1111Adapter, service, canary, kind, seed)
 
 

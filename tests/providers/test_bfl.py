@@ -12,7 +12,8 @@ from werkzeug.wrappers import Request, Response
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from probes.base import ProbeContext, ProbeFailure, ProbeResult, SizeCheck
+from monitor.store.record import ResultRecord
+from probes.base import ProbeContext, ProbeFailure, SizeCheck
 from probes.base import Request as ProbeRequest
 from probes.emulator.bfl import FAULT_OUTCOMES, SERVICE_DEFAULTS
 from probes.providers.bfl import BFLAdapter
@@ -29,7 +30,7 @@ def service(emulator) -> ServiceConfig:
     )
 
 
-def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
+def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ResultRecord:
     return probe(BFLAdapter, service, canary, kind)
 
 

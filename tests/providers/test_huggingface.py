@@ -12,7 +12,8 @@ from PIL import Image
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from probes.base import ProbeContext, ProbeResult
+from monitor.store.record import ResultRecord
+from probes.base import ProbeContext
 from probes.emulator.huggingface import FAULT_OUTCOMES, SERVICE_DEFAULTS
 from probes.http import make_client
 from probes.providers.huggingface import HuggingFaceAdapter
@@ -30,7 +31,7 @@ def service(emulator) -> ServiceConfig:
     )
 
 
-def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY, seed: int | None = 1234) -> ProbeResult:
+def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY, seed: int | None = 1234) -> ResultRecord:
     return probe(HuggingFaceAdapter, service, canary, kind, seed)
 
 

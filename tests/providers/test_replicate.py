@@ -13,7 +13,8 @@ from werkzeug.wrappers import Request, Response
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from probes.base import ProbeContext, ProbeResult, SizeCheck
+from monitor.store.record import ResultRecord
+from probes.base import ProbeContext, SizeCheck
 from probes.emulator.images import render_png
 from probes.emulator.replicate import FAULT_OUTCOMES, SERVICE_DEFAULTS, VERSION_OF
 from probes.providers.replicate import ReplicateAdapter, aspect_ratio
@@ -31,7 +32,7 @@ def service(emulator) -> ServiceConfig:
     )
 
 
-def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ProbeResult:
+def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY) -> ResultRecord:
     return probe(ReplicateAdapter, service, canary, kind)
 
 

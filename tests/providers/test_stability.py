@@ -13,7 +13,8 @@ from werkzeug.wrappers import Request, Response
 
 from monitor.config import CanaryConfig, ServiceConfig
 from monitor.enums import Outcome, ProbeKind
-from probes.base import ProbeContext, ProbeResult, SizeCheck
+from monitor.store.record import ResultRecord
+from probes.base import ProbeContext, SizeCheck
 from probes.emulator.images import render_png
 from probes.emulator.stability import FAULT_OUTCOMES, SERVICE_DEFAULTS
 from probes.providers.stability import StabilityAdapter, nearest_aspect_ratio
@@ -34,11 +35,11 @@ def v1(service: ServiceConfig, **options) -> ServiceConfig:
     return service.model_copy(update={"model": "stable-diffusion-xl-1024-v1-0", "options": {"api": "v1", **options}})
 
 
-def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY, seed: int | None = 1234) -> ProbeResult:
+def run(service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind = ProbeKind.CANARY, seed: int | None = 1234) -> ResultRecord:
     return probe(StabilityAdapter, service, canary, kind, seed)
 
 
-def size_of(result: ProbeResult) -> tuple[int, int]:
+def size_of(result: ResultRecord) -> tuple[int, int]:
     return result.image_width, result.image_height
 
 
