@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 
 from benchmarks.tracegen import Event, Scenario, scenarios, simulate
 from monitor.detection.detect import Observation
-from monitor.enums import DOWN_OUTCOMES
 from monitor.detection.replay import IncidentRecord, replay
+from monitor.enums import DOWN_OUTCOMES
 
 #: which incident kinds of ours may match which event kinds
 MATCHING_KINDS = {"outage": {"outage"}, "regional": {"outage"}, "flapping": {"outage"}, "latency": {"latency"},

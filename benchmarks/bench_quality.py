@@ -48,15 +48,26 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.quality_set import (
-    CLEAN, DEGRADED, NEEDS_REFERENCE, PHOTO, PROCEDURAL, available_photos, degrade, encode, photo_crop, picture,
-    picture_name, photos_available, variants,
+    CLEAN,
+    DEGRADED,
+    NEEDS_REFERENCE,
+    PHOTO,
+    PROCEDURAL,
+    available_photos,
+    degrade,
+    encode,
+    photo_crop,
+    photos_available,
+    picture,
+    picture_name,
+    variants,
 )
 from monitor.config import QualityConfig
 from monitor.enums import Verdict
 from monitor.scoring import score_image
 from monitor.scoring.pipeline import release
-from monitor.scoring.types import Assessment, ScoringInput
 from monitor.scoring.profile import STATISTICS, ReferenceImage, ReferenceProfile, reference_from_assessment
+from monitor.scoring.types import Assessment, ScoringInput
 from probes.emulator.images import encode_png, render_image
 
 GROUPS = ("photo", "procedural")

@@ -29,7 +29,7 @@ class Outcome(StrEnum):
     PROBE_ERROR = "probe_error"
 
     @property
-    def uptime_effect(self) -> "UptimeEffect":
+    def uptime_effect(self) -> UptimeEffect:
         return _UPTIME_EFFECT[self]
 
 

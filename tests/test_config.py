@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from probes.registry import provider_issues
 from monitor.config import ConfigError, load_config, parse_config
+from probes.registry import provider_issues
 
 CONTRACT_EXAMPLE = Path(__file__).parent / "data" / "design_example.yaml"
 

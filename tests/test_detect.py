@@ -8,8 +8,8 @@ import pytest
 
 from monitor.config import DetectionSettings
 from monitor.detection.detect import DetectorConfig, Observation, ServiceRules, detect
-from monitor.enums import Outcome
 from monitor.detection.replay import replay
+from monitor.enums import Outcome
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -8,9 +8,9 @@ import pytest
 
 from monitor.cli import main
 from monitor.cli.demo import demo_config
-from monitor.enums import Outcome
 from monitor.cli.examples import example, example_config
 from monitor.engine.runner import ProbeRunner
+from monitor.enums import Outcome
 from probes.emulator.registry import EMULATORS
 
 

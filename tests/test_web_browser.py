@@ -6,13 +6,12 @@ import os
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from PIL import Image
 from sqlalchemy import insert
 
-from monitor.store.db import make_engine, session_factory
-from PIL import Image
-
-from monitor.store.models import Base, Incident, ProbeResultRow, ResultImageRow, Service, rollup_daily
 from monitor.scoring.profile import thumbnail
+from monitor.store.db import make_engine, session_factory
+from monitor.store.models import Base, Incident, ProbeResultRow, ResultImageRow, Service, rollup_daily
 from web import create_app
 from web.server import start_server
 

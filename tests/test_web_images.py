@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from PIL import Image
 
-from monitor.store.models import Canary, ProbeResultRow, ReferenceImageRow, ResultImageRow
 from monitor.scoring.profile import thumbnail
+from monitor.store.models import Canary, ProbeResultRow, ReferenceImageRow, ResultImageRow
 from tests.test_web import NOW, add_service, client, engine, session  # noqa: F401 - fixtures
 
 

@@ -17,7 +17,6 @@ from monitor.cli.serving import cmd_demo, cmd_emulator, cmd_run, cmd_serve
 from monitor.cli.setup import cmd_check_config, cmd_db_upgrade, cmd_init
 from monitor.config import DEFAULT_CONFIG_NAME, ConfigError
 
-
 SCENARIO_HELP = """\
 scenario file (times are offsets from the emulator's start; 'for' is optional):
   events:

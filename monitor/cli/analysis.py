@@ -8,6 +8,7 @@ from pathlib import Path
 
 from monitor.cli.common import EXIT_OK, EXIT_UNHEALTHY, UsageError, load
 
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from monitor.detection.detect import DetectorConfig
     from monitor.detection.replay import TraceError, read_trace, replay

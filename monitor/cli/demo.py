@@ -10,10 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from probes.registry import provider_issues
+from monitor.cli.examples import example_config
 from monitor.config import Config, parse_config
 from monitor.config.durations import format_duration, parse_duration
-from monitor.cli.examples import example_config
+from probes.registry import provider_issues
 
 if TYPE_CHECKING:  # pragma: no cover
     from probes.emulator.scenario import Scenario
@@ -65,7 +65,7 @@ def _baseline_in_background(config: Config, engine) -> None:
     threading.Thread(target=work, name="demo-baseline", daemon=True).start()
 
 
-def demo_scenario(choice: str | None) -> "tuple[Scenario | None, str]":
+def demo_scenario(choice: str | None) -> tuple[Scenario | None, str]:
     """The scenario for ``--scenario`` (None: the built-in one, ``none``: no scenario) and its name."""
     from probes.emulator.scenario import BUILTIN_DEMO, builtin_scenario_text, load_scenario, parse_scenario
 

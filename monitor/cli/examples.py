@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from probes.registry import provider_issues
 from monitor.config import Config, parse_config
+from probes.registry import provider_issues
 
 EMULATOR_URL = "http://127.0.0.1:8765"  # `genstatus emulator`'s default address
 EMULATOR_KEY = "emulator-key"  # the emulators accept any well-formed key

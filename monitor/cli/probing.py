@@ -8,9 +8,10 @@ import sys
 
 from monitor.cli.common import EXIT_OK, EXIT_UNHEALTHY, UsageError, load, require_plugins, service_and_canary
 
+
 def cmd_probe(args: argparse.Namespace) -> int:
-    from monitor.enums import HEALTHY_OUTCOMES, ProbeKind
     from monitor.engine.runner import ProbeRunner
+    from monitor.enums import HEALTHY_OUTCOMES, ProbeKind
 
     config = load(args)
     service, _ = service_and_canary(config, args.service, None)
@@ -44,10 +45,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def _probe_and_store(config, service, canary, kind, region):
     """Run one probe scored against the stored references and history, then store it."""
+    from monitor.engine.runner import ProbeRunner
     from monitor.store.db import make_engine
     from monitor.store.migrate import upgrade
     from monitor.store.references import ReferenceSource
-    from monitor.engine.runner import ProbeRunner
     from monitor.store.results import ResultStore
 
     engine = make_engine(config.database)
@@ -78,9 +79,9 @@ def _probe_and_store(config, service, canary, kind, region):
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     from monitor.engine.baseline import capture
+    from monitor.engine.runner import ProbeRunner
     from monitor.store.db import make_engine
     from monitor.store.migrate import upgrade
-    from monitor.engine.runner import ProbeRunner
     from monitor.store.results import ResultStore
 
     config = load(args)

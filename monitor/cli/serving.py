@@ -10,6 +10,7 @@ from monitor.cli.common import EXIT_OK, UsageError, load, require_plugins, start
 from monitor.config import config_path
 from monitor.config.durations import format_duration
 
+
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.engine.runtime import MonitorRuntime
 

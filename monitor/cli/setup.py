@@ -9,6 +9,7 @@ from pathlib import Path
 from monitor.cli.common import EXIT_OK, UsageError, load, require_plugins
 from monitor.config import DEFAULT_CONFIG_NAME, config_path
 
+
 def cmd_init(args: argparse.Namespace) -> int:
     target = Path(args.dir) / DEFAULT_CONFIG_NAME
     if target.exists() and not args.force:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.config.schema import DEFAULT_CONFIG_NAME, Config
 
+
 @dataclass
 class ConfigIssue:
     path: tuple[str | int, ...]

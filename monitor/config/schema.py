@@ -233,7 +233,7 @@ class MaintenanceWindow(Strict):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "MaintenanceWindow":
+    def _ordered(self) -> MaintenanceWindow:
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self

@@ -49,7 +49,7 @@ class DetectorConfig:
     services: dict[str, ServiceRules] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: "Config | None") -> "DetectorConfig":
+    def from_config(cls, config: Config | None) -> DetectorConfig:
         """Detector parameters from a loaded config (the defaults when there is none)."""
         if config is None:
             return cls()

@@ -24,7 +24,6 @@ from monitor.detection.detect import Action, DetectorConfig, Incident, Observati
 from monitor.enums import IMPACT_RANK, Impact, Outcome
 
 
-
 class TraceError(ValueError):
     """A malformed trace line; the message names the file and line."""
 

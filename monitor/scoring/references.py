@@ -28,8 +28,8 @@ import math
 import numpy as np
 
 from monitor.scoring.hashes import distance
-from monitor.scoring.types import Assessment, ScoringInput
 from monitor.scoring.profile import STATISTICS, hellinger, image_statistics
+from monitor.scoring.types import Assessment, ScoringInput
 
 
 def measure(given: ScoringInput, out: Assessment) -> None:

@@ -50,8 +50,8 @@ def current_revision(engine: Engine) -> str | None:
 
 def schema_drift(engine: Engine | str) -> list[Any]:
     """Autogenerate diffs between the live database and the models; empty means in sync."""
-    owned = not isinstance(engine, Engine)
-    bound = make_engine(engine) if owned else engine
+    owned = isinstance(engine, str)
+    bound = make_engine(engine) if isinstance(engine, str) else engine
     try:
         with bound.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})

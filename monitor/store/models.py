@@ -68,6 +68,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def table_of(model: type[DeclarativeBase]) -> Table:
+    """A mapped class's ``Table`` (SQLAlchemy types ``__table__`` as a plain ``FromClause``)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

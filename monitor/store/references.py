@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, delete, insert, select
 
-from monitor.store.models import ProbeResultRow, ReferenceImageRow, utcnow
 from monitor.scoring.profile import (
     RecentOutput,
     ReferenceImage,
     ReferenceProfile,
     profile_seed,
 )
+from monitor.store.models import ProbeResultRow, ReferenceImageRow, table_of, utcnow
 
 logger = logging.getLogger("genstatus.references")
 
@@ -26,7 +26,7 @@ PROFILE_TTL_S = 60.0  # a new baseline reaches every agent within this
 
 
 def load_profile(engine: Engine, service_id: str, canary_id: str) -> ReferenceProfile | None:
-    table = ReferenceImageRow.__table__
+    table = table_of(ReferenceImageRow)
     with engine.connect() as connection:
         rows = connection.execute(
             select(table).where(table.c.service_id == service_id, table.c.canary_id == canary_id)
@@ -44,7 +44,7 @@ def save_profile(engine: Engine, service_id: str, canary_id: str, entries: list[
                  region: str, sizes: list[tuple[int | None, int | None]] | None = None,
                  model_version: str | None = None) -> None:
     """Replace the (service, canary) reference set in one transaction."""
-    table = ReferenceImageRow.__table__
+    table = table_of(ReferenceImageRow)
     now = utcnow()
     sizes = sizes or [(None, None)] * len(entries)
     rows = [{"service_id": service_id, "canary_id": canary_id, "captured_at": now, "region": region,
@@ -59,7 +59,7 @@ def save_profile(engine: Engine, service_id: str, canary_id: str, entries: list[
 
 def recent_outputs(engine: Engine, service_id: str, canary_id: str, limit: int = RECENT_OUTPUTS) -> list[RecentOutput]:
     """The canary's newest scored outputs (any region), newest first."""
-    table = ProbeResultRow.__table__
+    table = table_of(ProbeResultRow)
     with engine.connect() as connection:
         rows = connection.execute(
             select(table.c.seed, table.c.hashes, table.c.image_sha256)

@@ -40,6 +40,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -59,6 +61,7 @@ from monitor.store.models import (
     Service,
     rollup_daily,
     rollup_hourly,
+    table_of,
     utcnow,
 )
 from monitor.store.record import LATENCY_PHASES, ResultRecord
@@ -79,8 +82,8 @@ logger = logging.getLogger("genstatus.store")
 ROLLUP_KINDS = frozenset({ProbeKind.CANARY, ProbeKind.CONFIRMATION})
 REPLAY_BATCH = 200
 
-probe_results: Table = ProbeResultRow.__table__  # type: ignore[assignment]
-result_images: Table = ResultImageRow.__table__  # type: ignore[assignment]
+probe_results: Table = table_of(ProbeResultRow)
+result_images: Table = table_of(ResultImageRow)
 ROLLUP_KEY = ("service_id", "region", "bucket_start")
 SUMMED = (
     "n_total", *(f"n_{o.value}" for o in Outcome), "latency_count", "latency_sum_ms",
@@ -160,8 +163,8 @@ def rollup_event(result: ResultRecord, floor: Callable[[datetime], datetime]) ->
         "region": result.region,
         "bucket_start": floor(result.started_at),
         "outcome": str(result.outcome),
-        "latency": float(total) if timed else None,
-        "bucket": bucket_index(total) if timed else None,
+        "latency": float(total) if timed and total is not None else None,
+        "bucket": bucket_index(total) if timed and total is not None else None,
         "quality": None if result.quality_score is None else float(result.quality_score),
         "cost": float(result.cost or 0.0),
     }
@@ -177,7 +180,7 @@ def rollup_events(results: Iterable[ResultRecord], floor: Callable[[datetime], d
 # -- statements ------------------------------------------------------------------------
 
 
-def dialect_insert(table: Table, dialect_name: str) -> Insert:
+def dialect_insert(table: Table, dialect_name: str) -> PostgresInsert | SQLiteInsert:
     """An INSERT that supports ``on_conflict_do_update`` (SQLite and PostgreSQL)."""
     if dialect_name == "postgresql":
         return postgresql.insert(table)
@@ -309,9 +312,9 @@ class ResultStore:
         self._raw_insert = insert(probe_results)
         self._rollups: list[RollupStatement] = list(default_rollups() if rollups is None else rollups)
         self._service_upsert = _catalog_upsert(
-            Service.__table__, dialect, ("name", "group_name", "provider", "model", "position", "active")
+            table_of(Service), dialect, ("name", "group_name", "provider", "model", "position", "active")
         )
-        self._canary_upsert = _catalog_upsert(Canary.__table__, dialect, ("prompt", "size", "seed"))
+        self._canary_upsert = _catalog_upsert(table_of(Canary), dialect, ("prompt", "size", "seed"))
         self._spool: FileSpool | MemorySpool = (
             FileSpool(Path(spool_path), spool_max_bytes) if spool_path is not None else MemorySpool(memory_limit)
         )
@@ -328,7 +331,7 @@ class ResultStore:
     def sync_catalog(self, config: Config) -> None:
         """Upsert services and canaries from the config; services no longer configured become inactive."""
         now = utcnow()
-        services = Service.__table__
+        services = table_of(Service)
         service_rows = [
             {"id": s.id, "name": s.display_name, "group_name": s.group, "provider": s.provider,
              "model": s.model, "position": position, "active": True, "created_at": now, "updated_at": now}

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Engine, Executable, Select, delete, exists, func, or_, select, update
 
 from monitor.config.retention import RetentionSettings
-from monitor.store.models import AlertOutbox, ProbeResultRow, ResultImageRow
+from monitor.store.models import AlertOutbox, ProbeResultRow, ResultImageRow, table_of
 
 __all__ = ["RetentionSettings", "run_retention"]
 
@@ -52,7 +52,7 @@ def run_retention(
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     now = now.astimezone(UTC)
-    images, results, outbox = ResultImageRow.__table__, ProbeResultRow.__table__, AlertOutbox.__table__
+    images, results, outbox = table_of(ResultImageRow), table_of(ProbeResultRow), table_of(AlertOutbox)
 
     expired = select(images.c.result_id).where(images.c.keep_until < now, images.c.image.is_not(None))
     ranked = select(
