@@ -17,7 +17,8 @@ from monitor.store.histogram import COLUMN_NAMES, bucket_index, percentile
 from monitor.store.migrate import upgrade
 from monitor.store.models import Canary, ProbeResultRow, Service, rollup_daily, rollup_hourly
 from monitor.store.record import ResultRecord
-from monitor.store.results import ResultStore, default_rollups
+from monitor.store.results import ResultStore
+from monitor.store.rollups import default_rollups
 from web.queries import latest_results
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
