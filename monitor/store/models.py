@@ -177,7 +177,7 @@ rollup_daily = _rollup_table("rollup_daily")
 
 
 class Incident(Base):
-    """An incident (detection logic arrives with the detection issue; the table is here from the start)."""
+    """An incident: opened, escalated and resolved by the coordinator (``monitor.detection.incidents``), never by hand yet."""
 
     __tablename__ = "incidents"
     __table_args__ = (
