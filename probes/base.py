@@ -9,12 +9,11 @@ adapter reports failures the same way and never lets an exception escape.
 
 from __future__ import annotations
 
-import copy
 import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -45,6 +44,19 @@ def random_seed() -> int:
     return random.randint(1, SEED_MAX)
 
 
+class SizeCheck(StrEnum):
+    """How scoring compares the image's size with the canary's ``size``.
+
+    Providers that take an aspect ratio instead of pixels (Stability v2beta, Gemini) pick
+    their own resolution: ``aspect`` checks the ratio only; ``none`` skips the check
+    (e.g. a Midjourney grid).
+    """
+
+    EXACT = "exact"
+    ASPECT = "aspect"
+    NONE = "none"
+
+
 @dataclass
 class ProbeResult:
     """What the provider answered to one probe run, as the adapter classified it.
@@ -70,38 +82,7 @@ class ProbeResult:
     seed: int | None = None
     # The generated image itself and how to check its size: handed to scoring, never stored or printed.
     image: bytes | None = field(default=None, repr=False, compare=False)
-    size_check: SizeCheck = field(default="exact", repr=False, compare=False)  # type: ignore[assignment]
-
-    #: fields that are bytes or internal, never in ``to_dict``
-    PRIVATE: ClassVar[tuple[str, ...]] = ("image", "size_check")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The answer as JSON (for debugging; the published record is ``ResultRecord.to_dict``)."""
-        data = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in self.PRIVATE}
-        data["kind"] = str(self.kind)
-        data["outcome"] = str(self.outcome)
-        data["started_at"] = _iso(self.started_at)
-        data["finished_at"] = _iso(self.finished_at)
-        return data
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-class SizeCheck(StrEnum):
-    """How scoring compares the image's size with the canary's ``size``.
-
-    Providers that take an aspect ratio instead of pixels (Stability v2beta, Gemini) pick
-    their own resolution: ``aspect`` checks the ratio only; ``none`` skips the check
-    (e.g. a Midjourney grid).
-    """
-
-    EXACT = "exact"
-    ASPECT = "aspect"
-    NONE = "none"
+    size_check: SizeCheck = field(default=SizeCheck.EXACT, repr=False, compare=False)
 
 
 @dataclass

@@ -79,8 +79,8 @@ def test_failing_image_is_kept_when_configured():
 
 
 def test_record_joins_every_answer_field_and_prints_like_before():
-    """Every field of the answer but the image is copied into the record; the JSON keys are the result record's."""
-    answer_fields = {f.name for f in fields(ProbeResult)} - set(ProbeResult.PRIVATE)
+    """Every field of the answer but what it hands to scoring is copied into the record; the JSON keys are the result record's."""
+    answer_fields = {f.name for f in fields(ProbeResult)} - {"image", "size_check"}
     assert set(ANSWER_FIELDS) == answer_fields and LATENCY_PHASES == PHASES
     record = ResultRecord.join(result_with(b"x"))
     assert list(record.to_dict()) == [
