@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from monitor.detection.detect import DetectorConfig, Observation, ServiceRules
-from monitor.enums import Outcome
+from monitor.enums import HEALTHY_OUTCOMES, Outcome
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 REGIONS = ("eu-west", "us-east", "ap-south")
@@ -28,7 +28,7 @@ NORMAL_LATENCY_MS = 8_000.0
 class Event:
     """Something that really happened (``real``), or noise (``real=False``: blips)."""
 
-    kind: str  # outage | regional | latency | quality | flapping | agent | blip
+    kind: str  # outage | regional | latency | quality | flapping | agent | blip | burst
     service: str | None  # None for an agent event (it concerns a region)
     regions: tuple[str, ...]
     start: datetime
@@ -97,7 +97,7 @@ def simulate(scenario: Scenario, confirmations: bool = True) -> list[Observation
             while ts < scenario.end:
                 result = _run(scenario, service, region, ts, rng, confirmation=False)
                 results.append(result)
-                if confirmations and result.outcome not in (Outcome.OK, Outcome.SLOW):
+                if confirmations and result.outcome not in HEALTHY_OUTCOMES:
                     results.append(_run(scenario, service, region, ts + scenario.confirm_delay, rng, confirmation=True))
                 ts += scenario.interval
     return sorted(results, key=lambda o: (o.ts, o.service, o.region))
@@ -113,6 +113,8 @@ def _run(scenario: Scenario, service: str, region: str, ts: datetime, rng: rando
             outcome = rng.choice((Outcome.SERVER_ERROR, Outcome.TIMEOUT))
         elif event.kind == "agent":
             outcome = Outcome.CONNECTION_ERROR
+        elif event.kind == "burst":  # noise: a few minutes of rate limiting
+            outcome = Outcome.RATE_LIMITED
         elif event.kind == "quality":
             outcome = Outcome.DEGRADED_QUALITY
         elif event.kind == "latency":
