@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor.config import parse_config
+from monitor.config import Config, parse_config
 from monitor.engine.coordinator import Coordinator
 from monitor.engine.leader import try_lead
 from monitor.enums import Outcome, ProbeKind
@@ -144,11 +144,7 @@ def test_sqlite_needs_no_lock(tmp_path):
 @pytest.mark.postgres
 def test_coordinator_without_the_lock_skips_the_round(pg_engine, caplog):
     upgrade(pg_engine)
-    config = parse_config(CONFIG, env={})
-    store = ResultStore(pg_engine)
-    store.sync_catalog(config)
-    for minute in range(3):
-        store.record_many(result(minute, region, Outcome.SERVER_ERROR) for region in REGIONS)
+    config = three_failed_minutes(pg_engine)
     coordinator = Coordinator(pg_engine, config)
     now = T0 + timedelta(minutes=2, seconds=30)
     with Session(pg_engine) as holder, holder.begin(), caplog.at_level(logging.DEBUG, "genstatus.coordinator"):
@@ -163,11 +159,7 @@ def test_coordinator_without_the_lock_skips_the_round(pg_engine, caplog):
 def test_refused_duplicate_rolls_back_and_is_retried_next_tick(engine, monkeypatch, caplog):
     """Should a coordinator decide from a stale view anyway, the index refuses, nothing is half-written,
     the thread carries on and the next round decides from the real state."""
-    config = parse_config(CONFIG, env={})
-    store = ResultStore(engine)
-    store.sync_catalog(config)
-    for minute in range(3):
-        store.record_many(result(minute, region, Outcome.SERVER_ERROR) for region in REGIONS)
+    config = three_failed_minutes(engine)
     coordinator = Coordinator(engine, config)
     now = T0 + timedelta(minutes=2, seconds=30)
     assert [t.action for t in coordinator.tick(now)] == ["open"]
@@ -188,6 +180,16 @@ def test_refused_duplicate_rolls_back_and_is_retried_next_tick(engine, monkeypat
 
 
 # -- two coordinators over an outage and its recovery -------------------------------------------
+
+
+def three_failed_minutes(engine: Engine) -> Config:
+    """The config, with three minutes of server errors from every region stored: an outage to open."""
+    config = parse_config(CONFIG, env={})
+    store = ResultStore(engine)
+    store.sync_catalog(config)
+    for minute in range(3):
+        store.record_many(result(minute, region, Outcome.SERVER_ERROR) for region in REGIONS)
+    return config
 
 
 def result(minute: int, region: str, outcome: Outcome) -> ResultRecord:
