@@ -68,8 +68,12 @@ def kuma_counting_429(observations: list[Observation], n: int) -> list[IncidentR
 def score(scenario: Scenario, incidents: list[IncidentRecord], observations: list[Observation], ours: bool) -> dict:
     real = [e for e in scenario.events if e.real]
     grace = 2 * scenario.interval + scenario.confirm_delay
+    blips = [e for e in scenario.events if e.kind == "blip"]
     public = [i for i in incidents if i.audience == "public"]
-    false = sum(1 for i in public if not any(_matches(i, e, grace, scenario.end, ours) for e in real))
+    unexplained = [i for i in public if not any(_matches(i, e, grace, scenario.end, ours) for e in real)]
+    # a blip is a real failure, just short (30 s - 3 min): an opening on one is counted apart from pure noise
+    short = sum(1 for i in unexplained if any(_matches(i, e, grace, scenario.end, False) for e in blips))
+    false = len(unexplained) - short
     countable = [e for e in real if e.duration >= 3 * scenario.interval]
     ttd, caught = [], 0
     for event in countable:
@@ -80,7 +84,8 @@ def score(scenario: Scenario, incidents: list[IncidentRecord], observations: lis
             if first is not None:
                 ttd.append(max(0.0, (min(i.detected_at for i in mine) - first).total_seconds()))
     months = len(scenario.services) * (scenario.end - T0) / MONTH
-    return {"false_per_service_month": false / months, "false": false,
+    return {"false_per_service_month": false / months, "false": false, "short": short,
+            "short_per_service_month": short / months,
             "recall": caught / len(countable) if countable else None,
             "ttd_median_min": statistics.median(ttd) / 60 if ttd else None,
             "ttd_max_min": max(ttd) / 60 if ttd else None}
@@ -90,7 +95,8 @@ def _note(result: dict) -> str:
     def minutes(value: float | None) -> str:
         return "-" if value is None else f"{value:.1f}m"
     recall = "-" if result["recall"] is None else f"{result['recall']:.0%}"
-    return (f"{result['false']} false; recall {recall} (outages >= 3 intervals); "
+    return (f"{result['false']} false, {result['short']} on blips ({result['short_per_service_month']:.2f}/svc-month); "
+            f"recall {recall} (outages >= 3 intervals); "
             f"TTD median {minutes(result['ttd_median_min'])} max {minutes(result['ttd_max_min'])}")
 
 

@@ -2,7 +2,7 @@
 
 A trace is simulated closed-loop, the way the scheduler probes: every (service, region)
 runs its canary every ``interval`` from a random phase, and a scheduled run that fails is
-followed by a confirmation run ``confirm_delay`` later.  What each run sees comes from the
+followed by confirmation runs, as the scheduler spaces them (``confirmation_delays``).  What each run sees comes from the
 injected events (outages, regional outages, latency and quality degradations, flapping, a
 blind probe agent) plus independent transient failures and short single-region blips
 (noise that must never open an incident).
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from monitor.detection.detect import DetectorConfig, Observation, ServiceRules
+from monitor.engine.scheduler import confirmation_delays, keeps_confirming
 from monitor.enums import HEALTHY_OUTCOMES, Outcome
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -69,6 +70,7 @@ class Scenario:
     regions: tuple[str, ...] = REGIONS
     interval: timedelta = timedelta(minutes=5)
     confirm_delay: timedelta = timedelta(seconds=20)
+    max_confirmations: int = 5
     days: float = 30
     noise_rate: float = 0.02   # transient failures
     slow_rate: float = 0.01    # latency outliers over the threshold
@@ -94,13 +96,30 @@ def simulate(scenario: Scenario, confirmations: bool = True) -> list[Observation
     for service in scenario.services:
         for region in scenario.regions:
             ts = T0 + timedelta(seconds=rng.uniform(0, scenario.interval.total_seconds()))
+            failing = False
             while ts < scenario.end:
                 result = _run(scenario, service, region, ts, rng, confirmation=False)
                 results.append(result)
                 if confirmations and result.outcome not in HEALTHY_OUTCOMES:
-                    results.append(_run(scenario, service, region, ts + scenario.confirm_delay, rng, confirmation=True))
+                    result = _confirm(scenario, service, region, ts, rng, result, not failing, results)
+                failing = result.outcome not in HEALTHY_OUTCOMES
                 ts += scenario.interval
     return sorted(results, key=lambda o: (o.ts, o.service, o.region))
+
+
+def _confirm(scenario: Scenario, service: str, region: str, ts: datetime, rng: random.Random, failed: Observation,
+             streak_start: bool, results: list[Observation]) -> Observation:
+    """The scheduler's confirmation runs after a failed scheduled run (``confirmation_delays``); returns the last result."""
+    at, last = ts, failed
+    for gap in confirmation_delays(scenario.confirm_delay, scenario.max_confirmations, streak_start):
+        at += gap
+        if at >= ts + scenario.interval:
+            break  # the next scheduled run comes first
+        last = _run(scenario, service, region, at, rng, confirmation=True)
+        results.append(last)
+        if not keeps_confirming(last.outcome):
+            break
+    return last
 
 
 def _run(scenario: Scenario, service: str, region: str, ts: datetime, rng: random.Random, confirmation: bool) -> Observation:

@@ -124,6 +124,9 @@ OPERATOR_OUTCOMES = frozenset(o for o in Outcome if o.uptime_effect is UptimeEff
 HEALTHY_OUTCOMES = frozenset({Outcome.OK, Outcome.SLOW})
 #: an image came back and was scored (whatever the verdict): latency and image fields are meaningful
 IMAGE_OUTCOMES = frozenset({Outcome.OK, Outcome.SLOW, Outcome.DEGRADED_QUALITY})
+#: down, but also common in bursts without an outage (an overloaded provider): the detector weighs
+#: these by their own background rate, apart from the other down outcomes
+BURSTY_OUTCOMES = frozenset({Outcome.TIMEOUT})
 
 
 # -- which is worse ---------------------------------------------------------------------

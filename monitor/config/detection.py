@@ -14,7 +14,10 @@ class DetectionSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    failure_threshold: int = Field(2, ge=1, le=20)
+    failure_threshold: int = Field(2, ge=1, le=20)  # the fewest bad results in a row that may open an incident
+    # expected false public incidents per service per 90 days: sizes the evidence to each service's noise
+    false_incident_budget: float = Field(0.25, gt=0, le=90)
+    max_confirmations: int = Field(5, ge=0, le=10)  # extra runs after a failed canary, while they keep failing
     success_threshold: int = Field(2, ge=1, le=20)
     confirm_delay: Duration = timedelta(seconds=20)
     recovery_period: Duration | None = None  # default: one interval of the service

@@ -8,14 +8,18 @@ escalate, de-escalate, move to monitoring or resolve.
 The rules, per service and incident kind (outage, quality, safety, operator):
 
 * A region is *failing* when its latest relevant result is bad, *confirmed* when its last
-  ``failure_threshold`` results are bad (a failed canary plus its confirmation run), and
-  *persistent* when the bad streak spans ``failure_threshold`` scheduled runs and at least
+  ``failure_threshold`` results are bad (a failed canary plus its confirmation run),
+  *significant* when its bad streak is too unlikely for that service's own background noise
+  (``monitor.detection.background``: the false-incident budget decides), and *persistent*
+  when it is significant and spans ``failure_threshold`` scheduled runs and at least
   ``2 x failure_threshold`` results (so a blip shorter than one interval never qualifies).
 * Quorum: confirmed failures in at least half of the regions that probed the service
-  recently open the incident (impact major when every probing region fails, else minor).
-  Bad results in every region at once (three or more regions) are independent evidence and
-  open it without waiting for a confirmation.  Failures in fewer regions open a regional
-  (minor) incident only when they persist.
+  recently -- and in at least two of them -- open the incident (impact major when every
+  probing region fails, else minor).  Where one region makes the quorum (one or two probing
+  regions), that region's failures must be significant.  Bad results in every region at once
+  (three or more regions) are independent evidence and open it without waiting for a
+  confirmation.  Failures in fewer regions open a regional (minor) incident only when they
+  persist.
 * Hysteresis: an incident resolves only after ``success_threshold`` good results in a row in
   every probing region *and* a recovery period without bad results; until then a re-failure
   continues the same incident.  Impact changes update it instead of opening another.
@@ -35,6 +39,7 @@ from operator import attrgetter
 
 from monitor.config.durations import format_duration
 from monitor.detection.agents import SuspectRegions, agent_transitions
+from monitor.detection.background import NOISY_KINDS, Background, BackgroundCounter, Judgement, judge
 from monitor.detection.evidence import AUDIENCE, RegionEvidence, region_evidence, verdict
 from monitor.detection.latency import latency_transitions
 from monitor.detection.model import Action, DetectorConfig, Incident, Observation, ServiceRules, Transition
@@ -48,6 +53,8 @@ from monitor.enums import (
 
 # -- the detector ----------------------------------------------------------------------
 
+_PRIOR = Background()  # a service with no history: judged on the prior alone
+
 
 def detect(
     observations: Iterable[Observation],
@@ -56,6 +63,7 @@ def detect(
     now: datetime,
     *,
     focus: Collection[str] | None = None,
+    background: BackgroundCounter | None = None,
 ) -> list[Transition]:
     """Transitions that the results up to ``now`` call for, given the incidents already open.
 
@@ -64,6 +72,7 @@ def detect(
 
     ``focus`` limits the per-service evaluation to those services (replay passes the ones
     with a new result at ``now``: nothing changes for the others until their next result).
+    ``background`` holds each service's recent noise (none: every service is judged on the prior).
     """
     lookback = now - config.lookback()
     # time order; ties keep the caller's order, which is ``order_key`` order for replay (it sorts
@@ -97,7 +106,7 @@ def detect(
             if focus is not None and incident is None and not any(verdict(kind, o, rules) for o in newest):
                 continue  # stepping result by result: with nothing open, only a new bad result can open something
             result = _reopening(_evaluate(kind, service, service_obs, rules, incident, config, now, len(blind_probing),
-                                          suspects), resolved_by_key)
+                                          suspects, background), resolved_by_key)
             transitions.extend(result)
             current: Incident | None = result[-1].incident if result else open_by_key.get((service, kind, None))
             if kind is IncidentKind.OUTAGE:
@@ -140,6 +149,7 @@ def _evaluate(
     now: datetime,
     blind_regions: int = 0,
     suspects: Container[str] = (),
+    background: BackgroundCounter | None = None,
 ) -> list[Transition]:
     """Transitions for one service and kind.
 
@@ -154,10 +164,25 @@ def _evaluate(
     evidence = {region: ev for region, ev in region_evidence(kind, obs, rules).items() if region in probing}
     failing = sorted(r for r, ev in evidence.items() if ev.failing)
     confirmed = [r for r in failing if len(evidence[r].streak()) >= settings.failure_threshold]
-    persistent = [r for r in confirmed if _persists(evidence[r].streak(), settings.failure_threshold) and r not in suspects]
     n = len(probing)
     quorum = max(1, math.ceil((n + blind_regions) / 2))
-    wide = n > 0 and (len(confirmed) >= quorum or (n >= 3 and len(failing) == n))
+    judged: dict[str, Judgement] = {}
+    if incident is None and kind in NOISY_KINDS:
+        for region in confirmed:
+            streak = evidence[region].streak()
+            canaries = {o.canary for o, _ in evidence[region].verdicts if not o.confirmation}
+            judged[region] = judge(kind, streak, background.of(service, region, kind) if background else _PRIOR,
+                                   interval=rules.interval, canaries=len(canaries), regions=n + blind_regions,
+                                   budget=settings.false_incident_budget)
+
+    def significant(region: str) -> bool:
+        return region not in judged or judged[region].significant
+
+    persistent = [r for r in confirmed if _persists(evidence[r].streak(), settings.failure_threshold)
+                  and significant(r) and r not in suspects]
+    backed = len(confirmed) >= max(quorum, 2)  # two or more regions confirm it: independent evidence
+    alone = quorum == 1 and any(significant(r) for r in confirmed)  # one region is the quorum: noise-aware
+    wide = n > 0 and (backed or alone or (n >= 3 and len(failing) == n))
     audience = AUDIENCE.get(kind, Audience.PUBLIC)
 
     if incident is None:
@@ -168,7 +193,11 @@ def _evaluate(
         regions = tuple(failing if wide else persistent)
         started = min(evidence[r].streak()[0].ts for r in regions)
         new = Incident(service, kind, audience, _impact(kind, wide, failing, n), regions, started, now)
-        return [Transition(Action.OPEN, new, now, _facts(kind, regions, evidence, started, "confirmed"))]
+        facts = _facts(kind, regions, evidence, started, "confirmed")
+        reasons = [] if backed else [judged[r] for r in regions if r in judged]
+        if reasons:
+            facts += " Evidence: " + " ".join(reason.explain() for reason in reasons)
+        return [Transition(Action.OPEN, new, now, facts, evidence=max(len(evidence[r].streak()) for r in regions))]
 
     if failing:
         impact = _impact(kind, wide or len(failing) >= quorum, failing, n)

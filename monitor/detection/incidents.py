@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, or_, select
 from sqlalchemy.orm import Session
 
-from monitor.detection.detect import Action, Incident, Observation, Transition
+from monitor.detection.background import WINDOW, BackgroundCounter
+from monitor.detection.detect import Action, DetectorConfig, Incident, Observation, Transition
 from monitor.enums import Audience, Impact, IncidentKind, IncidentStatus, Outcome, ProbeKind
 from monitor.store.models import AlertOutbox, IncidentUpdate, ProbeResultRow
 from monitor.store.models import Incident as IncidentRow
@@ -72,6 +73,37 @@ def recent_observations(session: Session, since: datetime, until: datetime) -> l
                     quality=quality, confirmation=kind == ProbeKind.CONFIRMATION.value, detail=detail)
         for ts, service, region, outcome, canary, total, quality, kind, detail in rows
     ]
+
+
+def background_counts(session: Session, config: DetectorConfig, now: datetime) -> BackgroundCounter:
+    """Each service's background noise from the database (``monitor.detection.background``).
+
+    The results of the last week older than the detector's lookback, as replay counts them, less
+    those that fell within an incident of the same service and kind.
+    """
+    since, until = now - WINDOW, now - config.lookback()
+    spans: dict[str, list[tuple[IncidentKind, datetime, datetime | None]]] = {}
+    for service, kind, started, resolved in session.execute(
+        select(IncidentRow.service_id, IncidentRow.kind, IncidentRow.started_at, IncidentRow.resolved_at)
+        .where(IncidentRow.service_id.is_not(None), IncidentRow.started_at <= until,
+               or_(IncidentRow.resolved_at.is_(None), IncidentRow.resolved_at >= since))
+    ):
+        spans.setdefault(service, []).append((IncidentKind(kind), started, resolved))
+    counter = BackgroundCounter(config)
+    rows = session.execute(
+        select(ProbeResultRow.started_at, ProbeResultRow.service_id, ProbeResultRow.region, ProbeResultRow.outcome,
+               ProbeResultRow.canary_id, ProbeResultRow.quality_score, ProbeResultRow.kind)
+        .where(ProbeResultRow.started_at >= since, ProbeResultRow.started_at < until,
+               ProbeResultRow.kind.in_((ProbeKind.CANARY.value, ProbeKind.CONFIRMATION.value)))
+        .order_by(ProbeResultRow.started_at, ProbeResultRow.service_id, ProbeResultRow.region, ProbeResultRow.canary_id,
+                  ProbeResultRow.id)
+        .execution_options(yield_per=5000)
+    )
+    for ts, service, region, outcome, canary, quality, kind in rows:
+        excluded = {k for k, start, end in spans.get(service, ()) if start <= ts and (end is None or ts <= end)}
+        counter.add(Observation(ts=ts, service=service, region=region, outcome=Outcome(outcome), canary=canary,
+                                quality=quality, confirmation=kind == ProbeKind.CONFIRMATION.value), excluded)
+    return counter
 
 
 def apply_transitions(db: Engine | Session, transitions: Sequence[Transition], names: dict[str, str]) -> list[int]:

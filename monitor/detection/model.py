@@ -14,6 +14,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from monitor.config import Config
 
 
+#: a bad streak this many scheduled runs long opens an incident however noisy the service
+MAX_STREAK_RUNS = 10
+
+
 @dataclass(frozen=True)
 class Observation:
     """One probe result as the detector sees it (a trace line or a stored result)."""
@@ -78,7 +82,7 @@ class DetectorConfig:
     def lookback(self) -> timedelta:
         """How much history ``detect`` needs to see."""
         longest = max([r.interval for r in self.services.values()] + [self.settings.default_interval])
-        return max(6 * longest + self.settings.confirm_delay, self.settings.agent_timeout * 2, self.settings.latency_window)
+        return max((MAX_STREAK_RUNS + 2) * longest + self.settings.confirm_delay, self.settings.agent_timeout * 2, self.settings.latency_window)
 
 
 class Action(StrEnum):
@@ -118,3 +122,4 @@ class Transition:
     incident: Incident
     at: datetime
     message: str
+    evidence: int | None = None  # an opening: how many bad results in a row it took

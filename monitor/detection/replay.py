@@ -8,6 +8,9 @@ Each trace line is one probe result::
 Optional fields: ``"kind": "confirmation"`` marks a confirmation run, ``"detail"`` an error text.
 The replay feeds the results in ``ts`` order to the same ``detect`` function the live
 coordinator runs, once per distinct timestamp, and reports every incident it would open.
+Each service's background noise is counted as the replay goes, the way the coordinator counts
+it from the database: results older than the detector's lookback, within the last 7 days,
+outside incidents of the same kind.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitor.detection.background import BackgroundCounter
 from monitor.detection.detect import Action, DetectorConfig, Incident, Observation, Transition, detect, order_key
-from monitor.enums import IMPACT_RANK, Impact, Outcome
+from monitor.enums import IMPACT_RANK, Impact, IncidentKind, Outcome
 
 
 class TraceError(ValueError):
@@ -92,6 +96,7 @@ class IncidentRecord:
     started_at: datetime
     detected_at: datetime
     resolved_at: datetime | None = None
+    evidence: int | None = None  # bad results in a row it took to open
     updates: list[dict[str, str | None]] = field(default_factory=list)
 
     def to_dict(self, with_updates: bool = False) -> dict[str, Any]:
@@ -104,6 +109,7 @@ class IncidentRecord:
             "started_at": _iso(self.started_at),
             "detected_at": _iso(self.detected_at),
             "resolved_at": _iso(self.resolved_at),
+            "evidence_results": self.evidence,
         }
         if with_updates:
             data["updates"] = self.updates
@@ -130,30 +136,43 @@ def replay(observations: Iterable[Observation], config: DetectorConfig | None = 
     config = config or DetectorConfig()
     lookback = config.lookback()
     window: deque[Observation] = deque()
+    background = BackgroundCounter(config)
     open_incidents: dict[tuple, tuple[Incident, IncidentRecord]] = {}
     resolved: dict[tuple, tuple[Incident, IncidentRecord]] = {}
     records: list[IncidentRecord] = []
+    by_service: dict[str | None, list[IncidentRecord]] = {}
     for now, batch in _batches(sorted(observations, key=order_key)):
         window.extend(batch)
         while window and window[0].ts < now - lookback:
-            window.popleft()
+            leaving = window.popleft()  # out of the detector's sight: it joins the background
+            background.add(leaving, _kinds_in_incident(leaving, by_service.get(leaving.service, [])))
+        background.forget_before(now - background.window)
         known = [incident for incident, _ in open_incidents.values()] + [incident for incident, _ in resolved.values()]
-        transitions = detect(window, known, config, now, focus={o.service for o in batch})
+        transitions = detect(window, known, config, now, focus={o.service for o in batch}, background=background)
         for transition in transitions:
-            _apply(transition, open_incidents, resolved, records)
+            if _apply(transition, open_incidents, resolved, records):
+                by_service.setdefault(transition.incident.service, []).append(records[-1])
     return records
 
 
-def _apply(transition: Transition, open_incidents: dict, resolved: dict, records: list[IncidentRecord]) -> None:
+def _kinds_in_incident(obs: Observation, records: list[IncidentRecord]) -> set[IncidentKind]:
+    """The kinds of incident of ``obs.service`` that cover its time (their results are not noise)."""
+    return {IncidentKind(record.kind) for record in records
+            if record.started_at <= obs.ts and (record.resolved_at is None or obs.ts <= record.resolved_at)}
+
+
+def _apply(transition: Transition, open_incidents: dict, resolved: dict, records: list[IncidentRecord]) -> bool:
+    """Record the transition; True when it opened a new incident."""
     incident = transition.incident
     update = {"action": transition.action.value, "at": _iso(transition.at), "status": incident.status.value,
               "body": transition.message}
     if transition.action is Action.OPEN:
         record = IncidentRecord(incident.service, incident.kind.value, incident.audience.value, incident.impact.value,
-                                list(incident.regions), incident.started_at, incident.detected_at, updates=[update])
+                                list(incident.regions), incident.started_at, incident.detected_at,
+                                evidence=transition.evidence, updates=[update])
         records.append(record)
         open_incidents[incident.key] = (incident, record)
-        return
+        return True
     if transition.action is Action.REOPEN:
         _, record = resolved.pop(incident.key)
         record.resolved_at = None
@@ -169,3 +188,4 @@ def _apply(transition: Transition, open_incidents: dict, resolved: dict, records
         resolved[incident.key] = (incident, record)
     else:
         open_incidents[incident.key] = (incident, record)
+    return False

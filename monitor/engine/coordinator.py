@@ -24,8 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.config import Config
+from monitor.detection.background import BackgroundCounter
 from monitor.detection.detect import DetectorConfig, Transition, detect
-from monitor.detection.incidents import apply_transitions, known_incidents, recent_observations
+from monitor.detection.incidents import apply_transitions, background_counts, known_incidents, recent_observations
 from monitor.detection.slo import check_burn_rates
 from monitor.engine.leader import try_lead
 from monitor.store.retention import run_retention
@@ -35,6 +36,7 @@ log = logging.getLogger("genstatus.coordinator")
 DEFAULT_TICK_S = 5.0
 SLO_EVERY_S = 60.0  # burn rates move slowly: check them once a minute, not every tick
 RETENTION_EVERY_S = 3600.0  # old rows go in small batches once an hour
+BACKGROUND_EVERY_S = 600.0  # each service's noise over the last week moves slowly: recount every 10 minutes
 
 T = TypeVar("T")
 Step = Callable[[Session, datetime], Any]
@@ -74,6 +76,8 @@ class Coordinator:
         self._stop = threading.Event()
         self._poked = threading.Event()
         self._thread: threading.Thread | None = None
+        self._background: BackgroundCounter | None = None
+        self._background_at: datetime | None = None
 
     def tick(self, now: datetime | None = None) -> list[Transition]:
         """One round: detection, then the periodic steps that are due; returns the transitions written.
@@ -107,9 +111,17 @@ class Coordinator:
     def _detect(self, session: Session, now: datetime) -> list[Transition]:
         observations = recent_observations(session, now - self.detector.lookback(), now)
         known = known_incidents(session, now, self.detector.settings.reopen_window)
-        transitions = detect(observations, known, self.detector, now)
+        transitions = detect(observations, known, self.detector, now, background=self._noise(session, now))
         apply_transitions(session, transitions, self.names)
         return transitions
+
+    def _noise(self, session: Session, now: datetime) -> BackgroundCounter:
+        """Each service's background noise, recounted from the database every ``BACKGROUND_EVERY_S``."""
+        stale = self._background_at is None or abs((now - self._background_at).total_seconds()) >= BACKGROUND_EVERY_S
+        if self._background is None or stale:
+            self._background = background_counts(session, self.detector, now)
+            self._background_at = now
+        return self._background
 
     def _check_slo(self, session: Session, now: datetime) -> list:
         alerts = check_burn_rates(session, self.config, now)

@@ -4,8 +4,13 @@ One job per (service, canary) at the service interval with jitter, ``max_instanc
 coalescing; a per-service semaphore caps concurrent runs against one provider; the monthly
 budget stretches the interval when the configured cadence would cost more than allowed.
 
-A scheduled canary that fails is run once more after ``detection.confirm_delay`` (a
-confirmation run), so an outage is confirmed in seconds instead of a whole interval.
+A scheduled canary that fails is run again after ``detection.confirm_delay`` (a confirmation
+run), so an outage is confirmed in seconds instead of a whole interval.  The first failure
+of a streak gets a burst of up to ``detection.max_confirmations`` runs, further apart each
+time (``confirmation_delays``), for as long as they keep failing: a noisy service needs more
+evidence before it opens an incident, and the burst gathers it in about two minutes.  A
+failure that continues a streak gets one confirmation; a 429 ends a burst (the provider asks
+us to slow down); no confirmation is due after the canary's next scheduled run.
 Confirmation runs are paid from a reserve of the budget (``CONFIRM_RESERVE``): the
 scheduled cadence is planned against the rest, and confirmations stop for the month once
 the reserve is spent.
@@ -26,7 +31,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.config import CanaryConfig, Config, ServiceConfig
 from monitor.config.durations import format_duration
 from monitor.engine.runner import ProbeRunner
-from monitor.enums import HEALTHY_OUTCOMES, ProbeKind
+from monitor.enums import HEALTHY_OUTCOMES, OPERATOR_OUTCOMES, Outcome, ProbeKind
 from monitor.store.record import ResultRecord
 
 log = logging.getLogger("genstatus.scheduler")
@@ -35,6 +40,18 @@ BUDGET_MONTH = timedelta(days=30)
 CONFIRM_RESERVE = 0.1  # share of monthly_budget kept for confirmation runs
 JITTER_FRACTION = 0.1
 MAX_JITTER_S = 30.0
+BURST_STEPS = (1, 1, 2, 2, 3, 3, 4, 4, 5, 5)  # gaps of a confirmation burst, in confirm_delays
+
+
+def confirmation_delays(confirm_delay: timedelta, max_confirmations: int, streak_start: bool) -> list[timedelta]:
+    """The gaps before each confirmation run after a failed scheduled canary (each waits for the one before to fail)."""
+    steps = BURST_STEPS if streak_start else BURST_STEPS[:1]
+    return [confirm_delay * step for step in steps[:max_confirmations]]
+
+
+def keeps_confirming(outcome: Outcome) -> bool:
+    """After a failed confirmation, is another one worth it?  Not after a 429 or a credentials problem."""
+    return outcome not in HEALTHY_OUTCOMES and outcome is not Outcome.RATE_LIMITED and outcome not in OPERATOR_OUTCOMES
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,8 @@ class ProbeScheduler:
         )
         self._stopping = threading.Event()
         self.confirm_delay = config.detection.confirm_delay
+        self.max_confirmations = config.detection.max_confirmations
+        self._failing: dict[tuple[str, str], bool] = {}  # (service, canary) -> its last run failed
         self._confirm_spend: dict[tuple[str, str], float] = {}  # (service, "YYYY-MM") -> USD
         self._reserve_spent_logged: set[tuple[str, str]] = set()
 
@@ -136,27 +155,41 @@ class ProbeScheduler:
     def _run_health(self, service: ServiceConfig) -> None:
         self._run(service, None, ProbeKind.HEALTH)
 
-    def _run_confirmation(self, service: ServiceConfig, canary: CanaryConfig) -> None:
-        self._run(service, canary, ProbeKind.CONFIRMATION)
+    def _run_confirmation(self, service: ServiceConfig, canary: CanaryConfig, gaps: list[timedelta]) -> None:
+        result = self._run(service, canary, ProbeKind.CONFIRMATION)
+        if result is not None and gaps and keeps_confirming(result.outcome):
+            self._confirm(service, canary, gaps)
 
-    def _run(self, service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind) -> None:
+    def _run(self, service: ServiceConfig, canary: CanaryConfig | None, kind: ProbeKind) -> ResultRecord | None:
         if self._stopping.is_set():
-            return
+            return None
         with self._limits[service.id]:
             result = self.runner.run(service, canary, kind)
         try:
             self.on_result(result)
         except Exception:  # noqa: BLE001 - one failed hand-off must not stop the schedule
             log.exception("could not hand over the result of %s", service.id)
-        if kind is ProbeKind.CANARY and canary is not None and result.outcome not in HEALTHY_OUTCOMES:
-            self._confirm(service, canary)
         log.info("%s %s %s: %s in %.0f ms", kind, service.id, canary.id if canary else "-", result.outcome,
                  result.latency_ms.get("total") or 0)
+        if canary is not None and kind is not ProbeKind.HEALTH:
+            key = (service.id, canary.id)
+            was_failing = self._failing.get(key, False)
+            self._failing[key] = result.outcome not in HEALTHY_OUTCOMES
+            if kind is ProbeKind.CANARY and result.outcome not in HEALTHY_OUTCOMES:
+                gaps = confirmation_delays(self.confirm_delay, self.max_confirmations, streak_start=not was_failing)
+                if gaps:
+                    self._confirm(service, canary, gaps)
+        return result
 
-    def _confirm(self, service: ServiceConfig, canary: CanaryConfig) -> None:
-        """Schedule one confirmation run of a failed canary, if the budget's reserve allows."""
+    def _confirm(self, service: ServiceConfig, canary: CanaryConfig, gaps: list[timedelta]) -> None:
+        """Schedule the next confirmation run of a failed canary, if the budget's reserve allows and it comes
+        before the canary's next scheduled run."""
         if self._stopping.is_set():
             return
+        run_date = datetime.now(UTC) + gaps[0]
+        scheduled = self._scheduler.get_job(f"{service.id}:{canary.id}")
+        if scheduled is not None and scheduled.next_run_time is not None and run_date >= scheduled.next_run_time:
+            return  # the scheduled run is sooner and carries on the evidence
         month = datetime.now(UTC).strftime("%Y-%m")
         key = (service.id, month)
         if service.monthly_budget:
@@ -172,8 +205,8 @@ class ProbeScheduler:
             self._scheduler.add_job(
                 self._run_confirmation,
                 "date",
-                run_date=datetime.now(UTC) + self.confirm_delay,
-                args=(service, canary),
+                run_date=run_date,
+                args=(service, canary, gaps[1:]),
                 id=f"{service.id}:{canary.id}:confirm",
                 name=f"confirmation of {canary.id} on {service.id}",
                 replace_existing=True,

@@ -1,0 +1,182 @@
+"""Each service's background noise, and how much evidence an opening needs against it.
+
+Two failures in a row mean little for a provider that fails 5 % of its runs and a lot for one
+that never fails.  So the detector estimates, per service, region and kind of incident, from
+the results of the last ``WINDOW`` that fell outside incidents of that kind:
+
+* the *failure rate*: how often a result is bad;
+* the *repeat rate*: how often a result right after a bad one is bad too (noise comes in
+  bursts: a confirmation run 20 s after a hiccup often fails as well).
+
+Both are kept per class of bad outcome -- ``BURSTY_OUTCOMES`` (timeouts) apart from the other
+errors -- so a service whose noise is timeouts needs more timeouts, but few connection errors,
+before it opens.  New services start from a prior (about 0.5 % failures, 5 % repeats).
+
+The chance that noise alone produces a bad streak is the product of the rates of its results,
+first result at the failure rate and the others at the repeat rate, times the number of class
+sequences of that length (so splitting the classes never loosens the test).  A streak is
+*significant* when that chance is below what the budget allows: ``false_incident_budget`` per
+90 days, shared out over every streak that could start in 90 days (scheduled runs x regions).
+A streak that spans ``MAX_STREAK_RUNS`` scheduled runs is significant whatever the noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Container, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from monitor.config.durations import format_duration
+from monitor.detection.evidence import EVIDENCE, verdict
+from monitor.detection.model import MAX_STREAK_RUNS, DetectorConfig, Observation
+from monitor.enums import BURSTY_OUTCOMES, IncidentKind
+
+WINDOW = timedelta(days=7)
+BUDGET_PERIOD = timedelta(days=90)
+#: kinds judged against their background; operator problems (a revoked key) are not noisy
+NOISY_KINDS = (IncidentKind.OUTAGE, IncidentKind.QUALITY, IncidentKind.SAFETY)
+#: the prior, as pseudo-results: 0.25 bad in 50 (0.5 %), 0.5 repeats in 10 results after a bad one (5 %)
+PRIOR_RUNS, PRIOR_BAD = 50.0, 0.25
+PRIOR_AFTER_BAD, PRIOR_REPEATS = 10.0, 0.5
+OTHER = "other"
+
+Key = tuple[str, str, IncidentKind]  # service, region, kind
+
+
+def classes_of(kind: IncidentKind) -> tuple[str, ...]:
+    """The classes a bad result of this kind falls in (timeouts apart, for outages)."""
+    bad = EVIDENCE[kind][0]
+    return (OTHER, *sorted(o.value for o in BURSTY_OUTCOMES if o in bad))
+
+
+def outcome_class(obs: Observation) -> str:
+    return obs.outcome.value if obs.outcome in BURSTY_OUTCOMES else OTHER
+
+
+@dataclass
+class Background:
+    """Counts of one service, region and kind over the window, outside incidents."""
+
+    runs: int = 0
+    bad: Counter[str] = field(default_factory=Counter)
+    after_bad: int = 0  # results right after a bad one
+    repeats: Counter[str] = field(default_factory=Counter)  # ... that were bad too, per class
+
+    def rate(self, cls: str, classes: Sequence[str]) -> float:
+        return (self.bad[cls] + PRIOR_BAD / len(classes)) / (self.runs + PRIOR_RUNS)
+
+    def repeat_rate(self, cls: str, classes: Sequence[str]) -> float:
+        """Never below the failure rate: a failure does not make the next one less likely (few pairs
+        with no repeat among them say little)."""
+        estimate = (self.repeats[cls] + PRIOR_REPEATS / len(classes)) / (self.after_bad + PRIOR_AFTER_BAD)
+        return max(estimate, self.rate(cls, classes))
+
+    @property
+    def failure_rate(self) -> float:
+        return (sum(self.bad.values()) + PRIOR_BAD) / (self.runs + PRIOR_RUNS)
+
+    @property
+    def overall_repeat_rate(self) -> float:
+        return max(self.failure_rate, (sum(self.repeats.values()) + PRIOR_REPEATS) / (self.after_bad + PRIOR_AFTER_BAD))
+
+
+class BackgroundCounter:
+    """Sliding-window counts, fed results in time order (replay as it goes, the coordinator from the database)."""
+
+    def __init__(self, config: DetectorConfig, window: timedelta = WINDOW) -> None:
+        self.config = config
+        self.window = window
+        self._counts: dict[Key, Background] = {}
+        self._previous: dict[Key, bool | None] = {}  # the last counted result was bad (None: unknown)
+        self._log: deque[tuple[datetime, Key, str | None, bool]] = deque()
+
+    def add(self, obs: Observation, excluded: Container[IncidentKind] = ()) -> None:
+        """Count one result; ``excluded`` are the kinds with an incident open at its time."""
+        rules = self.config.rules(obs.service)
+        for kind in NOISY_KINDS:
+            said = verdict(kind, obs, rules)
+            if said is None:
+                continue
+            key = (obs.service, obs.region, kind)
+            if kind in excluded:
+                self._previous[key] = None
+                continue
+            after_bad = self._previous.get(key) is True
+            entry = (obs.ts, key, outcome_class(obs) if said else None, after_bad)
+            self._count(entry, +1)
+            self._log.append(entry)
+            self._previous[key] = said
+
+    def forget_before(self, ts: datetime) -> None:
+        while self._log and self._log[0][0] < ts:
+            self._count(self._log.popleft(), -1)
+
+    def _count(self, entry: tuple[datetime, Key, str | None, bool], sign: int) -> None:
+        _, key, cls, after_bad = entry
+        counts = self._counts.setdefault(key, Background())
+        counts.runs += sign
+        if cls is not None:
+            counts.bad[cls] += sign
+        if after_bad:
+            counts.after_bad += sign
+            if cls is not None:
+                counts.repeats[cls] += sign
+
+    def of(self, service: str, region: str, kind: IncidentKind) -> Background:
+        return self._counts.get((service, region, kind)) or Background()
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How unlikely a bad streak is as noise, against what the false-incident budget allows."""
+
+    results: int
+    scheduled: int
+    span: timedelta
+    chance: float
+    allowed: float
+    background: Background
+    outcomes: tuple[tuple[str, int], ...]
+
+    @property
+    def significant(self) -> bool:
+        return self.chance <= self.allowed or self.scheduled >= MAX_STREAK_RUNS
+
+    def explain(self) -> str:
+        """The evidence in one sentence, for the incident's first update."""
+        seen = ", ".join(f"{name} {count}" for name, count in self.outcomes)
+        bg = self.background
+        history = (f"{bg.runs} results in the last {WINDOW.days} days outside incidents" if bg.runs >= PRIOR_RUNS
+                   else f"too little history ({bg.runs} results), so an assumed background")
+        why = (f"{self.results} failures in {format_duration(self.span) if self.span else 'one moment'} ({seen}), against a "
+               f"background of {_percent(bg.failure_rate)} failures and {_percent(bg.overall_repeat_rate)} right after a "
+               f"failure ({history}): about 1 in 10^{_exponent(self.chance)} by chance, where the false-incident budget "
+               f"asks for 1 in 10^{_exponent(self.allowed)}")
+        if self.chance > self.allowed:
+            why += f"; open anyway after {self.scheduled} scheduled runs in a row"
+        return why + "."
+
+
+def judge(kind: IncidentKind, streak: Sequence[Observation], background: Background, *, interval: timedelta,
+          canaries: int, regions: int, budget: float) -> Judgement:
+    """Judge a bad streak (oldest first) of one service in one region."""
+    classes = classes_of(kind)
+    chance = float(len(classes)) ** len(streak)
+    for index, obs in enumerate(streak):
+        cls = outcome_class(obs)
+        chance *= background.rate(cls, classes) if index == 0 else background.repeat_rate(cls, classes)
+    starts = BUDGET_PERIOD / interval * max(1, canaries) * max(1, regions)
+    outcomes = Counter(obs.outcome.value for obs in streak).most_common()
+    return Judgement(results=len(streak), scheduled=sum(1 for o in streak if not o.confirmation),
+                     span=streak[-1].ts - streak[0].ts if streak else timedelta(0), chance=min(1.0, chance),
+                     allowed=budget / starts, background=background, outcomes=tuple(outcomes))
+
+
+def _percent(rate: float) -> str:
+    return f"{rate:.1%}" if rate >= 0.001 else f"{rate:.2%}"
+
+
+def _exponent(chance: float) -> str:
+    return f"{-math.log10(chance):.1f}" if chance > 0 else "inf"
