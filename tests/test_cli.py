@@ -217,7 +217,8 @@ def test_emulator_plays_a_scenario(tmp_path):
 
 TRACE = [
     ("2026-11-02T10:00:00Z", "ok"), ("2026-11-02T10:05:00Z", "timeout"), ("2026-11-02T10:05:20Z", "timeout"),
-    ("2026-11-02T10:10:00Z", "timeout"), ("2026-11-02T10:15:00Z", "ok"), ("2026-11-02T10:20:00Z", "ok"),
+    ("2026-11-02T10:05:40Z", "server_error"), ("2026-11-02T10:06:00Z", "timeout"), ("2026-11-02T10:10:00Z", "timeout"),
+    ("2026-11-02T10:15:00Z", "ok"), ("2026-11-02T10:20:00Z", "ok"),
 ]
 
 
@@ -234,7 +235,8 @@ def test_replay_json_contract(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out == {"incidents": [{
         "service": "dalle3", "kind": "outage", "audience": "public", "impact": "major", "regions": ["eu-west"],
-        "started_at": "2026-11-02T10:05:00Z", "detected_at": "2026-11-02T10:05:20Z", "resolved_at": "2026-11-02T10:20:00Z",
+        "started_at": "2026-11-02T10:05:00Z", "detected_at": "2026-11-02T10:10:00Z", "resolved_at": "2026-11-02T10:20:00Z",
+        "evidence_results": 5,  # a new service (no history in the trace): five bad results against the prior
     }]}
     assert main(["replay", str(write_trace(tmp_path))]) == 0
     assert "1 incident\n" in capsys.readouterr().out

@@ -20,7 +20,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("domain", ("monitor.enums", "monitor.config")),  # and the bare ``monitor`` package
     ("probes, scoring, pure detection", ("probes", "monitor.scoring", "monitor.detection.model",
                                          "monitor.detection.evidence", "monitor.detection.agents",
-                                         "monitor.detection.latency", "monitor.detection.detect",
+                                         "monitor.detection.latency", "monitor.detection.background",
+                                         "monitor.detection.detect",
                                          "monitor.detection.replay")),
     ("store", ("monitor.store", "migrations")),
     ("incidents and SLO", ("monitor.detection",)),

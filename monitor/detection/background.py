@@ -10,7 +10,7 @@ the results of the last ``WINDOW`` that fell outside incidents of that kind:
 
 Both are kept per class of bad outcome -- ``BURSTY_OUTCOMES`` (timeouts) apart from the other
 errors -- so a service whose noise is timeouts needs more timeouts, but few connection errors,
-before it opens.  New services start from a prior (about 0.5 % failures, 5 % repeats).
+before it opens.  New services start from a cautious prior (2 % failures, 10 % repeats).
 
 The chance that noise alone produces a bad streak is the product of the rates of its results,
 first result at the failure rate and the others at the repeat rate, times the number of class
@@ -37,9 +37,10 @@ WINDOW = timedelta(days=7)
 BUDGET_PERIOD = timedelta(days=90)
 #: kinds judged against their background; operator problems (a revoked key) are not noisy
 NOISY_KINDS = (IncidentKind.OUTAGE, IncidentKind.QUALITY, IncidentKind.SAFETY)
-#: the prior, as pseudo-results: 0.25 bad in 50 (0.5 %), 0.5 repeats in 10 results after a bad one (5 %)
-PRIOR_RUNS, PRIOR_BAD = 50.0, 0.25
-PRIOR_AFTER_BAD, PRIOR_REPEATS = 10.0, 0.5
+#: the prior, as pseudo-results: 1 bad in 50 (2 %), 1 repeat in 10 results after a bad one (10 %) -- cautious,
+#: so a new service that turns out noisy does not cry wolf in its first hours; a day of clean history outweighs it
+PRIOR_RUNS, PRIOR_BAD = 50.0, 1.0
+PRIOR_AFTER_BAD, PRIOR_REPEATS = 10.0, 1.0
 OTHER = "other"
 
 Key = tuple[str, str, IncidentKind]  # service, region, kind

@@ -82,7 +82,7 @@ def background_counts(session: Session, config: DetectorConfig, now: datetime) -
     those that fell within an incident of the same service and kind.
     """
     since, until = now - WINDOW, now - config.lookback()
-    spans: dict[str, list[tuple[IncidentKind, datetime, datetime | None]]] = {}
+    spans: dict[str | None, list[tuple[IncidentKind, datetime, datetime | None]]] = {}
     for service, kind, started, resolved in session.execute(
         select(IncidentRow.service_id, IncidentRow.kind, IncidentRow.started_at, IncidentRow.resolved_at)
         .where(IncidentRow.service_id.is_not(None), IncidentRow.started_at <= until,

@@ -1,0 +1,160 @@
+"""Evidence sized to each service's own noise: the background counts, the judgement of a bad
+streak, and what it does to openings in a replay."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from monitor.config import DetectionSettings, parse_config
+from monitor.detection.background import Background, BackgroundCounter, judge
+from monitor.detection.detect import DetectorConfig, Observation, ServiceRules
+from monitor.detection.incidents import background_counts
+from monitor.detection.replay import replay
+from monitor.engine.scheduler import confirmation_delays, keeps_confirming
+from monitor.enums import IncidentKind, Outcome, ProbeKind
+from monitor.store.db import make_engine
+from monitor.store.migrate import upgrade
+from monitor.store.models import Incident as IncidentRow
+from monitor.store.record import ResultRecord
+from monitor.store.results import ResultStore
+
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+FIVE = timedelta(minutes=5)
+OUTAGE = IncidentKind.OUTAGE
+ERR, TIMEOUT, OK = Outcome.SERVER_ERROR, Outcome.TIMEOUT, Outcome.OK
+
+
+def config(**settings) -> DetectorConfig:
+    return DetectorConfig(settings=DetectionSettings(**settings), services={"s": ServiceRules(interval=FIVE)})
+
+
+def history(failure_rate: float, days: float, outcome: Outcome = ERR, seed: int = 1, start: datetime = T0) -> list[Observation]:
+    """Scheduled runs every 5 minutes failing independently at ``failure_rate``."""
+    rng = random.Random(seed)
+    runs = int(days * 288)
+    return [Observation(start + i * FIVE, "s", "eu", outcome if rng.random() < failure_rate else OK, canary="c")
+            for i in range(runs)]
+
+
+def counted(trace: list[Observation]) -> Background:
+    counter = BackgroundCounter(config())
+    for obs in trace:
+        counter.add(obs)
+    return counter.of("s", "eu", OUTAGE)
+
+
+def needed(background: Background, outcome: Outcome = ERR, budget: float = 0.25) -> int:
+    """How many bad results in a row (a run and its confirmations) open an incident on this background."""
+    for length in range(1, 30):
+        streak = [Observation(T0 + timedelta(seconds=20 * i), "s", "eu", outcome, confirmation=i > 0) for i in range(length)]
+        if judge(OUTAGE, streak, background, interval=FIVE, canaries=1, regions=1, budget=budget).chance \
+                <= budget / (timedelta(days=90) / FIVE):
+            return length
+    raise AssertionError("never significant")
+
+
+def test_a_new_service_is_judged_on_the_prior():
+    fresh = Background()
+    assert fresh.failure_rate == pytest.approx(0.02) and fresh.overall_repeat_rate == pytest.approx(0.1)
+    assert 3 <= needed(fresh) <= 5
+
+
+def test_a_noisy_service_needs_more_evidence_than_a_clean_one():
+    clean, noisy, very = (counted(history(rate, days=7)) for rate in (0.0, 0.03, 0.08))
+    assert noisy.failure_rate == pytest.approx(0.03, abs=0.01)
+    assert needed(clean) < needed(noisy) < needed(very)
+    assert needed(clean) <= 3  # a service that never fails opens fast
+    # a larger budget asks for less evidence
+    assert needed(noisy, budget=5) < needed(noisy, budget=0.05)
+
+
+def test_the_repeat_rate_is_never_below_the_failure_rate():
+    noise = counted(history(0.05, days=2))
+    assert noise.overall_repeat_rate >= noise.failure_rate
+    bursty = Background(runs=1000, bad={"other": 20}, after_bad=20, repeats={"other": 10})
+    assert bursty.overall_repeat_rate == pytest.approx((10 + 1) / (20 + 10))
+    assert needed(bursty) > needed(Background(runs=1000, bad={"other": 20}, after_bad=20, repeats={"other": 0}))
+
+
+def test_timeouts_are_weighed_by_their_own_rate():
+    timeouts = counted(history(0.05, days=7, outcome=TIMEOUT))
+    assert needed(timeouts, TIMEOUT) > needed(timeouts, ERR)
+
+
+def test_the_counter_leaves_out_incident_time_and_forgets_old_results():
+    counter = BackgroundCounter(config())
+    for i, outcome in enumerate((ERR, ERR, OK, ERR, OK)):
+        counter.add(Observation(T0 + i * FIVE, "s", "eu", outcome), excluded={OUTAGE} if i < 2 else ())
+    counts = counter.of("s", "eu", OUTAGE)
+    assert (counts.runs, sum(counts.bad.values()), counts.after_bad) == (3, 1, 1)  # the pair across the incident is not a pair
+    counter.forget_before(T0 + 3 * FIVE)
+    counts = counter.of("s", "eu", OUTAGE)
+    assert (counts.runs, sum(counts.bad.values()), counts.after_bad) == (2, 1, 1)
+    assert counter.of("other", "eu", OUTAGE).runs == 0
+
+
+def test_explanation_gives_the_evidence_and_the_odds():
+    noisy = counted(history(0.03, days=7))
+    streak = [Observation(T0 + timedelta(seconds=20 * i), "s", "eu", ERR, confirmation=i > 0) for i in range(4)]
+    text = judge(OUTAGE, streak, noisy, interval=FIVE, canaries=1, regions=1, budget=0.25).explain()
+    assert text.startswith("4 failures in 1m (server_error 4), against a background of 3.")
+    assert "by chance" in text and "1 in 10^" in text and "results in the last 7 days" in text
+
+
+def test_replay_on_a_noisy_service_opens_only_the_outage_and_says_how_many_runs_it_took():
+    noise = history(0.08, days=5, seed=3)
+    outage_start = noise[-1].ts + FIVE
+    outage = [Observation(outage_start + i * FIVE, "s", "eu", ERR, canary="c") for i in range(12)]
+    after = history(0.0, days=0.2, start=outage[-1].ts + FIVE)
+    opened = replay(noise + outage + after, config())
+    assert len(opened) == 1, [i.to_dict() for i in opened]
+    incident = opened[0].to_dict(with_updates=True)
+    assert incident["started_at"] == outage_start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert incident["evidence_results"] >= 4  # 8 % noise: two or three failures in a row are common
+    assert "background of 7." in incident["updates"][0]["body"] or "background of 8." in incident["updates"][0]["body"]
+    # the same trace with two failures in a row as the fixed rule (a budget so loose it always allows it)
+    eager = replay(noise + outage + after, config(false_incident_budget=90))
+    assert len(eager) > 1
+
+
+def test_background_from_the_database_matches_the_replay_count(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'bg.db'}")
+    upgrade(engine)
+    store = ResultStore(engine)
+    store.sync_catalog(parse_config("canaries: [{id: c, prompt: x}]\n"
+                                    "services: [{id: s, name: S, provider: openai, canaries: [c], interval: 5m}]\n", env={}))
+    trace = history(0.05, days=2, seed=5)
+    for obs in trace:
+        store.record(ResultRecord(service="s", canary="c", region="eu", kind=ProbeKind.CANARY, started_at=obs.ts,
+                                  finished_at=obs.ts, outcome=obs.outcome, latency_ms={"total": 1000.0}))
+    incident = (T0 + 100 * FIVE, T0 + 120 * FIVE)
+    with Session(engine) as session, session.begin():
+        session.add(IncidentRow(service_id="s", kind="outage", audience="public", impact="major", status="resolved",
+                                regions=["eu"], started_at=incident[0], detected_at=incident[0], resolved_at=incident[1],
+                                title="t"))
+    now = trace[-1].ts
+    detector = config()
+    with Session(engine) as session:
+        live = background_counts(session, detector, now).of("s", "eu", OUTAGE)
+    expected = BackgroundCounter(detector)
+    for obs in trace:
+        if obs.ts < now - detector.lookback():
+            expected.add(obs, {OUTAGE} if incident[0] <= obs.ts <= incident[1] else ())
+    wanted = expected.of("s", "eu", OUTAGE)
+    assert (live.runs, live.bad, live.after_bad, live.repeats) == (wanted.runs, wanted.bad, wanted.after_bad, wanted.repeats)
+    assert live.runs < len(trace) - 30  # the incident and the lookback were left out
+    engine.dispose()
+
+
+def test_confirmation_bursts_start_a_streak_and_stop_on_429():
+    delay = timedelta(seconds=20)
+    assert confirmation_delays(delay, 5, streak_start=True) == [delay * k for k in (1, 1, 1, 2, 2)]
+    assert confirmation_delays(delay, 5, streak_start=False) == [delay]
+    assert confirmation_delays(delay, 0, streak_start=True) == []
+    assert sum(confirmation_delays(delay, 5, streak_start=True)[:4], timedelta()) <= timedelta(minutes=2)
+    assert keeps_confirming(ERR) and keeps_confirming(TIMEOUT)
+    assert not keeps_confirming(Outcome.RATE_LIMITED) and not keeps_confirming(OK) and not keeps_confirming(Outcome.AUTH_ERROR)
