@@ -3,14 +3,17 @@ streak, and what it does to openings in a replay."""
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session
 
 from monitor.config import DetectionSettings, parse_config
-from monitor.detection.background import Background, BackgroundCounter, judge
+from monitor.detection.background import Background, BackgroundCounter, classes_of, judge
 from monitor.detection.detect import DetectorConfig, Observation, ServiceRules
 from monitor.detection.incidents import background_counts
 from monitor.detection.replay import replay
@@ -59,7 +62,8 @@ def needed(background: Background, outcome: Outcome = ERR, budget: float = 0.25)
 
 def test_a_new_service_is_judged_on_the_prior():
     fresh = Background()
-    assert fresh.failure_rate == pytest.approx(0.02) and fresh.overall_repeat_rate == pytest.approx(0.1)
+    assert fresh.failure_rate == pytest.approx(0.02)
+    assert fresh.overall_repeat_rate(True) == fresh.overall_repeat_rate(False) == pytest.approx(0.1)
     assert 3 <= needed(fresh) <= 5
 
 
@@ -74,10 +78,31 @@ def test_a_noisy_service_needs_more_evidence_than_a_clean_one():
 
 def test_the_repeat_rate_is_never_below_the_failure_rate():
     noise = counted(history(0.05, days=2))
-    assert noise.overall_repeat_rate >= noise.failure_rate
-    bursty = Background(runs=1000, bad={"other": 20}, after_bad=20, repeats={"other": 10})
-    assert bursty.overall_repeat_rate == pytest.approx((10 + 1) / (20 + 10))
-    assert needed(bursty) > needed(Background(runs=1000, bad={"other": 20}, after_bad=20, repeats={"other": 0}))
+    assert noise.overall_repeat_rate(False) >= noise.failure_rate
+    bursty = Background(runs=1000, bad=Counter({"other": 20}), after_bad=Counter({True: 20}),
+                        repeats=Counter({(True, "other"): 10}))
+    assert bursty.overall_repeat_rate(True) == pytest.approx((10 + 1) / (20 + 10))
+    independent = Background(runs=1000, bad=Counter({"other": 20}), after_bad=Counter({True: 20}))
+    assert needed(bursty) > needed(independent)
+    # the confirmations repeat, the scheduled runs do not: a streak of scheduled runs is not judged by the bursts
+    assert bursty.overall_repeat_rate(False) < bursty.overall_repeat_rate(True)
+
+
+def test_the_chance_is_a_bound_however_the_classes_split():
+    """Under noise the likelihood ratio has mean 1: the chances of every class sequence, weighed by how
+    likely noise makes them, add up to at most one (Markov's inequality makes the chance a bound)."""
+    for bad in (Counter({"other": 50}), Counter({"timeout": 50}), Counter({"other": 25, "timeout": 25}), Counter()):
+        bg = Background(runs=1000, bad=bad, after_bad=Counter({True: 50}), repeats=Counter({(True, "timeout"): 5}))
+        classes = classes_of(OUTAGE)
+        assert sum(bg.share(c, classes) for c in classes) == pytest.approx(1.0)
+        for length in (1, 2, 3):
+            total = 0.0
+            for sequence in itertools.product(classes, repeat=length):
+                noise = bg.rate(sequence[0], classes) * math.prod(bg.repeat_rate(c, classes, True) for c in sequence[1:])
+                chance = math.prod([bg.rate(sequence[0], classes) / bg.share(sequence[0], classes)]
+                                   + [bg.repeat_rate(c, classes, True) / bg.share(c, classes) for c in sequence[1:]])
+                total += noise / chance
+            assert total <= 1.0 + 1e-9
 
 
 def test_timeouts_are_weighed_by_their_own_rate():
@@ -90,10 +115,10 @@ def test_the_counter_leaves_out_incident_time_and_forgets_old_results():
     for i, outcome in enumerate((ERR, ERR, OK, ERR, OK)):
         counter.add(Observation(T0 + i * FIVE, "s", "eu", outcome), excluded={OUTAGE} if i < 2 else ())
     counts = counter.of("s", "eu", OUTAGE)
-    assert (counts.runs, sum(counts.bad.values()), counts.after_bad) == (3, 1, 1)  # the pair across the incident is not a pair
+    assert (counts.runs, sum(counts.bad.values()), counts.after_bad[False]) == (3, 1, 1)  # no pair across the incident
     counter.forget_before(T0 + 3 * FIVE)
     counts = counter.of("s", "eu", OUTAGE)
-    assert (counts.runs, sum(counts.bad.values()), counts.after_bad) == (2, 1, 1)
+    assert (counts.runs, sum(counts.bad.values()), counts.after_bad[False]) == (2, 1, 1)
     assert counter.of("other", "eu", OUTAGE).runs == 0
 
 
@@ -152,7 +177,7 @@ def test_background_from_the_database_matches_the_replay_count(tmp_path):
 
 def test_confirmation_bursts_start_a_streak_and_stop_on_429():
     delay = timedelta(seconds=20)
-    assert confirmation_delays(delay, 5, streak_start=True) == [delay * k for k in (1, 1, 1, 2, 2)]
+    assert confirmation_delays(delay, 5, streak_start=True) == [delay * k for k in (1, 1, 1, 1, 2)]
     assert confirmation_delays(delay, 5, streak_start=False) == [delay]
     assert confirmation_delays(delay, 0, streak_start=True) == []
     assert sum(confirmation_delays(delay, 5, streak_start=True)[:4], timedelta()) <= timedelta(minutes=2)

@@ -19,5 +19,5 @@ def test_a_small_cell_scores_every_detector():
     assert eager["recall"] == 1.0 and ours["recall"] == 1.0
     assert eager["false"] > patient["false"]  # one failure is not an outage: N=1 pays for it in false alarms
     assert ours["false"] == 0 and eager["false"] > 0
-    # live: a run and its confirmation burst (20 s, 20 s, 40 s, 40 s ...) settle a hard outage within about 2 minutes
+    # live: a run and its confirmation burst (20 s, 20 s, 20 s, 20 s, 40 s) settle a hard outage within about 2 minutes
     assert ours["ttd_max_min"] is not None and ours["ttd_max_min"] <= 2.5

@@ -12,9 +12,11 @@ Both are kept per class of bad outcome -- ``BURSTY_OUTCOMES`` (timeouts) apart f
 errors -- so a service whose noise is timeouts needs more timeouts, but few connection errors,
 before it opens.  New services start from a cautious prior (2 % failures, 10 % repeats).
 
-The chance that noise alone produces a bad streak is the product of the rates of its results,
-first result at the failure rate and the others at the repeat rate, times the number of class
-sequences of that length (so splitting the classes never loosens the test).  A streak is
+The chance that noise alone produces a bad streak is the product, over its results, of how
+often noise gives that result -- the first at the failure rate, the others at the repeat rate
+(of confirmations or of scheduled runs) -- each divided by the share of an outage's results we
+expect in that class (half like the noise, half even).  That is a likelihood ratio whose mean
+under noise is 1, so the chance is a bound however the classes split.  A streak is
 *significant* when that chance is below what the budget allows: ``false_incident_budget`` per
 90 days, shared out over every streak that could start in 90 days (scheduled runs x regions).
 A streak that spans ``MAX_STREAK_RUNS`` scheduled runs is significant whatever the noise.
@@ -58,29 +60,47 @@ def outcome_class(obs: Observation) -> str:
 
 @dataclass
 class Background:
-    """Counts of one service, region and kind over the window, outside incidents."""
+    """Counts of one service, region and kind over the window, outside incidents.
+
+    Repeats are kept apart for confirmation runs (seconds after the failure before) and for
+    scheduled runs (an interval later): noise that repeats 20 s later often has gone by the next
+    round.
+    """
 
     runs: int = 0
     bad: Counter[str] = field(default_factory=Counter)
-    after_bad: int = 0  # results right after a bad one
-    repeats: Counter[str] = field(default_factory=Counter)  # ... that were bad too, per class
+    after_bad: Counter[bool] = field(default_factory=Counter)  # results right after a bad one, by "is a confirmation"
+    repeats: Counter[tuple[bool, str]] = field(default_factory=Counter)  # ... that were bad too, by class
 
     def rate(self, cls: str, classes: Sequence[str]) -> float:
         return (self.bad[cls] + PRIOR_BAD / len(classes)) / (self.runs + PRIOR_RUNS)
 
-    def repeat_rate(self, cls: str, classes: Sequence[str]) -> float:
+    def repeat_rate(self, cls: str, classes: Sequence[str], confirmation: bool) -> float:
         """Never below the failure rate: a failure does not make the next one less likely (few pairs
         with no repeat among them say little)."""
-        estimate = (self.repeats[cls] + PRIOR_REPEATS / len(classes)) / (self.after_bad + PRIOR_AFTER_BAD)
+        estimate = ((self.repeats[(confirmation, cls)] + PRIOR_REPEATS / len(classes))
+                    / (self.after_bad[confirmation] + PRIOR_AFTER_BAD))
         return max(estimate, self.rate(cls, classes))
+
+    def share(self, cls: str, classes: Sequence[str]) -> float:
+        """What share of an outage's bad results we expect in this class: half like the noise, half even.
+
+        Judging a streak by ``rate / share`` per result is a likelihood ratio against noise whose
+        mean under noise is 1, so the chance it reports is a bound (Markov), whatever the classes.
+        """
+        total = sum(self.bad.values()) + PRIOR_BAD
+        return 0.5 * (self.bad[cls] + PRIOR_BAD / len(classes)) / total + 0.5 / len(classes)
 
     @property
     def failure_rate(self) -> float:
         return (sum(self.bad.values()) + PRIOR_BAD) / (self.runs + PRIOR_RUNS)
 
-    @property
-    def overall_repeat_rate(self) -> float:
-        return max(self.failure_rate, (sum(self.repeats.values()) + PRIOR_REPEATS) / (self.after_bad + PRIOR_AFTER_BAD))
+    def overall_repeat_rate(self, confirmation: bool) -> float:
+        repeats = sum(n for (conf, _), n in self.repeats.items() if conf is confirmation)
+        return max(self.failure_rate, (repeats + PRIOR_REPEATS) / (self.after_bad[confirmation] + PRIOR_AFTER_BAD))
+
+
+Entry = tuple[datetime, Key, str | None, bool, bool]  # ts, key, bad class (None: good), after a bad one, confirmation
 
 
 class BackgroundCounter:
@@ -91,7 +111,7 @@ class BackgroundCounter:
         self.window = window
         self._counts: dict[Key, Background] = {}
         self._previous: dict[Key, bool | None] = {}  # the last counted result was bad (None: unknown)
-        self._log: deque[tuple[datetime, Key, str | None, bool]] = deque()
+        self._log: deque[Entry] = deque()
 
     def add(self, obs: Observation, excluded: Container[IncidentKind] = ()) -> None:
         """Count one result; ``excluded`` are the kinds with an incident open at its time."""
@@ -105,7 +125,7 @@ class BackgroundCounter:
                 self._previous[key] = None
                 continue
             after_bad = self._previous.get(key) is True
-            entry = (obs.ts, key, outcome_class(obs) if said else None, after_bad)
+            entry = (obs.ts, key, outcome_class(obs) if said else None, after_bad, obs.confirmation)
             self._count(entry, +1)
             self._log.append(entry)
             self._previous[key] = said
@@ -114,16 +134,16 @@ class BackgroundCounter:
         while self._log and self._log[0][0] < ts:
             self._count(self._log.popleft(), -1)
 
-    def _count(self, entry: tuple[datetime, Key, str | None, bool], sign: int) -> None:
-        _, key, cls, after_bad = entry
+    def _count(self, entry: Entry, sign: int) -> None:
+        _, key, cls, after_bad, confirmation = entry
         counts = self._counts.setdefault(key, Background())
         counts.runs += sign
         if cls is not None:
             counts.bad[cls] += sign
         if after_bad:
-            counts.after_bad += sign
+            counts.after_bad[confirmation] += sign
             if cls is not None:
-                counts.repeats[cls] += sign
+                counts.repeats[(confirmation, cls)] += sign
 
     def of(self, service: str, region: str, kind: IncidentKind) -> Background:
         return self._counts.get((service, region, kind)) or Background()
@@ -150,10 +170,11 @@ class Judgement:
         seen = ", ".join(f"{name} {count}" for name, count in self.outcomes)
         bg = self.background
         history = (f"{bg.runs} results in the last {WINDOW.days} days outside incidents" if bg.runs >= PRIOR_RUNS
-                   else f"too little history ({bg.runs} results), so an assumed background")
+                   else f"too little history ({bg.runs} results), so a cautious assumed background")
         why = (f"{self.results} failures in {format_duration(self.span) if self.span else 'one moment'} ({seen}), against a "
-               f"background of {_percent(bg.failure_rate)} failures and {_percent(bg.overall_repeat_rate)} right after a "
-               f"failure ({history}): about 1 in 10^{_exponent(self.chance)} by chance, where the false-incident budget "
+               f"background of {_percent(bg.failure_rate)} failures, {_percent(bg.overall_repeat_rate(True))} on a "
+               f"confirmation right after one and {_percent(bg.overall_repeat_rate(False))} on the next scheduled run "
+               f"({history}): about 1 in 10^{_exponent(self.chance)} by chance, where the false-incident budget "
                f"asks for 1 in 10^{_exponent(self.allowed)}")
         if self.chance > self.allowed:
             why += f"; open anyway after {self.scheduled} scheduled runs in a row"
@@ -164,10 +185,11 @@ def judge(kind: IncidentKind, streak: Sequence[Observation], background: Backgro
           canaries: int, regions: int, budget: float) -> Judgement:
     """Judge a bad streak (oldest first) of one service in one region."""
     classes = classes_of(kind)
-    chance = float(len(classes)) ** len(streak)
+    chance = 1.0
     for index, obs in enumerate(streak):
         cls = outcome_class(obs)
-        chance *= background.rate(cls, classes) if index == 0 else background.repeat_rate(cls, classes)
+        noise = background.rate(cls, classes) if index == 0 else background.repeat_rate(cls, classes, obs.confirmation)
+        chance *= noise / background.share(cls, classes)
     starts = BUDGET_PERIOD / interval * max(1, canaries) * max(1, regions)
     outcomes = Counter(obs.outcome.value for obs in streak).most_common()
     return Judgement(results=len(streak), scheduled=sum(1 for o in streak if not o.confirmation),

@@ -40,7 +40,7 @@ BUDGET_MONTH = timedelta(days=30)
 CONFIRM_RESERVE = 0.1  # share of monthly_budget kept for confirmation runs
 JITTER_FRACTION = 0.1
 MAX_JITTER_S = 30.0
-BURST_STEPS = (1, 1, 1, 2, 2, 3, 3, 4, 4, 5)  # gaps of a confirmation burst, in confirm_delays
+BURST_STEPS = (1, 1, 1, 1, 2, 2, 3, 3, 4, 4)  # gaps of a confirmation burst, in confirm_delays
 
 
 def confirmation_delays(confirm_delay: timedelta, max_confirmations: int, streak_start: bool) -> list[timedelta]:
