@@ -6,8 +6,12 @@ of rate limiting (1 - 5 min of 429).  On top, 8 real outages of 5 - 240 minutes.
 seeing the same world:
 
 * ``replay``: the scheduled runs only (a trace from elsewhere, ``genstatus replay``);
-* ``live``: closed loop, a failed scheduled run followed by a confirmation run 20 s later (what
-  ``genstatus run`` does).
+* ``live``: closed loop, a failed scheduled run followed by the scheduler's confirmation runs
+  (a burst 20, 20, 20, 20, 40 s apart while they fail, when it starts a streak; one otherwise),
+  as ``genstatus run`` does.
+
+A blip is a real failure, only short: an incident opened on one is not counted as false but
+reported apart ("on blips"), beside the same figure for the baselines.
 
 Beside ours, the Uptime Kuma-like baselines (``bench_detection.kuma_baseline``: down after N
 failed scheduled runs in a row, up on the first success), which -- as a real HTTP monitor
