@@ -183,3 +183,22 @@ def test_confirmation_bursts_start_a_streak_and_stop_on_429():
     assert sum(confirmation_delays(delay, 5, streak_start=True)[:4], timedelta()) <= timedelta(minutes=2)
     assert keeps_confirming(ERR) and keeps_confirming(TIMEOUT)
     assert not keeps_confirming(Outcome.RATE_LIMITED) and not keeps_confirming(OK) and not keeps_confirming(Outcome.AUTH_ERROR)
+
+
+def test_failed_health_checks_add_evidence_but_never_open_alone():
+    week = history(0.0, days=7, start=T0 - timedelta(days=7))
+    start = T0 + timedelta(minutes=30)
+    canary = [Observation(start + i * FIVE, "s", "eu", ERR, canary="c") for i in range(4)]
+    health = [Observation(start + timedelta(seconds=30 * (i + 1)), "s", "eu", Outcome.CONNECTION_ERROR, health=True)
+              for i in range(8)]
+    tail = history(0.0, days=0.1, start=start + 4 * FIVE)
+    (alone,) = replay(week + canary + tail, config())
+    (helped,) = replay(week + canary + health + tail, config())
+    assert helped.detected_at < alone.detected_at and helped.detected_at <= start + timedelta(minutes=2)
+    # passing health checks say nothing: they neither break a canary streak nor resolve anything
+    passing = [Observation(o.ts, "s", "eu", OK, health=True) for o in health]
+    (same,) = replay(week + canary + passing + tail, config())
+    assert same.detected_at == alone.detected_at
+    # a health endpoint failing for a whole interval while generations succeed opens nothing
+    generating = history(0.0, days=0.1, start=start)
+    assert replay(week + generating + health, config()) == []

@@ -192,7 +192,7 @@ def judge(kind: IncidentKind, streak: Sequence[Observation], background: Backgro
         chance *= noise / background.share(cls, classes)
     starts = BUDGET_PERIOD / interval * max(1, canaries) * max(1, regions)
     outcomes = Counter(obs.outcome.value for obs in streak).most_common()
-    return Judgement(results=len(streak), scheduled=sum(1 for o in streak if not o.confirmation),
+    return Judgement(results=len(streak), scheduled=sum(1 for o in streak if not (o.confirmation or o.health)),
                      span=streak[-1].ts - streak[0].ts if streak else timedelta(0), chance=min(1.0, chance),
                      allowed=budget / starts, background=background, outcomes=tuple(outcomes))
 

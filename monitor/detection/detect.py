@@ -136,7 +136,7 @@ def _reopening(transitions: list[Transition], resolved_by_key: dict[tuple, Incid
 
 def order_key(obs: Observation) -> tuple:
     """Results in time order, ties at one timestamp broken the same way every time."""
-    return (obs.ts, obs.service, obs.region, obs.canary or "", obs.confirmation, obs.outcome)
+    return (obs.ts, obs.service, obs.region, obs.canary or "", obs.confirmation, obs.health, obs.outcome)
 
 
 def _evaluate(
@@ -163,14 +163,16 @@ def _evaluate(
     probing = sorted({o.region for o in obs if o.ts >= window_start})
     evidence = {region: ev for region, ev in region_evidence(kind, obs, rules).items() if region in probing}
     failing = sorted(r for r, ev in evidence.items() if ev.failing)
-    confirmed = [r for r in failing if len(evidence[r].streak()) >= settings.failure_threshold]
+    # a streak of failed health checks alone proves nothing about generation: it needs a failed canary in it
+    confirmed = [r for r in failing if len(streak := evidence[r].streak()) >= settings.failure_threshold
+                 and not all(o.health for o in streak)]
     n = len(probing)
     quorum = max(1, math.ceil((n + blind_regions) / 2))
     judged: dict[str, Judgement] = {}
     if incident is None and kind in NOISY_KINDS:
         for region in confirmed:
             streak = evidence[region].streak()
-            canaries = {o.canary for o, _ in evidence[region].verdicts if not o.confirmation}
+            canaries = {o.canary for o, _ in evidence[region].verdicts if not (o.confirmation or o.health)}
             judged[region] = judge(kind, streak, background.of(service, region, kind) if background else _PRIOR,
                                    interval=rules.interval, canaries=len(canaries), regions=n + blind_regions,
                                    budget=settings.false_incident_budget)
@@ -228,7 +230,7 @@ def _evaluate(
 
 
 def _persists(streak: Sequence[Observation], threshold: int) -> bool:
-    scheduled = sum(1 for o in streak if not o.confirmation)
+    scheduled = sum(1 for o in streak if not (o.confirmation or o.health))
     return scheduled >= threshold and len(streak) >= 2 * threshold
 
 

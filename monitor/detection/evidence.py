@@ -34,9 +34,15 @@ VERDICTS: dict[IncidentKind, dict[Outcome, bool]] = {
 }
 
 
+#: kinds a failed health check is evidence of (a passing one proves nothing: the API answers, but does it draw?)
+HEALTH_EVIDENCE = (IncidentKind.OUTAGE, IncidentKind.OPERATOR)
+
+
 def verdict(kind: IncidentKind, obs: Observation, rules: ServiceRules) -> bool | None:
     """True = bad, False = good, None = says nothing about this kind."""
     found = VERDICTS[kind].get(obs.outcome)
+    if obs.health:
+        return True if found is True and kind in HEALTH_EVIDENCE else None
     if found is False and kind is IncidentKind.QUALITY and rules.min_quality is not None and obs.quality is not None:
         return obs.quality < rules.min_quality
     return found

@@ -26,6 +26,10 @@ KIND_TITLES = {
 }
 
 
+#: the results the detector reads: generations (scheduled and confirmation) and health checks
+DETECTED_KINDS = tuple(kind.value for kind in ProbeKind)
+
+
 def title_for(incident: Incident, names: dict[str, str]) -> str:
     what = KIND_TITLES[incident.kind]
     if isinstance(what, dict):
@@ -58,19 +62,20 @@ def known_incidents(session: Session, now: datetime, reopen_window: timedelta) -
 
 
 def recent_observations(session: Session, since: datetime, until: datetime) -> list[Observation]:
-    """Canary and confirmation results in ``[since, until]``, in the detector's canonical order."""
+    """Canary, confirmation and health-check results in ``[since, until]``, in the detector's canonical order."""
     rows = session.execute(
         select(ProbeResultRow.started_at, ProbeResultRow.service_id, ProbeResultRow.region, ProbeResultRow.outcome,
                ProbeResultRow.canary_id, ProbeResultRow.total_ms, ProbeResultRow.quality_score, ProbeResultRow.kind,
                ProbeResultRow.error_detail)
         .where(ProbeResultRow.started_at >= since, ProbeResultRow.started_at <= until,
-               ProbeResultRow.kind.in_((ProbeKind.CANARY.value, ProbeKind.CONFIRMATION.value)))
+               ProbeResultRow.kind.in_(DETECTED_KINDS))
         .order_by(ProbeResultRow.started_at, ProbeResultRow.service_id, ProbeResultRow.region, ProbeResultRow.canary_id,
                   ProbeResultRow.id)
     )
     return [
         Observation(ts=ts, service=service, region=region, outcome=Outcome(outcome), canary=canary, latency_ms=total,
-                    quality=quality, confirmation=kind == ProbeKind.CONFIRMATION.value, detail=detail)
+                    quality=quality, confirmation=kind == ProbeKind.CONFIRMATION.value, health=kind == ProbeKind.HEALTH.value,
+                    detail=detail)
         for ts, service, region, outcome, canary, total, quality, kind, detail in rows
     ]
 
@@ -94,7 +99,7 @@ def background_counts(session: Session, config: DetectorConfig, now: datetime) -
         select(ProbeResultRow.started_at, ProbeResultRow.service_id, ProbeResultRow.region, ProbeResultRow.outcome,
                ProbeResultRow.canary_id, ProbeResultRow.quality_score, ProbeResultRow.kind)
         .where(ProbeResultRow.started_at >= since, ProbeResultRow.started_at < until,
-               ProbeResultRow.kind.in_((ProbeKind.CANARY.value, ProbeKind.CONFIRMATION.value)))
+               ProbeResultRow.kind.in_(DETECTED_KINDS))
         .order_by(ProbeResultRow.started_at, ProbeResultRow.service_id, ProbeResultRow.region, ProbeResultRow.canary_id,
                   ProbeResultRow.id)
         .execution_options(yield_per=5000)
@@ -102,7 +107,8 @@ def background_counts(session: Session, config: DetectorConfig, now: datetime) -
     for ts, service, region, outcome, canary, quality, kind in rows:
         excluded = {k for k, start, end in spans.get(service, ()) if start <= ts and (end is None or ts <= end)}
         counter.add(Observation(ts=ts, service=service, region=region, outcome=Outcome(outcome), canary=canary,
-                                quality=quality, confirmation=kind == ProbeKind.CONFIRMATION.value), excluded)
+                                quality=quality, confirmation=kind == ProbeKind.CONFIRMATION.value,
+                                health=kind == ProbeKind.HEALTH.value), excluded)
     return counter
 
 

@@ -48,7 +48,7 @@ def latency_transitions(
     """
     threshold = rules.latency_threshold_ms
     settings = config.settings
-    window = [o for o in obs if o.outcome in IMAGE_OUTCOMES and o.ts >= now - settings.latency_window]
+    window = [o for o in obs if o.outcome in IMAGE_OUTCOMES and not o.health and o.ts >= now - settings.latency_window]
     latency = {id(o): o.latency_ms for o in window if o.latency_ms is not None}
     if threshold is not None:
         timed = [o for o in window if id(o) in latency]

@@ -30,6 +30,7 @@ class Observation:
     latency_ms: float | None = None
     quality: float | None = None
     confirmation: bool = False  # an extra run asked for after a failure, not a scheduled one
+    health: bool = False  # the provider's cheap check, not a generation: its failures are evidence, its successes not
     detail: str | None = None
 
 

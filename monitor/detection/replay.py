@@ -5,7 +5,8 @@ Each trace line is one probe result::
     {"ts": "2026-11-02T10:05:00Z", "service": "dalle3", "region": "eu-west", "canary": "still-life",
      "outcome": "timeout", "latency_ms": 180000, "quality": null, "http_status": null}
 
-Optional fields: ``"kind": "confirmation"`` marks a confirmation run, ``"detail"`` an error text.
+Optional fields: ``"kind": "confirmation"`` marks a confirmation run and ``"kind": "health"`` a
+health check (its failures count as evidence, its successes do not); ``"detail"`` is an error text.
 The replay feeds the results in ``ts`` order to the same ``detect`` function the live
 coordinator runs, once per distinct timestamp, and reports every incident it would open.
 Each service's background noise is counted as the replay goes, the way the coordinator counts
@@ -63,6 +64,7 @@ def observation_from(record: dict[str, Any]) -> Observation:
         latency_ms=float(latency) if latency is not None else None,
         quality=float(quality) if quality is not None else None,
         confirmation=record.get("kind") == "confirmation",
+        health=record.get("kind") == "health",
         detail=record.get("detail"),
     )
 
