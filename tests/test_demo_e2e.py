@@ -82,9 +82,10 @@ def test_demo_turns_red_on_fault_and_green_when_cleared():
 
         wait_for_status(page, "openai", "operational", within=15)
 
-        # red within one interval plus the confirmation run (the demo confirms after 1 s)
+        # red within two intervals and their confirmation runs (the demo confirms after 1 s; a new service
+        # with no history needs a few bad results even with the demo's loose false-incident budget)
         curl("POST", f"{emulator}/_faults/openai?fault=server_error")
-        red_within = INTERVAL_S + JITTER_S + CONFIRM_S + 2.0
+        red_within = 2 * (INTERVAL_S + JITTER_S) + CONFIRM_S + 2.0
         assert wait_for_status(page, "openai", "major_outage", within=red_within) <= red_within
 
         # green again after two good results in a row and a recovery period of one interval (hysteresis)

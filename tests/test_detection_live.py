@@ -61,7 +61,8 @@ def test_fault_opens_one_incident_and_clearing_resolves_it(tmp_path, emulator, f
         time.sleep(2.5)  # healthy first
         assert incidents(runtime.engine) == []
         emulator.faults.set("openai", fault, service="svc")
-        opened = wait_for(lambda: incidents(runtime.engine), 8, "an incident")
+        # a new service is judged on the cautious prior: about seven bad results at a 2 s interval
+        opened = wait_for(lambda: incidents(runtime.engine), 20, "an incident")
         assert [(i.kind, i.impact, i.audience, i.service_id) for i in opened] == [(kind, impact, "public", "svc")]
         with Session(runtime.engine) as session:
             kinds = set(session.scalars(select(ProbeResultRow.kind)))
@@ -88,7 +89,7 @@ def test_incident_state_survives_a_restart(tmp_path, emulator):
     first = MonitorRuntime(config, detect_every=0.3)
     first.start()
     try:
-        wait_for(lambda: incidents(first.engine), 8, "an incident")
+        wait_for(lambda: incidents(first.engine), 20, "an incident")
     finally:
         first.stop()
     second = MonitorRuntime(config, detect_every=0.3)  # a new process: state comes from the database

@@ -22,6 +22,7 @@ DEMO_TIMEOUT = "20s"
 #: above this a good answer is "slow"; the built-in scenario's slow spell takes 8 s
 DEMO_LATENCY_THRESHOLD = "5s"
 DEMO_CONFIRM_DELAY = timedelta(seconds=1)
+DEMO_FALSE_INCIDENT_BUDGET = 90.0  # the most the config allows: the demo shows reactions, not a quiet week
 
 
 def demo_config(db_path: Path, emulator_url: str, interval: str) -> Config:
@@ -31,9 +32,12 @@ def demo_config(db_path: Path, emulator_url: str, interval: str) -> Config:
         latency_threshold=DEMO_LATENCY_THRESHOLD, database=f"sqlite:///{db_path}", title="genstatus demo", region="demo",
     )
     config = parse_config(text, "demo.yaml", env={}, checks=[provider_issues])
-    # Incidents open after a confirmation run and resolve after a recovery period: keep both short
-    # so the demo reacts within seconds (a real deployment keeps the defaults, 20 s and one interval).
-    config.detection = config.detection.model_copy(update={"confirm_delay": DEMO_CONFIRM_DELAY})
+    # Incidents open after confirmation runs and resolve after a recovery period: keep both short so
+    # the demo reacts within seconds; the demo's services have no history, so the loosest false-incident
+    # budget lets a run and a few confirmations open an outage (a real deployment keeps the defaults:
+    # 20 s, one interval, and evidence sized to each service's week of history).
+    config.detection = config.detection.model_copy(update={"confirm_delay": DEMO_CONFIRM_DELAY,
+                                                           "false_incident_budget": DEMO_FALSE_INCIDENT_BUDGET})
     return config
 
 
