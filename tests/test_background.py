@@ -17,6 +17,7 @@ from monitor.detection.background import Background, BackgroundCounter, classes_
 from monitor.detection.detect import DetectorConfig, Observation, ServiceRules
 from monitor.detection.incidents import background_counts
 from monitor.detection.replay import replay
+from monitor.engine.coordinator import Coordinator
 from monitor.engine.scheduler import confirmation_delays, keeps_confirming
 from monitor.enums import IncidentKind, Outcome, ProbeKind
 from monitor.store.db import make_engine
@@ -202,3 +203,26 @@ def test_failed_health_checks_add_evidence_but_never_open_alone():
     # a health endpoint failing for a whole interval while generations succeed opens nothing
     generating = history(0.0, days=0.1, start=start)
     assert replay(week + generating + health, config()) == []
+
+
+@pytest.mark.parametrize("failure_rate, opens", [(0.0, True), (0.08, False)])
+def test_the_coordinator_judges_a_streak_against_the_week_in_its_database(tmp_path, failure_rate, opens):
+    engine = make_engine(f"sqlite:///{tmp_path / 'coordinator.db'}")
+    upgrade(engine)
+    config = parse_config("canaries: [{id: c, prompt: x}]\nregion: eu\n"
+                          "services: [{id: s, name: S, provider: openai, canaries: [c], interval: 5m}]\n", env={})
+    store = ResultStore(engine)
+    store.sync_catalog(config)
+
+    def stored(ts: datetime, outcome: Outcome, kind: ProbeKind = ProbeKind.CANARY) -> ResultRecord:
+        return ResultRecord(service="s", canary="c", region="eu", kind=kind, started_at=ts, finished_at=ts, outcome=outcome,
+                            latency_ms={"total": 1000.0})
+
+    store.record_many(stored(o.ts, o.outcome) for o in history(failure_rate, days=7, start=T0 - timedelta(days=7), seed=11))
+    store.record_many([stored(T0, ERR), stored(T0 + timedelta(seconds=20), ERR, ProbeKind.CONFIRMATION),
+                       stored(T0 + timedelta(seconds=40), ERR, ProbeKind.CONFIRMATION)])
+    transitions = Coordinator(engine, config).tick(T0 + timedelta(seconds=41))
+    assert [t.action.value for t in transitions] == (["open"] if opens else [])
+    if opens:
+        assert "3 failures in 40s" in transitions[0].message and "results in the last 7 days" in transitions[0].message
+    engine.dispose()
