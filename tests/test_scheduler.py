@@ -1,4 +1,4 @@
-"""Scheduler: budget stretching, per-service concurrency, no self-overlap, clean shutdown."""
+"""Scheduler: budget stretching, per-service concurrency, no self-overlap, clean shutdown, confirmation bursts."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from monitor.enums import Outcome, ProbeKind
 from monitor.store.record import ResultRecord
 
 
-def make_config(interval="1s", concurrency=1, canaries=1, cost=0.0, budget=None):
+def make_config(interval="1s", concurrency=1, canaries=1, cost=0.0, budget=None, detection=""):
     ids = [f"c{i}" for i in range(canaries)]
     canary_yaml = "".join(f"  - {{id: {cid}, prompt: p{cid}}}\n" for cid in ids)
     extra = f"    monthly_budget: {budget}\n" if budget else ""
     return parse_config(
-        f"canaries:\n{canary_yaml}services:\n  - id: s1\n    provider: openai\n    canaries: [{', '.join(ids)}]\n"
+        f"{detection}canaries:\n{canary_yaml}services:\n  - id: s1\n    provider: openai\n    canaries: [{', '.join(ids)}]\n"
         f"    interval: {interval}\n    concurrency: {concurrency}\n    cost_per_image: {cost}\n{extra}",
         env={},
     )
@@ -97,3 +97,47 @@ def test_shutdown_lets_in_flight_probes_finish_and_hand_over():
     time.sleep(0.3)  # the first run is in flight now
     scheduler.shutdown(wait=True)
     assert runner.calls == 1 and len(results) == 1
+
+
+class ScriptedRunner:
+    """Answers each run with the next outcome of a script (the last one repeats), recording kind and time."""
+
+    region = "test"
+
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        self.outcomes = outcomes
+        self.runs: list[tuple[ProbeKind, float]] = []
+
+    def run(self, service, canary, kind=ProbeKind.CANARY):
+        outcome = self.outcomes[min(len(self.runs), len(self.outcomes) - 1)]
+        self.runs.append((kind, time.monotonic()))
+        return ResultRecord(service=service.id, canary=canary.id, region="test", kind=kind,
+                            started_at=datetime.now(UTC), outcome=outcome)
+
+
+def run_for(outcomes: list[Outcome], seconds: float, max_confirmations: int = 5) -> ScriptedRunner:
+    runner = ScriptedRunner(outcomes)
+    config = make_config(interval="1h", detection=f"detection: {{confirm_delay: 100ms, max_confirmations: {max_confirmations}}}\n")
+    scheduler = ProbeScheduler(config, runner, lambda r: None, jitter_fraction=0)
+    scheduler.start()
+    time.sleep(seconds)
+    scheduler.shutdown()
+    return runner
+
+
+def test_a_failure_that_starts_a_streak_gets_a_burst_of_confirmations():
+    runner = run_for([Outcome.SERVER_ERROR], seconds=2.0)
+    kinds = [kind for kind, _ in runner.runs]
+    assert kinds == [ProbeKind.CANARY] + [ProbeKind.CONFIRMATION] * 5  # the scheduled run, then the whole burst
+    gaps = [b - a for (_, a), (_, b) in zip(runner.runs, runner.runs[1:])]
+    # never sooner than planned (100 ms x 1, 1, 1, 1, 2); a busy machine may only make them later
+    assert all(gap >= planned - 0.01 for gap, planned in zip(gaps, (0.1, 0.1, 0.1, 0.1, 0.2))), gaps
+
+
+def test_a_burst_stops_at_the_first_good_result_or_a_429():
+    recovered = run_for([Outcome.SERVER_ERROR, Outcome.SERVER_ERROR, Outcome.OK], seconds=1.5)
+    assert [kind for kind, _ in recovered.runs] == [ProbeKind.CANARY, ProbeKind.CONFIRMATION, ProbeKind.CONFIRMATION]
+    throttled = run_for([Outcome.TIMEOUT, Outcome.RATE_LIMITED], seconds=1.5)
+    assert [kind for kind, _ in throttled.runs] == [ProbeKind.CANARY, ProbeKind.CONFIRMATION]
+    none = run_for([Outcome.SERVER_ERROR], seconds=1.0, max_confirmations=0)
+    assert [kind for kind, _ in none.runs] == [ProbeKind.CANARY]
