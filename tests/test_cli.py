@@ -239,20 +239,21 @@ def test_replay_json_contract(tmp_path, capsys):
         "evidence_results": 5,  # a new service (no history in the trace): five bad results against the prior
     }]}
     assert main(["replay", str(write_trace(tmp_path))]) == 0
-    assert "1 incident\n" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "1 incident\n" in text and "detected 2026-11-02T10:10:00Z after 5 bad results in a row" in text
 
 
 def test_replay_takes_detector_settings_from_the_config(tmp_path, capsys):
     config = tmp_path / "genstatus.yaml"
-    config.write_text("detection: {failure_threshold: 4}\ncanaries: [{id: still-life, prompt: x}]\n"
+    config.write_text("detection: {failure_threshold: 6}\ncanaries: [{id: still-life, prompt: x}]\n"
                       "services: [{id: dalle3, provider: openai, canaries: [still-life], interval: 5m}]\n")
     assert main(["replay", str(write_trace(tmp_path)), "--json", "-c", str(config)]) == 0
-    assert json.loads(capsys.readouterr().out) == {"incidents": []}  # three failures in a row are not four
+    assert json.loads(capsys.readouterr().out) == {"incidents": []}  # five failures in a row are not six
 
 
 def test_replay_bad_trace_names_file_and_line(tmp_path, capsys):
     path = write_trace(tmp_path)
     path.write_text(path.read_text() + '{"ts": "2026-11-02T10:25:00Z", "service": "dalle3", "region": "eu", "outcome": "exploded"}\n')
     assert main(["replay", str(path)]) == 2
-    assert f"{path}:7: unknown outcome 'exploded'" in capsys.readouterr().err
+    assert f"{path}:9: unknown outcome 'exploded'" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "missing.jsonl")]) == 2

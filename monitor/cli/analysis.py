@@ -29,8 +29,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         data = incident.to_dict()
         subject = data["service"] or f"region {', '.join(data['regions'])}"
         end = f"resolved {data['resolved_at']}" if data["resolved_at"] else "still open"
+        took = f" after {data['evidence_results']} bad results in a row" if data["evidence_results"] else ""
         print(f"  {data['kind']:<8} {data['impact']:<8} {data['audience']:<8} {subject} [{', '.join(data['regions'])}] "
-              f"started {data['started_at']}, detected {data['detected_at']}, {end}")
+              f"started {data['started_at']}, detected {data['detected_at']}{took}, {end}")
     return EXIT_OK
 
 
