@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +28,7 @@ from monitor.store.record import ResultRecord
 from monitor.store.results import ResultStore
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
+LOOSE = 10_000  # a false-incident budget so loose that failure_threshold alone decides
 FIVE = timedelta(minutes=5)
 OUTAGE = IncidentKind.OUTAGE
 ERR, TIMEOUT, OK = Outcome.SERVER_ERROR, Outcome.TIMEOUT, Outcome.OK
@@ -63,16 +65,17 @@ def needed(background: Background, outcome: Outcome = ERR, budget: float = 0.25)
 
 def test_a_new_service_is_judged_on_the_prior():
     fresh = Background()
-    assert fresh.failure_rate == pytest.approx(0.02)
-    assert fresh.overall_repeat_rate(True) == fresh.overall_repeat_rate(False) == pytest.approx(0.1)
-    assert 3 <= needed(fresh) <= 5
+    # the prior (1 % failures, 5 % repeats) taken one standard deviation up: about 2.4 % and 12 %
+    assert fresh.failure_rate == pytest.approx(0.024, abs=0.001)
+    assert fresh.overall_repeat_rate(True) == fresh.overall_repeat_rate(False) == pytest.approx(0.116, abs=0.001)
+    assert needed(fresh) > needed(counted(history(0.0, days=7)))  # a quiet week earns a quicker opening
 
 
 def test_a_noisy_service_needs_more_evidence_than_a_clean_one():
     clean, noisy, very = (counted(history(rate, days=7)) for rate in (0.0, 0.03, 0.08))
     assert noisy.failure_rate == pytest.approx(0.03, abs=0.01)
     assert needed(clean) < needed(noisy) < needed(very)
-    assert needed(clean) <= 3  # a service that never fails opens fast
+    assert needed(clean) <= 4  # a service that never fails opens fast
     # a larger budget asks for less evidence
     assert needed(noisy, budget=5) < needed(noisy, budget=0.05)
 
@@ -82,7 +85,7 @@ def test_the_repeat_rate_is_never_below_the_failure_rate():
     assert noise.overall_repeat_rate(False) >= noise.failure_rate
     bursty = Background(runs=1000, bad=Counter({"other": 20}), after_bad=Counter({True: 20}),
                         repeats=Counter({(True, "other"): 10}))
-    assert bursty.overall_repeat_rate(True) == pytest.approx((10 + 1) / (20 + 10))
+    assert bursty.overall_repeat_rate(True) >= (10 + 0.5) / (20 + 10)  # at least the estimate
     independent = Background(runs=1000, bad=Counter({"other": 20}), after_bad=Counter({True: 20}))
     assert needed(bursty) > needed(independent)
     # the confirmations repeat, the scheduled runs do not: a streak of scheduled runs is not judged by the bursts
@@ -127,7 +130,8 @@ def test_explanation_gives_the_evidence_and_the_odds():
     noisy = counted(history(0.03, days=7))
     streak = [Observation(T0 + timedelta(seconds=20 * i), "s", "eu", ERR, confirmation=i > 0) for i in range(4)]
     text = judge(OUTAGE, streak, noisy, interval=FIVE, canaries=1, regions=1, budget=0.25).explain()
-    assert text.startswith("4 failures in 1m (server_error 4), against a background of 3.")
+    assert text.startswith("4 failures in 1m (server_error 4), against a background of up to 3.")
+    assert "open anyway" not in text
     assert "by chance" in text and "1 in 10^" in text and "results in the last 7 days" in text
 
 
@@ -141,9 +145,9 @@ def test_replay_on_a_noisy_service_opens_only_the_outage_and_says_how_many_runs_
     incident = opened[0].to_dict(with_updates=True)
     assert incident["started_at"] == outage_start.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert incident["evidence_results"] >= 4  # 8 % noise: two or three failures in a row are common
-    assert "background of 7." in incident["updates"][0]["body"] or "background of 8." in incident["updates"][0]["body"]
+    assert 8 <= float(re.search(r"background of up to ([\d.]+)%", incident["updates"][0]["body"]).group(1)) <= 10
     # the same trace with two failures in a row as the fixed rule (a budget so loose it always allows it)
-    eager = replay(noise + outage + after, config(false_incident_budget=90))
+    eager = replay(noise + outage + after, config(false_incident_budget=LOOSE))
     assert len(eager) > 1
 
 
@@ -219,10 +223,10 @@ def test_the_coordinator_judges_a_streak_against_the_week_in_its_database(tmp_pa
                             latency_ms={"total": 1000.0})
 
     store.record_many(stored(o.ts, o.outcome) for o in history(failure_rate, days=7, start=T0 - timedelta(days=7), seed=11))
-    store.record_many([stored(T0, ERR), stored(T0 + timedelta(seconds=20), ERR, ProbeKind.CONFIRMATION),
-                       stored(T0 + timedelta(seconds=40), ERR, ProbeKind.CONFIRMATION)])
-    transitions = Coordinator(engine, config).tick(T0 + timedelta(seconds=41))
+    store.record_many([stored(T0, ERR)] + [stored(T0 + timedelta(seconds=20 * i), ERR, ProbeKind.CONFIRMATION)
+                                           for i in (1, 2, 3)])
+    transitions = Coordinator(engine, config).tick(T0 + timedelta(seconds=61))
     assert [t.action.value for t in transitions] == (["open"] if opens else [])
     if opens:
-        assert "3 failures in 40s" in transitions[0].message and "results in the last 7 days" in transitions[0].message
+        assert "4 failures in 1m" in transitions[0].message and "results in the last 7 days" in transitions[0].message
     engine.dispose()

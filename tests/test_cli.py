@@ -217,8 +217,8 @@ def test_emulator_plays_a_scenario(tmp_path):
 
 TRACE = [
     ("2026-11-02T10:00:00Z", "ok"), ("2026-11-02T10:05:00Z", "timeout"), ("2026-11-02T10:05:20Z", "timeout"),
-    ("2026-11-02T10:05:40Z", "server_error"), ("2026-11-02T10:06:00Z", "timeout"), ("2026-11-02T10:10:00Z", "timeout"),
-    ("2026-11-02T10:15:00Z", "ok"), ("2026-11-02T10:20:00Z", "ok"),
+    ("2026-11-02T10:05:40Z", "server_error"), ("2026-11-02T10:06:00Z", "timeout"), ("2026-11-02T10:06:20Z", "timeout"),
+    ("2026-11-02T10:10:00Z", "timeout"), ("2026-11-02T10:15:00Z", "ok"), ("2026-11-02T10:20:00Z", "ok"),
 ]
 
 
@@ -235,25 +235,25 @@ def test_replay_json_contract(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out == {"incidents": [{
         "service": "dalle3", "kind": "outage", "audience": "public", "impact": "major", "regions": ["eu-west"],
-        "started_at": "2026-11-02T10:05:00Z", "detected_at": "2026-11-02T10:10:00Z", "resolved_at": "2026-11-02T10:20:00Z",
+        "started_at": "2026-11-02T10:05:00Z", "detected_at": "2026-11-02T10:06:20Z", "resolved_at": "2026-11-02T10:20:00Z",
         "evidence_results": 5,  # a new service (no history in the trace): five bad results against the prior
     }]}
     assert main(["replay", str(write_trace(tmp_path))]) == 0
     text = capsys.readouterr().out
-    assert "1 incident\n" in text and "detected 2026-11-02T10:10:00Z after 5 bad results in a row" in text
+    assert "1 incident\n" in text and "detected 2026-11-02T10:06:20Z after 5 bad results in a row" in text
 
 
 def test_replay_takes_detector_settings_from_the_config(tmp_path, capsys):
     config = tmp_path / "genstatus.yaml"
-    config.write_text("detection: {failure_threshold: 6}\ncanaries: [{id: still-life, prompt: x}]\n"
+    config.write_text("detection: {failure_threshold: 7}\ncanaries: [{id: still-life, prompt: x}]\n"
                       "services: [{id: dalle3, provider: openai, canaries: [still-life], interval: 5m}]\n")
     assert main(["replay", str(write_trace(tmp_path)), "--json", "-c", str(config)]) == 0
-    assert json.loads(capsys.readouterr().out) == {"incidents": []}  # five failures in a row are not six
+    assert json.loads(capsys.readouterr().out) == {"incidents": []}  # six failures in a row are not seven
 
 
 def test_replay_bad_trace_names_file_and_line(tmp_path, capsys):
     path = write_trace(tmp_path)
     path.write_text(path.read_text() + '{"ts": "2026-11-02T10:25:00Z", "service": "dalle3", "region": "eu", "outcome": "exploded"}\n')
     assert main(["replay", str(path)]) == 2
-    assert f"{path}:9: unknown outcome 'exploded'" in capsys.readouterr().err
+    assert f"{path}:10: unknown outcome 'exploded'" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "missing.jsonl")]) == 2

@@ -16,7 +16,8 @@ class DetectionSettings(BaseModel):
 
     failure_threshold: int = Field(2, ge=1, le=20)  # the fewest bad results in a row that may open an incident
     # expected false public incidents per service per 90 days: sizes the evidence to each service's noise
-    false_incident_budget: float = Field(0.25, gt=0, le=90)
+    # (a huge budget, up to 10 000, leaves failure_threshold alone to decide)
+    false_incident_budget: float = Field(0.25, gt=0, le=10_000)
     max_confirmations: int = Field(5, ge=0, le=10)  # extra runs after a failed canary, while they keep failing
     success_threshold: int = Field(2, ge=1, le=20)
     confirm_delay: Duration = timedelta(seconds=20)

@@ -10,7 +10,8 @@ the results of the last ``WINDOW`` that fell outside incidents of that kind:
 
 Both are kept per class of bad outcome -- ``BURSTY_OUTCOMES`` (timeouts) apart from the other
 errors -- so a service whose noise is timeouts needs more timeouts, but few connection errors,
-before it opens.  New services start from a cautious prior (2 % failures, 10 % repeats).
+before it opens.  New services start from a prior (1 % failures, 5 % repeats), and every
+rate is taken one standard deviation above its estimate, so little history means caution.
 
 The chance that noise alone produces a bad streak is the product, over its results, of how
 often noise gives that result -- the first at the failure rate, the others at the repeat rate
@@ -39,10 +40,11 @@ WINDOW = timedelta(days=7)
 BUDGET_PERIOD = timedelta(days=90)
 #: kinds judged against their background; operator problems (a revoked key) are not noisy
 NOISY_KINDS = (IncidentKind.OUTAGE, IncidentKind.QUALITY, IncidentKind.SAFETY)
-#: the prior, as pseudo-results: 1 bad in 50 (2 %), 1 repeat in 10 results after a bad one (10 %) -- cautious,
-#: so a new service that turns out noisy does not cry wolf in its first hours; a day of clean history outweighs it
-PRIOR_RUNS, PRIOR_BAD = 50.0, 1.0
-PRIOR_AFTER_BAD, PRIOR_REPEATS = 10.0, 1.0
+#: the prior, as pseudo-results: 0.5 bad in 50 (1 %), 0.5 repeats in 10 results after a bad one (5 %); with the
+#: uncertainty added (``_upper``) a new service is judged as if it failed 2.4 % of its runs and repeated 12 %
+PRIOR_RUNS, PRIOR_BAD = 50.0, 0.5
+PRIOR_AFTER_BAD, PRIOR_REPEATS = 10.0, 0.5
+UNCERTAINTY = 1.0  # standard deviations added to each estimated rate
 OTHER = "other"
 
 Key = tuple[str, str, IncidentKind]  # service, region, kind
@@ -73,14 +75,20 @@ class Background:
     repeats: Counter[tuple[bool, str]] = field(default_factory=Counter)  # ... that were bad too, by class
 
     def rate(self, cls: str, classes: Sequence[str]) -> float:
-        return (self.bad[cls] + PRIOR_BAD / len(classes)) / (self.runs + PRIOR_RUNS)
+        """How often a result fails in this class: the failure rate, shared out like the noise."""
+        return self.failure_rate * self.noise_share(cls, classes)
 
     def repeat_rate(self, cls: str, classes: Sequence[str], confirmation: bool) -> float:
-        """Never below the failure rate: a failure does not make the next one less likely (few pairs
-        with no repeat among them say little)."""
-        estimate = ((self.repeats[(confirmation, cls)] + PRIOR_REPEATS / len(classes))
-                    / (self.after_bad[confirmation] + PRIOR_AFTER_BAD))
-        return max(estimate, self.rate(cls, classes))
+        """How often a result right after a failure fails in this class.  Its prior is shared out like
+        the noise (a class the noise never shows is not expected to repeat either).  Never below the
+        failure rate: a failure does not make the next one less likely (few pairs with no repeat say little)."""
+        total = sum(n for (conf, _), n in self.repeats.items() if conf is confirmation)
+        share = (self.repeats[(confirmation, cls)] + PRIOR_REPEATS * self.noise_share(cls, classes)) / (total + PRIOR_REPEATS)
+        return max(self.overall_repeat_rate(confirmation) * share, self.rate(cls, classes))
+
+    def noise_share(self, cls: str, classes: Sequence[str]) -> float:
+        """The share of the noise's bad results that fall in this class."""
+        return (self.bad[cls] + PRIOR_BAD / len(classes)) / (sum(self.bad.values()) + PRIOR_BAD)
 
     def share(self, cls: str, classes: Sequence[str]) -> float:
         """What share of an outage's bad results we expect in this class: half like the noise, half even.
@@ -88,16 +96,22 @@ class Background:
         Judging a streak by ``rate / share`` per result is a likelihood ratio against noise whose
         mean under noise is 1, so the chance it reports is a bound (Markov), whatever the classes.
         """
-        total = sum(self.bad.values()) + PRIOR_BAD
-        return 0.5 * (self.bad[cls] + PRIOR_BAD / len(classes)) / total + 0.5 / len(classes)
+        return 0.5 * self.noise_share(cls, classes) + 0.5 / len(classes)
 
     @property
     def failure_rate(self) -> float:
-        return (sum(self.bad.values()) + PRIOR_BAD) / (self.runs + PRIOR_RUNS)
+        return _upper(sum(self.bad.values()) + PRIOR_BAD, self.runs + PRIOR_RUNS)
 
     def overall_repeat_rate(self, confirmation: bool) -> float:
         repeats = sum(n for (conf, _), n in self.repeats.items() if conf is confirmation)
-        return max(self.failure_rate, (repeats + PRIOR_REPEATS) / (self.after_bad[confirmation] + PRIOR_AFTER_BAD))
+        return max(self.failure_rate, _upper(repeats + PRIOR_REPEATS, self.after_bad[confirmation] + PRIOR_AFTER_BAD))
+
+
+def _upper(hits: float, trials: float) -> float:
+    """A cautious estimate of a rate: the mean plus ``UNCERTAINTY`` standard deviations (of the Beta
+    posterior), so a service with little history is not taken for a quiet one."""
+    mean = hits / trials
+    return min(1.0, mean + UNCERTAINTY * math.sqrt(mean * (1 - mean) / (trials + 1)))
 
 
 Entry = tuple[datetime, Key, str | None, bool, bool]  # ts, key, bad class (None: good), after a bad one, confirmation
@@ -172,11 +186,11 @@ class Judgement:
         history = (f"{bg.runs} results in the last {WINDOW.days} days outside incidents" if bg.runs >= PRIOR_RUNS
                    else f"too little history ({bg.runs} results), so a cautious assumed background")
         why = (f"{self.results} failures in {format_duration(self.span) if self.span else 'one moment'} ({seen}), against a "
-               f"background of {_percent(bg.failure_rate)} failures, {_percent(bg.overall_repeat_rate(True))} on a "
+               f"background of up to {_percent(bg.failure_rate)} failures, {_percent(bg.overall_repeat_rate(True))} on a "
                f"confirmation right after one and {_percent(bg.overall_repeat_rate(False))} on the next scheduled run "
                f"({history}): about 1 in 10^{_exponent(self.chance)} by chance, where the false-incident budget "
                f"asks for 1 in 10^{_exponent(self.allowed)}")
-        if self.chance > self.allowed:
+        if self.chance > self.allowed and self.significant:
             why += f"; open anyway after {self.scheduled} scheduled runs in a row"
         return why + "."
 
