@@ -230,3 +230,14 @@ def test_the_coordinator_judges_a_streak_against_the_week_in_its_database(tmp_pa
     if opens:
         assert "4 failures in 1m" in transitions[0].message and "results in the last 7 days" in transitions[0].message
     engine.dispose()
+
+
+def test_a_long_run_of_failures_counts_once_as_a_repeat():
+    """An outage that was never posted must not teach the detector that failures always repeat."""
+    counter = BackgroundCounter(config())
+    outcomes = [OK] * 20 + [ERR] * 8 + [OK] * 20 + [ERR, OK] * 3
+    for i, outcome in enumerate(outcomes):
+        counter.add(Observation(T0 + i * FIVE, "s", "eu", outcome))
+    counts = counter.of("s", "eu", OUTAGE)
+    assert sum(counts.bad.values()) == 11  # every failure counts in the failure rate
+    assert counts.after_bad[False] == 4 and sum(counts.repeats.values()) == 1  # four runs of failures, one repeated

@@ -5,8 +5,10 @@ that never fails.  So the detector estimates, per service, region and kind of in
 the results of the last ``WINDOW`` that fell outside incidents of that kind:
 
 * the *failure rate*: how often a result is bad;
-* the *repeat rate*: how often a result right after a bad one is bad too (noise comes in
-  bursts: a confirmation run 20 s after a hiccup often fails as well).
+* the *repeat rate*: how often the result right after a failure is bad too (noise comes in
+  bursts: a confirmation run 20 s after a hiccup often fails as well).  Each run of failures
+  counts once, so a long run -- an outage that was never posted -- cannot teach the detector
+  that failures always repeat.
 
 Both are kept per class of bad outcome -- ``BURSTY_OUTCOMES`` (timeouts) apart from the other
 errors -- so a service whose noise is timeouts needs more timeouts, but few connection errors,
@@ -124,7 +126,7 @@ class BackgroundCounter:
         self.config = config
         self.window = window
         self._counts: dict[Key, Background] = {}
-        self._previous: dict[Key, bool | None] = {}  # the last counted result was bad (None: unknown)
+        self._streak: dict[Key, int | None] = {}  # bad results in a row up to the last counted one (None: unknown)
         self._log: deque[Entry] = deque()
 
     def add(self, obs: Observation, excluded: Container[IncidentKind] = ()) -> None:
@@ -136,13 +138,16 @@ class BackgroundCounter:
                 continue
             key = (obs.service, obs.region, kind)
             if kind in excluded:
-                self._previous[key] = None
+                self._streak[key] = None
                 continue
-            after_bad = self._previous.get(key) is True
+            streak = self._streak.get(key)
+            # only the result after a streak's first failure is a pair: a long run of failures (an outage
+            # that was never posted, say) counts once, and cannot teach the detector that failures repeat
+            after_bad = streak == 1
             entry = (obs.ts, key, outcome_class(obs) if said else None, after_bad, obs.confirmation)
             self._count(entry, +1)
             self._log.append(entry)
-            self._previous[key] = said
+            self._streak[key] = (streak or 0) + 1 if said else 0
 
     def forget_before(self, ts: datetime) -> None:
         while self._log and self._log[0][0] < ts:
