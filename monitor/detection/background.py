@@ -191,9 +191,9 @@ class Judgement:
         history = (f"{bg.runs} results in the last {WINDOW.days} days outside incidents" if bg.runs >= PRIOR_RUNS
                    else f"too little history ({bg.runs} results), so a cautious assumed background")
         why = (f"{self.results} failures in {format_duration(self.span) if self.span else 'one moment'} ({seen}), against a "
-               f"background of up to {_percent(bg.failure_rate)} failures, {_percent(bg.overall_repeat_rate(True))} on a "
-               f"confirmation right after one and {_percent(bg.overall_repeat_rate(False))} on the next scheduled run "
-               f"({history}): about 1 in 10^{_exponent(self.chance)} by chance, where the false-incident budget "
+               f"background of up to {_percent(bg.failure_rate)} failures, of which up to "
+               f"{_percent(bg.overall_repeat_rate(True))} failed again on their confirmation and "
+               f"{_percent(bg.overall_repeat_rate(False))} on the next scheduled run ({history}): about 1 in 10^{_exponent(self.chance)} by chance, where the false-incident budget "
                f"asks for 1 in 10^{_exponent(self.allowed)}")
         if self.chance > self.allowed and self.significant:
             why += f"; open anyway after {self.scheduled} scheduled runs in a row"
