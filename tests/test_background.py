@@ -241,3 +241,28 @@ def test_a_long_run_of_failures_counts_once_as_a_repeat():
     counts = counter.of("s", "eu", OUTAGE)
     assert sum(counts.bad.values()) == 11  # every failure counts in the failure rate
     assert counts.after_bad[False] == 4 and sum(counts.repeats.values()) == 1  # four runs of failures, one repeated
+
+
+def test_the_coordinator_tops_its_background_up_instead_of_recounting_the_week(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'topup.db'}")
+    upgrade(engine)
+    config = parse_config("canaries: [{id: c, prompt: x}]\nregion: eu\n"
+                          "services: [{id: s, name: S, provider: openai, canaries: [c], interval: 5m}]\n", env={})
+    store = ResultStore(engine)
+    store.sync_catalog(config)
+    trace = history(0.05, days=8, start=T0 - timedelta(days=8), seed=21)
+    store.record_many(ResultRecord(service="s", canary="c", region="eu", kind=ProbeKind.CANARY, started_at=o.ts,
+                                   finished_at=o.ts, outcome=o.outcome, latency_ms={"total": 1000.0}) for o in trace)
+    coordinator = Coordinator(engine, config)
+    coordinator.tick(T0 - timedelta(hours=3))
+    kept = coordinator._background
+    coordinator.tick(T0 - timedelta(hours=3) + timedelta(minutes=5))  # too soon: nothing read
+    assert coordinator._background is kept and coordinator._counted_until == T0 - timedelta(hours=3) - coordinator.detector.lookback()
+    coordinator.tick(T0)  # three hours later: topped up, and the oldest three hours forgotten
+    assert coordinator._background is kept
+    with Session(engine) as session:
+        fresh = background_counts(session, coordinator.detector, T0).of("s", "eu", OUTAGE)
+    topped = kept.of("s", "eu", OUTAGE)
+    assert (topped.runs, topped.bad) == (fresh.runs, fresh.bad)
+    assert abs(topped.after_bad[False] - fresh.after_bad[False]) <= 1  # the window's first result may follow a failure
+    engine.dispose()

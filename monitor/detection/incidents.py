@@ -86,15 +86,25 @@ def background_counts(session: Session, config: DetectorConfig, now: datetime) -
     The results of the last week older than the detector's lookback, as replay counts them, less
     those that fell within an incident of the same service and kind.
     """
-    since, until = now - WINDOW, now - config.lookback()
+    counter = BackgroundCounter(config)
+    count_background(session, counter, now - WINDOW, now - config.lookback())
+    return counter
+
+
+def count_background(session: Session, counter: BackgroundCounter, since: datetime, until: datetime) -> None:
+    """Add the results in ``[since, until)`` to ``counter``, in time order, less those within an incident.
+
+    Only results older than the detector's lookback are counted: an incident opened later starts
+    within the lookback of its opening, so it never covers a result already counted, and a
+    counter can be kept and topped up (the coordinator does, every few minutes).
+    """
     spans: dict[str | None, list[tuple[IncidentKind, datetime, datetime | None]]] = {}
     for service, kind, started, resolved in session.execute(
         select(IncidentRow.service_id, IncidentRow.kind, IncidentRow.started_at, IncidentRow.resolved_at)
-        .where(IncidentRow.service_id.is_not(None), IncidentRow.started_at <= until,
+        .where(IncidentRow.service_id.is_not(None), IncidentRow.started_at < until,
                or_(IncidentRow.resolved_at.is_(None), IncidentRow.resolved_at >= since))
     ):
         spans.setdefault(service, []).append((IncidentKind(kind), started, resolved))
-    counter = BackgroundCounter(config)
     rows = session.execute(
         select(ProbeResultRow.started_at, ProbeResultRow.service_id, ProbeResultRow.region, ProbeResultRow.outcome,
                ProbeResultRow.canary_id, ProbeResultRow.quality_score, ProbeResultRow.kind)
@@ -105,11 +115,11 @@ def background_counts(session: Session, config: DetectorConfig, now: datetime) -
         .execution_options(yield_per=5000)
     )
     for ts, service, region, outcome, canary, quality, kind in rows:
-        excluded = {k for k, start, end in spans.get(service, ()) if start <= ts and (end is None or ts <= end)}
+        covering = spans.get(service)
+        excluded = {k for k, start, end in covering if start <= ts and (end is None or ts <= end)} if covering else ()
         counter.add(Observation(ts=ts, service=service, region=region, outcome=Outcome(outcome), canary=canary,
                                 quality=quality, confirmation=kind == ProbeKind.CONFIRMATION.value,
                                 health=kind == ProbeKind.HEALTH.value), excluded)
-    return counter
 
 
 def apply_transitions(db: Engine | Session, transitions: Sequence[Transition], names: dict[str, str]) -> list[int]:

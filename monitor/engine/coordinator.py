@@ -24,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.config import Config
-from monitor.detection.background import BackgroundCounter
+from monitor.detection.background import WINDOW, BackgroundCounter
 from monitor.detection.detect import DetectorConfig, Transition, detect
-from monitor.detection.incidents import apply_transitions, background_counts, known_incidents, recent_observations
+from monitor.detection.incidents import apply_transitions, count_background, known_incidents, recent_observations
 from monitor.detection.slo import check_burn_rates
 from monitor.engine.leader import try_lead
 from monitor.store.retention import run_retention
@@ -36,7 +36,7 @@ log = logging.getLogger("genstatus.coordinator")
 DEFAULT_TICK_S = 5.0
 SLO_EVERY_S = 60.0  # burn rates move slowly: check them once a minute, not every tick
 RETENTION_EVERY_S = 3600.0  # old rows go in small batches once an hour
-BACKGROUND_EVERY_S = 600.0  # each service's noise over the last week moves slowly: recount every 10 minutes
+BACKGROUND_EVERY_S = 600.0  # each service's noise over the last week moves slowly: top it up every 10 minutes
 
 T = TypeVar("T")
 Step = Callable[[Session, datetime], Any]
@@ -77,7 +77,7 @@ class Coordinator:
         self._poked = threading.Event()
         self._thread: threading.Thread | None = None
         self._background: BackgroundCounter | None = None
-        self._background_at: datetime | None = None
+        self._counted_until: datetime | None = None  # the background holds the results before this
 
     def tick(self, now: datetime | None = None) -> list[Transition]:
         """One round: detection, then the periodic steps that are due; returns the transitions written.
@@ -85,6 +85,7 @@ class Coordinator:
         Returns ``[]`` without doing anything when another coordinator holds the lock.
         """
         now = now or self.clock()
+        self._noise(now)
         transitions = self._locked("detection", self._detect, now)
         if transitions is None:
             return []
@@ -111,17 +112,29 @@ class Coordinator:
     def _detect(self, session: Session, now: datetime) -> list[Transition]:
         observations = recent_observations(session, now - self.detector.lookback(), now)
         known = known_incidents(session, now, self.detector.settings.reopen_window)
-        transitions = detect(observations, known, self.detector, now, background=self._noise(session, now))
+        transitions = detect(observations, known, self.detector, now, background=self._background)
         apply_transitions(session, transitions, self.names)
         return transitions
 
-    def _noise(self, session: Session, now: datetime) -> BackgroundCounter:
-        """Each service's background noise, recounted from the database every ``BACKGROUND_EVERY_S``."""
-        stale = self._background_at is None or abs((now - self._background_at).total_seconds()) >= BACKGROUND_EVERY_S
-        if self._background is None or stale:
-            self._background = background_counts(session, self.detector, now)
-            self._background_at = now
-        return self._background
+    def _noise(self, now: datetime) -> None:
+        """Keep each service's background noise (``monitor.detection.background``) up to date.
+
+        Counted once from the database over the last week, then topped up every
+        ``BACKGROUND_EVERY_S`` with the results since: a week of results is read once, not every
+        round.  Read-only, in a session of its own, outside the coordinator lock.
+        """
+        until = now - self.detector.lookback()
+        counted = self._counted_until
+        if self._background is not None and counted is not None and counted <= until:
+            if (until - counted).total_seconds() < BACKGROUND_EVERY_S:
+                return
+            since = counted
+        else:  # first round, or the clock went back: count the whole week afresh
+            self._background, since = BackgroundCounter(self.detector), now - WINDOW
+        with Session(self.engine) as session:
+            count_background(session, self._background, since, until)
+        self._background.forget_before(now - WINDOW)
+        self._counted_until = until
 
     def _check_slo(self, session: Session, now: datetime) -> list:
         alerts = check_burn_rates(session, self.config, now)
