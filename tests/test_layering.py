@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                          "monitor.detection.replay")),
     ("store", ("monitor.store", "migrations")),
     ("incidents and SLO", ("monitor.detection",)),
+    ("alerts", ("monitor.alerts",)),
     ("engine", ("monitor.engine",)),
     ("faces", ("monitor.cli", "web")),
 ]
@@ -37,6 +38,7 @@ NEVER = [
     ("web", "monitor.engine", "web never runs the scheduler or probes"),
     ("web", "monitor.cli", "web does not depend on the command line"),
     ("web", "apscheduler", "web never schedules"),
+    ("web", "monitor.alerts", "web never sends alerts"),
     ("monitor.config", "monitor.", "config imports nothing above it (but enums)"),
     ("monitor.scoring.", "monitor.scoring.pipeline", "stages depend on scoring.types, never on the pipeline"),
 ]

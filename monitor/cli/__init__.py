@@ -10,6 +10,7 @@ import argparse
 import sys
 import textwrap
 
+from monitor.cli.alerting import cmd_alert_test
 from monitor.cli.analysis import cmd_replay, cmd_score
 from monitor.cli.common import DEFAULT_EMULATOR_PORT, DEFAULT_WEB_PORT, EXIT_OK, EXIT_USAGE, UsageError, setup_logging
 from monitor.cli.probing import cmd_baseline, cmd_probe
@@ -132,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", help="region recorded with the references (default: the config's)")
     p.add_argument("--json", action="store_true", help='print {"profiles": [...]} as JSON')
     p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("alert-test", parents=[common], help="send a test alert through one channel",
+                       description="Renders a realistic, clearly marked test alert through the real template and "
+                                   "channel, and prints the receiver's answer or the exact error (exit 0 sent, 1 "
+                                   "failed, 2 usage or config error).")
+    p.add_argument("channel", metavar="CHANNEL", help="the id of a channel under alerts.channels")
+    p.add_argument("--event", choices=("opened", "resolved"), default="opened", help="which message to send (default opened)")
+    p.set_defaults(func=cmd_alert_test)
 
     p = sub.add_parser("demo", parents=[common], help="a self-contained demo: emulator, monitor and status page",
                        description="Temporary SQLite database, the emulated providers on loopback, the monitor probing "

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.cli.examples import example_config
-from monitor.config import Config, parse_config
+from monitor.config import AlertsConfig, Config, ConsoleChannel, RouteConfig, parse_config
 from monitor.config.durations import format_duration, parse_duration
 from probes.registry import provider_issues
 
@@ -38,6 +38,9 @@ def demo_config(db_path: Path, emulator_url: str, interval: str) -> Config:
     # 20 s, one interval, and evidence sized to each service's week of history).
     config.detection = config.detection.model_copy(update={"confirm_delay": DEMO_CONFIRM_DELAY,
                                                            "false_incident_budget": DEMO_FALSE_INCIDENT_BUDGET})
+    # every alert goes to the log, so a newcomer sees them fire without configuring a channel
+    config.alerts = AlertsConfig(channels=[ConsoleChannel(id="console", type="console")],
+                                 routes=[RouteConfig(channels=["console"])])
     return config
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -31,6 +32,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = load(args)
     require_plugins(config, args, load_models=False)
     print(f"{config_path(args.config)}: OK ({len(config.services)} services, {len(config.canaries)} canaries)")
+    routed = {channel_id for route in config.alerts.routes for channel_id in route.channels}
+    weekly = set(config.reports.weekly.channels) if config.reports.weekly else set()
+    for channel in config.alerts.channels:
+        if channel.id not in routed | weekly:
+            print(f"warning: alert channel {channel.id!r} is not used by any route (alerts.routes), so it gets nothing",
+                  file=sys.stderr)
+    if config.alerts.channels and not config.alerts.routes:
+        print("warning: alerts.channels are configured but alerts.routes is empty: no alert is sent", file=sys.stderr)
     return EXIT_OK
 
 

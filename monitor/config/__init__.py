@@ -4,6 +4,18 @@ The config layer imports nothing above it: checks that need other layers (provid
 are passed in by the caller (``load_config(..., checks=...)``).
 """
 
+from monitor.config.alerts import (
+    AlertsConfig,
+    AppriseChannel,
+    Channel,
+    ConsoleChannel,
+    EmailChannel,
+    PagerDutyChannel,
+    RouteConfig,
+    SlackChannel,
+    SMTPConfig,
+    WebhookChannel,
+)
 from monitor.config.detection import DetectionSettings
 from monitor.config.durations import Duration, format_duration, parse_duration
 from monitor.config.loader import (
@@ -18,25 +30,17 @@ from monitor.config.loader import (
 from monitor.config.schema import (
     DEFAULT_CONFIG_NAME,
     DEFAULT_DATABASE,
-    AlertsConfig,
-    AppriseChannel,
     CanaryConfig,
-    Channel,
     ClipConfig,
     Config,
-    EmailChannel,
     MaintenanceWindow,
     QualityConfig,
     ReportsConfig,
-    RouteConfig,
     ServiceConfig,
     SiteConfig,
-    SlackChannel,
     SLOConfig,
     Slug,
-    SMTPConfig,
     Strict,
-    WebhookChannel,
     WeeklyReportConfig,
 )
 
@@ -47,6 +51,7 @@ __all__ = [
     "Channel",
     "ClipConfig",
     "Config",
+    "ConsoleChannel",
     "ConfigError",
     "ConfigIssue",
     "DEFAULT_CONFIG_NAME",
@@ -55,6 +60,7 @@ __all__ = [
     "Duration",
     "EmailChannel",
     "MaintenanceWindow",
+    "PagerDutyChannel",
     "QualityConfig",
     "ReportsConfig",
     "RouteConfig",

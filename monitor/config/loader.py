@@ -141,11 +141,24 @@ def _cross_check(config: Config) -> list[ConfigIssue]:
         for j, service_id in enumerate(window.services):
             if service_id not in service_ids:
                 issues.append(ConfigIssue(("maintenance", i, "services", j), f"service {service_id!r} is not defined"))
-    channel_ids = {channel.id for channel in config.alerts.channels}
+    channel_ids: set[str] = set()
+    for i, channel in enumerate(config.alerts.channels):
+        if channel.id in channel_ids:
+            issues.append(ConfigIssue(("alerts", "channels", i, "id"), f"duplicate channel id {channel.id!r}"))
+        channel_ids.add(channel.id)
+    groups = {service.group for service in config.services}
     for i, route in enumerate(config.alerts.routes):
         for j, channel_id in enumerate(route.channels):
             if channel_id not in channel_ids:
                 issues.append(ConfigIssue(("alerts", "routes", i, "channels", j), f"channel {channel_id!r} is not defined"))
+        for j, service_id in enumerate(route.services or ()):
+            if service_id not in service_ids:
+                issues.append(ConfigIssue(("alerts", "routes", i, "services", j),
+                                          f"service {service_id!r} is not defined: this route would never match it"))
+        for j, group in enumerate(route.groups or ()):
+            if group not in groups:
+                issues.append(ConfigIssue(("alerts", "routes", i, "groups", j),
+                                          f"no service is in group {group!r}: this route would never match it"))
     if config.reports.weekly:
         for j, channel_id in enumerate(config.reports.weekly.channels):
             if channel_id not in channel_ids:

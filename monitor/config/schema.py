@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from monitor.config.alerts import AlertsConfig
 from monitor.config.detection import DetectionSettings
 from monitor.config.durations import Duration, format_duration
 from monitor.config.retention import RetentionSettings
-from monitor.enums import Impact
 
 DEFAULT_CONFIG_NAME = "genstatus.yaml"
 DEFAULT_DATABASE = "sqlite:///genstatus.db"
@@ -155,59 +155,6 @@ class ServiceConfig(Strict):
         values = [self.api_key.get_secret_value()] if self.api_key else []
         values += [v.split()[-1] for v in self.headers.values() if v.strip()]
         return values
-
-
-class SMTPConfig(Strict):
-    host: str
-    port: int = Field(587, ge=1, le=65535)
-    starttls: bool = True
-    ssl: bool = False
-    username: str | None = None
-    password: SecretStr | None = None
-    timeout: Duration = timedelta(seconds=30)
-
-
-class SlackChannel(Strict):
-    id: Slug
-    type: Literal["slack"]
-    webhook_url: SecretStr
-
-
-class EmailChannel(Strict):
-    id: Slug
-    type: Literal["email"]
-    to: list[str] = Field(min_length=1)
-    sender: str | None = Field(None, alias="from")
-    smtp: SMTPConfig
-
-
-class WebhookChannel(Strict):
-    id: Slug
-    type: Literal["webhook"]
-    url: SecretStr
-    headers: dict[str, str] = {}
-    secret: SecretStr | None = None
-
-
-class AppriseChannel(Strict):
-    id: Slug
-    type: Literal["apprise"]
-    urls: list[SecretStr] = Field(min_length=1)
-
-
-Channel = Annotated[SlackChannel | EmailChannel | WebhookChannel | AppriseChannel, Field(discriminator="type")]
-
-
-class RouteConfig(Strict):
-    channels: list[str] = Field(min_length=1)
-    min_impact: Impact = Impact.MINOR
-    services: list[str] | None = None
-    groups: list[str] | None = None
-
-
-class AlertsConfig(Strict):
-    channels: list[Channel] = []
-    routes: list[RouteConfig] = []
 
 
 class WeeklyReportConfig(Strict):

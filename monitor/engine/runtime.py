@@ -1,10 +1,11 @@
 """The long-running monitor: migrate, sync the catalog, schedule probes, store their results,
-and run detection over them (the coordinator role, in-process)."""
+run detection over them (the coordinator role, in-process) and deliver the alerts it writes."""
 
 from __future__ import annotations
 
 import logging
 
+from monitor.alerts.dispatcher import Dispatcher
 from monitor.config import Config
 from monitor.engine.coordinator import Coordinator
 from monitor.engine.runner import ProbeRunner
@@ -33,6 +34,7 @@ class MonitorRuntime:
         self.runner = ProbeRunner(config, region=self.region, references=ReferenceSource(self.engine))
         self.coordinator = Coordinator(self.engine, config, every=detect_every)
         self.scheduler = ProbeScheduler(config, self.runner, self._handle)
+        self.dispatcher = Dispatcher(self.engine, config)
 
     def _handle(self, result: ResultRecord) -> None:
         self.store.record(result)
@@ -41,10 +43,14 @@ class MonitorRuntime:
     def start(self) -> None:
         self.scheduler.start()
         self.coordinator.start()
+        self.dispatcher.start()
+        if not self.config.alerts.channels:
+            log.info("no alert channels configured (alerts.channels): incidents are recorded but nobody is told")
 
     def stop(self) -> None:
         """Let in-flight probes finish and store them, then release connections."""
         self.scheduler.shutdown(wait=True)
         self.coordinator.stop()
+        self.dispatcher.stop()
         self.runner.close()
         self.engine.dispose()

@@ -257,6 +257,39 @@ class AlertOutbox(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(160))
 
 
+class AlertDelivery(Base):
+    """One outbox event for one routed channel: its attempts, the receiver's answer, and its state.
+
+    ``pending`` -> ``sending`` (claimed by one dispatcher with a guarded update) -> ``sent``, or back
+    to ``pending`` with a later ``next_attempt_at`` after a temporary error; ``failed`` after a
+    permanent one; ``expired`` when it could not be delivered within ``alerts.give_up_after``.
+    ``key`` is the idempotency key the channels send (webhook id, email Message-ID, ...).
+    """
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        Index("uq_alert_deliveries_key", "key", unique=True),
+        Index("ix_alert_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_alert_deliveries_incident", "incident_id", "channel_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("alert_outbox.id", ondelete="CASCADE"))
+    incident_id: Mapped[int | None] = mapped_column(BigId)
+    channel_id: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(96))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    receiver_status: Mapped[str | None] = mapped_column(String(120))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    thread: Mapped[dict | None] = mapped_column(JSON)
+
 class ReferenceImageRow(Base):
     """One reference picture of a (service, canary) profile (``genstatus baseline``): hashes,
     statistics and a small thumbnail -- never the full image -- so every agent and the web see it."""

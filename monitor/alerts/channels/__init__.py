@@ -1,0 +1,1 @@
+"""One module per alert channel, each a ``Sender`` (``channels.base``) registered in ``monitor.alerts.registry``."""
