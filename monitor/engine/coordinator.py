@@ -49,6 +49,7 @@ class Periodic:
     name: str
     every: float
     run: Step
+    writes_alerts: bool = False  # a truthy result means outbox rows were written
     last: datetime | None = None
 
     def due(self, now: datetime) -> bool:
@@ -63,16 +64,18 @@ class Coordinator:
         *,
         every: float = DEFAULT_TICK_S,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_alerts: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
         self.detector = DetectorConfig.from_config(config)
         self.names = {service.id: service.display_name for service in config.services}
         #: after detection, in order, when due (and only when this coordinator got the lock)
-        self.periodic = [Periodic("SLO burn check", SLO_EVERY_S, self._check_slo),
+        self.periodic = [Periodic("SLO burn check", SLO_EVERY_S, self._check_slo, writes_alerts=True),
                          Periodic("retention", RETENTION_EVERY_S, self._retain)]
         self.every = every
         self.clock = clock
+        self.on_alerts = on_alerts  # called after a round wrote outbox rows (the dispatcher's poke)
         self._stop = threading.Event()
         self._poked = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,9 +92,13 @@ class Coordinator:
         transitions = self._locked("detection", self._detect, now)
         if transitions is None:
             return []
+        wrote = bool(transitions)
         for step in self.periodic:
-            if step.due(now) and self._locked(step.name, step.run, now) is not None:
+            if step.due(now) and (done := self._locked(step.name, step.run, now)) is not None:
                 step.last = now
+                wrote = wrote or (step.writes_alerts and bool(done))
+        if wrote and self.on_alerts is not None:
+            self.on_alerts()
         for transition in transitions:
             log.warning("incident %s: %s (%s, %s)", transition.action, transition.incident.service or transition.incident.regions,
                         transition.incident.kind, transition.incident.impact)

@@ -32,9 +32,9 @@ class MonitorRuntime:
         self.store = ResultStore(self.engine, spool_path=spool_path)
         self.store.sync_catalog(config)
         self.runner = ProbeRunner(config, region=self.region, references=ReferenceSource(self.engine))
-        self.coordinator = Coordinator(self.engine, config, every=detect_every)
-        self.scheduler = ProbeScheduler(config, self.runner, self._handle)
         self.dispatcher = Dispatcher(self.engine, config)
+        self.coordinator = Coordinator(self.engine, config, every=detect_every, on_alerts=self.dispatcher.poke)
+        self.scheduler = ProbeScheduler(config, self.runner, self._handle)
 
     def _handle(self, result: ResultRecord) -> None:
         self.store.record(result)

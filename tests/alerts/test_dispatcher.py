@@ -328,3 +328,25 @@ def test_check_config_refuses_impossible_routes_and_warns_about_unused_channels(
     path.write_text(CONFIG.replace("    - {channels: [ops]}\n", ""))
     assert main(["check-config", "-c", str(path)]) == 0
     assert "warning: alert channel 'ops' is not used by any route" in capsys.readouterr().err
+
+
+def test_alert_test_sends_a_marked_message_and_reports_the_receiver(tmp_path, capsys):
+    from monitor.cli import main
+    from tests.alerts.receiver import Receiver, Reply
+
+    with Receiver() as receiver:
+        path = tmp_path / "genstatus.yaml"
+        path.write_text(CONFIG.replace("    - {id: ops, type: console}\n",
+                                       f"    - {{id: ops, type: webhook, url: '{receiver.url}/hook', allow_private_network: true}}\n"))
+        assert main(["alert-test", "ops", "-c", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert "alert-test ops: sent in" in out and "the receiver answered 200" in out
+        body = receiver.requests[-1].json()
+        assert body["test"] is True and body["headline"].startswith("[TEST] ") and body["event"] == "open"
+        assert SECRET not in receiver.requests[-1].body.decode()
+        receiver.reply(Reply(404, body="no such hook"))
+        assert main(["alert-test", "ops", "--event", "resolved", "-c", str(path)]) == 1
+        assert "FAILED, permanent" in capsys.readouterr().out
+        assert receiver.requests[-1].json()["event"] == "resolve"
+        assert main(["alert-test", "nope", "-c", str(path)]) == 2
+        assert "no alert channel 'nope'" in capsys.readouterr().err
