@@ -68,6 +68,8 @@ class Message:
     def headline(self) -> str:
         """The first line: what, and how bad ("[TEST] " first for a test)."""
         word = EVENT_WORDS.get(self.event, self.event)
+        if self.event.startswith("slo_burn:"):  # the SLO check writes slo_burn:<tier>
+            word = f"SLO burn ({self.event.partition(':')[2]} window)"
         prefix = "[TEST] " if self.test else ""
         return f"{prefix}{self.title} — {word}"
 

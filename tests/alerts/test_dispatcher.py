@@ -350,3 +350,9 @@ def test_alert_test_sends_a_marked_message_and_reports_the_receiver(tmp_path, ca
         assert receiver.requests[-1].json()["event"] == "resolve"
         assert main(["alert-test", "nope", "-c", str(path)]) == 2
         assert "no alert channel 'nope'" in capsys.readouterr().err
+
+
+def test_headlines_say_what_and_how_bad():
+    assert Message("k", "open", "DALL·E 3: major outage", "b").headline == "DALL·E 3: major outage — opened"
+    assert Message("k", "slo_burn:fast", "DALL·E 3: error budget burning 20x", "b").headline.endswith("— SLO burn (fast window)")
+    assert Message("k", "open", "X: outage", "b", test=True).headline.startswith("[TEST] ")
