@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from monitor.alerts.channels.base import DeliveryError, Receipt, Sender
 from monitor.alerts.registry import build_senders
 from monitor.alerts.render import redact, render, secrets_of
-from monitor.alerts.routing import Event, channels_for
+from monitor.alerts.routing import Event, deliveries_for
 from monitor.config import Config
 from monitor.enums import Audience, Impact
 from monitor.store.models import AlertDelivery, AlertOutbox, Incident
@@ -121,11 +121,11 @@ class Dispatcher:
                                       .values(delivered_at=now)).rowcount  # type: ignore[attr-defined]
                 if not won:
                     continue  # another dispatcher routed it
-                for channel_id in channels_for(self._event_of(session, row), self.config, now,
-                                               exclude=self._excluded_for(row)):
+                for channel_id, send_at in deliveries_for(self._event_of(session, row), self.config, now,
+                                                          exclude=self._excluded_for(row)):
                     session.add(AlertDelivery(outbox_id=row.id, incident_id=row.incident_id, channel_id=channel_id,
                                               key=f"gs-{row.id}-{channel_id}", state=State.PENDING, created_at=now,
-                                              attempts=0, next_attempt_at=now))
+                                              attempts=0, next_attempt_at=send_at))
                 routed += 1
         return routed
 
@@ -147,7 +147,8 @@ class Dispatcher:
         cutoff = now - self.config.alerts.give_up_after
         with Session(self.engine) as session, session.begin():
             stale = session.scalars(select(AlertDelivery).where(AlertDelivery.state == State.PENDING,
-                                                                AlertDelivery.created_at < cutoff)).all()
+                                                                AlertDelivery.created_at < cutoff,
+                                                                AlertDelivery.attempts > 0)).all()
             for delivery in stale:
                 delivery.state = State.EXPIRED
                 log.error("alert %s to channel %s expired undelivered after %d attempts (last error: %s)",

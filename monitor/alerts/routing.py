@@ -4,16 +4,19 @@ A route matches an event when every filter it sets matches: services, groups, in
 audience and minimum impact; ``resolved: false`` leaves out resolution messages.  Operator-only
 events (a blind probe agent, an auth error, a failing alert channel) go to routes that ask for
 the ``operator`` audience -- and, so they are never lost, to routes that set no filter at all.
-An event for a service in a maintenance window goes nowhere.
+An event for a service in a maintenance window goes nowhere.  A route's ``quiet_hours`` (site
+timezone) hold back every event but a critical one until they end; a channel that another,
+awake route also matches gets it at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from monitor.config import Config
-from monitor.config.alerts import RouteConfig
+from monitor.config.alerts import QuietHours, RouteConfig
 from monitor.enums import IMPACT_RANK, Audience, Impact, maintenance_active, maintenance_covers
 
 
@@ -30,13 +33,42 @@ class Event:
 
 def channels_for(event: Event, config: Config, now: datetime, exclude: frozenset[str] = frozenset()) -> list[str]:
     """The channel ids the event goes to, each once, in config order."""
+    return [channel for channel, _ in deliveries_for(event, config, now, exclude)]
+
+
+def deliveries_for(event: Event, config: Config, now: datetime,
+                   exclude: frozenset[str] = frozenset()) -> list[tuple[str, datetime]]:
+    """``(channel id, when to send)`` for each channel the event goes to, in config order."""
     if event.service and event.audience is Audience.PUBLIC and _in_maintenance(event.service, config, now):
         return []
-    wanted: set[str] = set()
+    when: dict[str, datetime] = {}
     for route in config.alerts.routes:
-        if _matches(route, event, config):
-            wanted.update(route.channels)
-    return [channel.id for channel in config.alerts.channels if channel.id in wanted and channel.id not in exclude]
+        if not _matches(route, event, config):
+            continue
+        at = now
+        if route.quiet_hours is not None and event.impact is not Impact.CRITICAL:
+            at = quiet_until(route.quiet_hours, now, config.site.timezone) or now
+        for channel in route.channels:
+            when[channel] = min(when.get(channel, at), at)
+    return [(channel.id, when[channel.id]) for channel in config.alerts.channels
+            if channel.id in when and channel.id not in exclude]
+
+
+def quiet_until(quiet: QuietHours, now: datetime, timezone: str) -> datetime | None:
+    """The end of the quiet period ``now`` falls in, or None when it is not quiet now."""
+    local = now.astimezone(ZoneInfo(timezone))
+    start, end = _clock(quiet.start), _clock(quiet.end)
+    for day in (local.date() - timedelta(days=1), local.date()):
+        begins = datetime.combine(day, start, tzinfo=local.tzinfo)
+        ends = datetime.combine(day if end > start else day + timedelta(days=1), end, tzinfo=local.tzinfo)
+        if begins <= local < ends:
+            return ends.astimezone(now.tzinfo)
+    return None
+
+
+def _clock(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
 
 
 def _matches(route: RouteConfig, event: Event, config: Config) -> bool:

@@ -95,6 +95,13 @@ Channel = Annotated[SlackChannel | EmailChannel | WebhookChannel | PagerDutyChan
                     Field(discriminator="type")]
 
 
+class QuietHours(_Strict):
+    """A daily window (site timezone) when the route holds back everything but critical alerts until it ends."""
+
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # "22:00"
+    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # "07:00" (the next morning when before start)
+
+
 class RouteConfig(_Strict):
     channels: list[str] = Field(min_length=1)
     min_impact: Impact = Impact.MINOR
@@ -103,6 +110,7 @@ class RouteConfig(_Strict):
     kinds: list[IncidentKind] | None = None
     audience: list[Audience] | None = None  # None: public events, and operator events when the route has no filter
     resolved: bool = True  # also send "resolved"
+    quiet_hours: QuietHours | None = None
 
 
 class AlertsConfig(_Strict):

@@ -356,3 +356,23 @@ def test_headlines_say_what_and_how_bad():
     assert Message("k", "open", "DALL·E 3: major outage", "b").headline == "DALL·E 3: major outage — opened"
     assert Message("k", "slo_burn:fast", "DALL·E 3: error budget burning 20x", "b").headline.endswith("— SLO burn (fast window)")
     assert Message("k", "open", "X: outage", "b", test=True).headline.startswith("[TEST] ")
+
+
+def test_quiet_hours_hold_back_all_but_critical_until_they_end():
+    from monitor.alerts.routing import deliveries_for
+
+    cfg = parse_config(CONFIG.replace('site: {url: "https://status.example.com"}',
+                                      'site: {url: "https://status.example.com", timezone: Europe/Berlin}')
+                       .replace("    - {channels: [pager], min_impact: major}\n",
+                                "    - {channels: [pager], min_impact: major, quiet_hours: {start: '22:00', end: '07:00'}}\n"),
+                       env={})
+    night = datetime(2026, 12, 2, 22, 30, tzinfo=UTC)  # 23:30 in Berlin
+    morning = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)  # 07:00 in Berlin
+    major = Event("open", Audience.PUBLIC, Impact.MAJOR, "sd3", "outage")
+    assert deliveries_for(major, cfg, night) == [("pager", morning), ("ops", night)]
+    critical = Event("open", Audience.PUBLIC, Impact.CRITICAL, "sd3", "outage")
+    assert deliveries_for(critical, cfg, night) == [("pager", night), ("ops", night)]
+    noon = datetime(2026, 12, 2, 11, 0, tzinfo=UTC)
+    assert deliveries_for(major, cfg, noon) == [("pager", noon), ("ops", noon)]
+    early = datetime(2026, 12, 3, 4, 0, tzinfo=UTC)  # 05:00 in Berlin, the same quiet night
+    assert deliveries_for(major, cfg, early)[0] == ("pager", morning)
