@@ -40,6 +40,7 @@ from monitor.alerts.registry import build_senders
 from monitor.alerts.render import redact, render, secrets_of
 from monitor.alerts.routing import Event, deliveries_for
 from monitor.config import Config
+from monitor.config.durations import format_duration
 from monitor.enums import Audience, Impact
 from monitor.store.models import AlertDelivery, AlertOutbox, Incident
 
@@ -104,6 +105,7 @@ class Dispatcher:
     def run_once(self, now: datetime | None = None) -> Round:
         now = now or self.clock()
         result = Round()
+        self._remind(now)
         result.routed = self.route_new(now)
         result.expired = self._expire(now)
         result.reclaimed = self._reclaim(now)
@@ -128,6 +130,30 @@ class Dispatcher:
                                               attempts=0, next_attempt_at=send_at))
                 routed += 1
         return routed
+
+    def _remind(self, now: datetime) -> int:
+        """While an incident stays open, one "reminder" outbox row per ``alerts.remind_every`` (unique per period)."""
+        every = self.config.alerts.remind_every
+        if not every:
+            return 0
+        written = 0
+        with Session(self.engine) as session, session.begin():
+            for incident in session.scalars(select(Incident).where(Incident.resolved_at.is_(None))):
+                period = int((now - incident.detected_at) / every)
+                key = f"reminder:{incident.id}:{period}"
+                if period < 1 or session.scalar(select(AlertOutbox.id).where(AlertOutbox.dedupe_key == key)):
+                    continue
+                try:
+                    with session.begin_nested():
+                        session.add(AlertOutbox(
+                            created_at=now, incident_id=incident.id, service_id=incident.service_id, event="reminder",
+                            audience=incident.audience, impact=incident.impact, title=incident.title, attempts=0,
+                            body=f"Still {incident.status} after {format_duration(now - incident.started_at)} "
+                                 f"(first failure {incident.started_at:%Y-%m-%d %H:%M} UTC).", dedupe_key=key))
+                    written += 1
+                except IntegrityError:
+                    pass  # another dispatcher wrote this period's reminder
+        return written
 
     def _event_of(self, session: Session, row: AlertOutbox) -> Event:
         kind = None

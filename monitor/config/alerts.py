@@ -117,3 +117,4 @@ class AlertsConfig(_Strict):
     channels: list[Channel] = []
     routes: list[RouteConfig] = []
     give_up_after: Duration = timedelta(hours=24)  # an undelivered alert expires (logged, counted) after this
+    remind_every: Duration | None = None  # while an incident stays open, remind at this interval (default: never)

@@ -376,3 +376,23 @@ def test_quiet_hours_hold_back_all_but_critical_until_they_end():
     assert deliveries_for(major, cfg, noon) == [("pager", noon), ("ops", noon)]
     early = datetime(2026, 12, 3, 4, 0, tzinfo=UTC)  # 05:00 in Berlin, the same quiet night
     assert deliveries_for(major, cfg, early)[0] == ("pager", morning)
+
+
+def test_reminders_while_an_incident_stays_open(engine):
+    cfg = parse_config(CONFIG + "  remind_every: 1h\n", env={})
+    incident = incident_row(engine)
+    ops = Recording("ops")
+    clock = [NOW]
+    d = Dispatcher(engine, cfg, senders={"pager": Recording("pager"), "chat": Recording("chat"), "ops": ops},  # type: ignore[dict-item]
+                   clock=lambda: clock[0])
+    d.run_once(NOW + timedelta(minutes=30))
+    assert ops.sent == []  # not an hour yet
+    for minutes in (61, 62, 125):
+        d.run_once(NOW + timedelta(minutes=minutes))
+    reminders = [m for m in ops.sent if m.event == "reminder"]
+    assert len(reminders) == 2 and reminders[0].headline.endswith("— still open") and "Still investigating after" in reminders[0].body
+    assert reminders[0].incident_id == incident
+    with Session(engine) as session, session.begin():
+        session.get(Incident, incident).resolved_at = NOW + timedelta(minutes=130)
+    d.run_once(NOW + timedelta(minutes=190))
+    assert len([m for m in ops.sent if m.event == "reminder"]) == 2  # none after it resolved
