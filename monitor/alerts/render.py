@@ -8,17 +8,22 @@ leak a key the config holds.
 
 from __future__ import annotations
 
+import io
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor.alerts.message import Message
 from monitor.config import Config
-from monitor.store.models import AlertOutbox, Incident, ProbeResultRow
+from monitor.enums import IncidentKind, Outcome
+from monitor.store.models import AlertOutbox, Incident, ProbeResultRow, ResultImageRow
 
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
@@ -79,6 +84,43 @@ def outcome_counts(session: Session, incident: Incident | None, until: datetime)
     return tuple(Counter({outcome: count for outcome, count in rows}).most_common())
 
 
+def failing_thumbnail(session: Session, incident: Incident | None) -> tuple[int, bytes] | None:
+    """For a quality incident: (result id, PNG) of the newest degraded output since it started."""
+    if incident is None or incident.kind != IncidentKind.QUALITY.value or incident.service_id is None:
+        return None
+    row = session.execute(
+        select(ResultImageRow.result_id, ResultImageRow.thumbnail)
+        .join(ProbeResultRow, ProbeResultRow.id == ResultImageRow.result_id)
+        .where(ProbeResultRow.service_id == incident.service_id, ProbeResultRow.outcome == Outcome.DEGRADED_QUALITY.value,
+               ProbeResultRow.started_at >= incident.started_at, ResultImageRow.thumbnail.is_not(None))
+        .order_by(ProbeResultRow.started_at.desc()).limit(1)
+    ).first()
+    if row is None or not row[1]:
+        return None
+    try:  # thumbnails are WebP; mail clients show PNG everywhere
+        with Image.open(io.BytesIO(row[1])) as image:
+            out = io.BytesIO()
+            image.save(out, format="PNG")
+    except (OSError, ValueError):
+        return None
+    return row[0], out.getvalue()
+
+
+def public_site_url(config: Config) -> str | None:
+    """``site.url`` when the outside world can reach it (not localhost, not a private address)."""
+    if not config.site.url:
+        return None
+    host = urlsplit(config.site.url).hostname or ""
+    if host == "localhost" or host.endswith((".local", ".localhost", ".internal", ".lan")) or "." not in host:
+        return None
+    try:
+        if not ipaddress.ip_address(host).is_global:
+            return None
+    except ValueError:
+        pass  # a name, not an address
+    return config.site.url.rstrip("/")
+
+
 def render(session: Session, outbox: AlertOutbox, config: Config, *, key: str, thread: dict[str, str] | None = None,
            test: bool = False) -> Message:
     """The message for one outbox row, with every configured secret removed."""
@@ -87,6 +129,8 @@ def render(session: Session, outbox: AlertOutbox, config: Config, *, key: str, t
     secrets = secrets_of(config)
     started = incident.started_at if incident else None
     body = redact(outbox.body, secrets) or ""
+    thumbnail = failing_thumbnail(session, incident)
+    public = public_site_url(config)
     return Message(
         delivery_key=key,
         event=outbox.event,
@@ -105,6 +149,9 @@ def render(session: Session, outbox: AlertOutbox, config: Config, *, key: str, t
         outcomes=outcome_counts(session, incident, outbox.created_at),
         example=_example(body),
         url=incident_link(config, outbox.incident_id),
+        image=thumbnail[1] if thumbnail else None,
+        image_type="image/png",
+        image_public_url=f"{public}/images/results/{thumbnail[0]}.webp" if thumbnail and public else None,
         test=test,
         thread=dict(thread or {}),
     )

@@ -396,3 +396,34 @@ def test_reminders_while_an_incident_stays_open(engine):
         session.get(Incident, incident).resolved_at = NOW + timedelta(minutes=130)
     d.run_once(NOW + timedelta(minutes=190))
     assert len([m for m in ops.sent if m.event == "reminder"]) == 2  # none after it resolved
+
+
+def test_a_quality_incident_carries_the_failing_thumbnail(engine):
+    import io
+
+    from PIL import Image
+
+    from monitor.enums import Outcome, ProbeKind
+    from monitor.store.models import ProbeResultRow, ResultImageRow
+
+    incident = incident_row(engine, kind="quality", impact="minor")
+    webp = io.BytesIO()
+    Image.new("RGB", (64, 64), (250, 250, 250)).save(webp, format="WEBP")
+    with Session(engine) as session, session.begin():
+        result = ProbeResultRow(service_id="dalle3", canary_id="c", region="eu", kind=ProbeKind.CANARY.value,
+                                started_at=NOW - timedelta(minutes=1), outcome=Outcome.DEGRADED_QUALITY.value)
+        session.add(result)
+        session.flush()
+        result_id = result.id
+        session.add(ResultImageRow(result_id=result_id, service_id="dalle3", canary_id="c", thumbnail=webp.getvalue()))
+    outbox(engine, "open", incident, impact="minor")
+    ops = Recording("ops")
+    dispatcher(engine, ops=ops).run_once()
+    (message,) = ops.sent
+    assert message.image is not None and message.image.startswith(b"\x89PNG") and message.image_type == "image/png"
+    assert message.image_public_url == f"https://status.example.com/images/results/{result_id}.webp"
+    # a status page only reachable inside (a private address) is no place for Slack to fetch the image from
+    private = parse_config(CONFIG.replace("https://status.example.com", "http://10.0.0.5:8080"), env={})
+    from monitor.alerts.render import public_site_url
+
+    assert public_site_url(private) is None and public_site_url(config()) == "https://status.example.com"
