@@ -1,6 +1,7 @@
-"""End to end: the monitor probes the emulator, an outage opens and resolves, and a real webhook
-receiver and a real SMTP server on loopback each get exactly one "opened" and one "resolved",
-each within seconds of the transition."""
+"""End to end: the monitor probes the emulator through an outage, a flap of the same outage and a
+quality drift; a real webhook receiver and a real SMTP server on loopback each get exactly one
+message per transition (opened, resolved, reopened -- never a second "opened" for the flap),
+each within seconds of the transition, the emails threaded and the quality one with its image."""
 
 from __future__ import annotations
 
@@ -77,41 +78,64 @@ alerts:
     runtime.start()
     try:
         time.sleep(2.5)
+        # an outage, opened and resolved
         emulator.faults.set("openai", "server_error", service="svc")
         wait_for(lambda: _events(receiver) == ["open"], 30, "the webhook's 'open'")
         emulator.faults.clear("openai")
         wait_for(lambda: _events(receiver) == ["open", "resolve"], 40, "the webhook's 'resolve'")
-        wait_for(lambda: len(_mails(inbox)) == 2, 10, "both emails")
+        # the same outage again soon after: a flap is the same incident, reopened -- not a new "open"
+        emulator.faults.set("openai", "server_error", service="svc")
+        wait_for(lambda: _events(receiver)[2:] == ["reopen"], 30, "the webhook's 'reopen'")
+        emulator.faults.clear("openai")
+        wait_for(lambda: _events(receiver)[2:] == ["reopen", "resolve"], 40, "the second 'resolve'")
+        # a quality drift: blank images
+        emulator.faults.set("openai", "blank_image", service="svc")
+        wait_for(lambda: _events(receiver)[4:] == ["open"], 30, "the quality incident's 'open'")
+        emulator.faults.clear("openai")
+        wait_for(lambda: _events(receiver)[4:] == ["open", "resolve"], 40, "the quality incident's 'resolve'")
+        wait_for(lambda: len(_mails(inbox)) == 6, 10, "the emails")
         time.sleep(2)  # nothing more arrives
     finally:
         runtime.stop()
         receiver.stop()
         smtp.stop()
-    assert _events(receiver) == ["open", "resolve"]
-    opened, resolved = _mails(inbox)
-    assert opened["Subject"].endswith("— opened") and resolved["Subject"].endswith("— resolved")
-    assert resolved["In-Reply-To"] == opened["Message-ID"]
+    by_incident: dict = {}
     for request in receiver.requests:
+        body = request.json()
+        if body["event"] in WATCHED:
+            by_incident.setdefault((body["incident"]["id"], body["incident"]["kind"]), []).append(body["event"])
         assert "sk-e2e-secret-000000" not in request.body.decode()
+    assert sorted(by_incident.values()) == [["open", "resolve"], ["open", "resolve", "reopen", "resolve"]], by_incident
+    assert {kind for _, kind in by_incident} == {"outage", "quality"}
+    keys = [r.headers["x-genstatus-delivery"] for r in receiver.requests]
+    assert len(keys) == len(set(keys))  # no delivery twice
+    mails = _mails(inbox)
+    assert [m["Subject"].rsplit("— ", 1)[1] for m in mails] == ["opened", "resolved", "reopened", "resolved", "opened",
+                                                                "resolved"]
+    assert mails[1]["In-Reply-To"] == mails[0]["Message-ID"] and mails[3]["In-Reply-To"] == mails[0]["Message-ID"]
+    assert mails[5]["In-Reply-To"] == mails[4]["Message-ID"]
+    assert mails[4].get_body(("related",)) is not None  # the quality incident's email shows the blank output inline
     with Session(runtime.engine) as session:
         rows = session.execute(select(AlertOutbox.event, AlertOutbox.created_at, AlertDelivery.channel_id, AlertDelivery.sent_at)
                                .join(AlertDelivery, AlertDelivery.outbox_id == AlertOutbox.id)
-                               .where(AlertOutbox.event.in_(("open", "resolve")))).all()
-    assert sorted((event, channel) for event, _, channel, _ in rows) == [
-        ("open", "hook"), ("open", "mail"), ("resolve", "hook"), ("resolve", "mail")]
+                               .where(AlertOutbox.event.in_(WATCHED))).all()
+    assert len(rows) == 2 * 6
     allowance = DELIVERY_WITHIN_S + lateness_of_a_sleeping_thread()
     for event, written, channel, sent in rows:
         assert sent is not None and (sent - written).total_seconds() <= allowance, (event, channel, sent - written)
     assert all(isinstance(sent, datetime) and sent.tzinfo == UTC for *_, sent in rows)
 
 
+WATCHED = ("open", "reopen", "resolve")
+
+
 def _mails(inbox: Inbox) -> list:
-    """The "opened" and "resolved" emails (the "recovering" update in between is not counted here)."""
-    return [mail for _, mail in inbox.messages if mail["Subject"].endswith(("— opened", "— resolved"))]
+    """The opened, reopened and resolved emails (the "recovering" updates in between are not counted here)."""
+    return [mail for _, mail in inbox.messages if mail["Subject"].endswith(("— opened", "— reopened", "— resolved"))]
 
 
 def _events(receiver: Receiver) -> list[str]:
-    return [r.json()["event"] for r in receiver.requests if r.path == "/alerts" and r.json()["event"] in ("open", "resolve")]
+    return [r.json()["event"] for r in receiver.requests if r.path == "/alerts" and r.json()["event"] in WATCHED]
 
 
 def wait_for(predicate, within: float, what: str):
