@@ -427,3 +427,29 @@ def test_a_quality_incident_carries_the_failing_thumbnail(engine):
     from monitor.alerts.render import public_site_url
 
     assert public_site_url(private) is None and public_site_url(config()) == "https://status.example.com"
+
+
+class Hanging(Recording):
+    """A receiver that takes its time (a channel stuck until its own timeout)."""
+
+    def __init__(self, channel_id: str, seconds: float) -> None:
+        super().__init__(channel_id)
+        self.seconds = seconds
+
+    def send(self, message: Message) -> Receipt:
+        time.sleep(self.seconds)
+        raise TemporaryError("timed out")
+
+
+def test_a_hanging_channel_does_not_hold_up_the_others(engine):
+    outbox(engine, "open", incident_row(engine))
+    pager, chat = Recording("pager"), Recording("chat")
+    d = Dispatcher(engine, config(), senders={"pager": pager, "chat": chat, "ops": Hanging("ops", 2.0)},  # type: ignore[dict-item]
+                   clock=lambda: datetime.now(UTC))
+    began = time.monotonic()
+    result = d.run_once()
+    assert result.sent == 2 and result.retried == 1 and time.monotonic() - began >= 2.0
+    with Session(engine) as session:
+        sent = {row.channel_id: row.duration_ms for row in session.scalars(select(AlertDelivery))}
+    # the other two were sent and recorded while ops hung: their own send took a fraction of the hang
+    assert sent["pager"] < 1000 and sent["chat"] < 1000 and sent["ops"] >= 2000
