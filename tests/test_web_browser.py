@@ -135,6 +135,8 @@ def test_thumbnails_load_under_the_csp(site, browser):
     page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None)
     page.goto(f"{site}/services/dalle3")
     page.wait_for_load_state("load")
+    # the thumbnails are loading="lazy": they may still be on their way after the load event on a busy machine
+    page.wait_for_function("() => [...document.querySelectorAll('.thumbs img')].every(i => i.complete)", timeout=15_000)
     widths = page.eval_on_selector_all(".thumbs img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : -1)")
     page.close()
     assert widths == [160, 160] and not blocked
