@@ -131,10 +131,24 @@ def _checked_address(
     return addresses[0]
 
 
+NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the last 32 bits are an IPv4 address
+
+
 def is_public_address(address: IPAddress) -> bool:
-    """False for private, loopback, link-local, reserved, unspecified and multicast addresses."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """False for private, loopback, link-local, reserved, unspecified and multicast addresses.
+
+    IPv6 addresses that carry an IPv4 address (mapped ``::ffff:a.b.c.d``, 6to4 ``2002::/16``, NAT64
+    ``64:ff9b::/96``, Teredo) are judged by that IPv4 address too: ``2002:7f00:1::`` reaches 127.0.0.1.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = [address.ipv4_mapped, address.sixtofour, address.teredo[1] if address.teredo else None]
+        if address in NAT64_PREFIX:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        inner = [a for a in embedded if a is not None]
+        if address.ipv4_mapped is not None:
+            return is_public_address(address.ipv4_mapped)
+        if inner:
+            return all(is_public_address(a) for a in inner)
     return address.is_global and not address.is_multicast
 
 

@@ -57,10 +57,14 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-def _http_error(error: HTTPException) -> tuple[str, int]:
-    return render_template("error.html", code=error.code, title=error.name, message=error.description), error.code or 500
+def _http_error(error: HTTPException) -> tuple[str, int, dict[str, str]]:
+    # keep what the error says in its headers (a 405's Allow); the body is our page
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+    page = render_template("error.html", code=error.code, title=error.name, message=error.description)
+    return page, error.code or 500, headers
 
 
 def _internal_error(_error: InternalServerError) -> tuple[str, int]:
     """Unhandled exceptions (Flask has logged them): a plain page that reveals nothing of the cause."""
-    return _http_error(InternalServerError())
+    page, code, _ = _http_error(InternalServerError())
+    return page, code

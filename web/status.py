@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,8 @@ from web.queries import (
     result_thumbnail,
     service_states,
 )
+
+log = logging.getLogger("genstatus.web")
 
 bp = Blueprint("status", __name__)
 
@@ -145,15 +148,18 @@ def _webp(data: bytes | None) -> Response:
     return response
 
 
+MAX_ROW_ID = 2**63 - 1  # larger than any id a database column holds: not found, not an overflow
+
+
 @bp.get("/images/results/<int:result_id>.webp")
 def result_image(result_id: int) -> Response:
     """The stored thumbnail of a result (full images are never served on the public page)."""
-    return _webp(result_thumbnail(db_session(), result_id))
+    return _webp(result_thumbnail(db_session(), result_id) if result_id <= MAX_ROW_ID else None)
 
 
 @bp.get("/images/references/<int:reference_id>.webp")
 def reference_image(reference_id: int) -> Response:
-    return _webp(reference_thumbnail(db_session(), reference_id))
+    return _webp(reference_thumbnail(db_session(), reference_id) if reference_id <= MAX_ROW_ID else None)
 
 
 @bp.get("/healthz")
@@ -161,9 +167,9 @@ def healthz() -> tuple[dict, int]:
     try:
         with state().engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-        return {"status": "error", "detail": f"database unavailable: {detail}"}, 503
+    except SQLAlchemyError as exc:  # the cause goes to the log: a public answer never names hosts, ports or databases
+        log.warning("health check: database unavailable: %s", str(getattr(exc, "orig", None) or exc).splitlines()[0][:200])
+        return {"status": "error"}, 503
     return {"status": "ok"}, 200
 
 

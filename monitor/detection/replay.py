@@ -33,9 +33,15 @@ class TraceError(ValueError):
     """A malformed trace line; the message names the file and line."""
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # older timestamps cannot be probe results (and overflow date arithmetic)
+
+
 def parse_time(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value < EARLIEST:
+        raise ValueError(f"{text!r} is before 1970")
+    return value
 
 
 def observation_from(record: dict[str, Any]) -> Observation:
@@ -72,16 +78,21 @@ def observation_from(record: dict[str, Any]) -> Observation:
 def read_trace(path: str | Path) -> list[Observation]:
     """All results of a trace file, in ``ts`` order; a bad line raises ``TraceError`` naming it."""
     observations = []
-    with Path(path).open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
+    with Path(path).open("rb") as lines:
+        for number, raw in enumerate(lines, 1):
             try:
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
                 record = json.loads(line)
                 if not isinstance(record, dict):
                     raise ValueError("expected a JSON object")
                 observations.append(observation_from(record))
-            except ValueError as exc:
+            except UnicodeDecodeError as exc:
+                raise TraceError(f"{path}:{number}: not UTF-8 text (byte {exc.start + 1} of the line)") from None
+            except RecursionError:
+                raise TraceError(f"{path}:{number}: nested too deeply to be a trace record") from None
+            except (ValueError, OverflowError) as exc:
                 raise TraceError(f"{path}:{number}: {exc}") from None
     return sorted(observations, key=order_key)
 
