@@ -251,6 +251,9 @@ class Adapter(ABC):
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             result.outcome = Outcome.CONNECTION_ERROR
             result.error_detail = sanitize(f"{type(exc).__name__}: {exc}", ctx.secrets())
+        except RecursionError:  # only a provider's answer nests this deep (JSON thousands of levels down): garbage, not our bug
+            result.outcome = Outcome.BAD_OUTPUT
+            result.error_detail = "the provider's answer is nested too deeply to read (thousands of levels)"
         except Exception as exc:  # noqa: BLE001 - a bug on our side must not kill the scheduler
             result.outcome = Outcome.PROBE_ERROR
             result.error_detail = sanitize(f"{type(exc).__name__}: {exc}", ctx.secrets())

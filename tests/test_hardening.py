@@ -62,3 +62,88 @@ def test_replay_names_every_bad_line_and_exits_2(tmp_path, capsys, content, expe
     assert main(["replay", str(trace)]) == 2
     err = capsys.readouterr().err
     assert f"{trace}{expected}" in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def nesting_provider():
+    """A provider whose every answer is JSON nested 200 000 levels deep."""
+    from werkzeug.wrappers import Response
+
+    from tests.providers.helpers import serve
+
+    deep = b"[" * 200_000 + b"]" * 200_000
+
+    def app(environ, start_response):
+        return Response(deep, status=200, content_type="application/json")(environ, start_response)
+
+    yield from serve(app)
+
+
+@pytest.mark.parametrize("provider", ["openai", "stability", "replicate", "gemini", "http", "huggingface"])
+def test_an_answer_nested_too_deeply_is_the_providers_bad_output_not_our_error(nesting_provider, provider):
+    from datetime import timedelta
+
+    from monitor.config import CanaryConfig, ServiceConfig
+    from monitor.enums import Outcome
+    from probes.registry import adapter_class
+    from tests.providers.helpers import probe
+
+    canary = CanaryConfig(id="c", prompt="a red apple", size="1024x1024", seed=7)
+    extra = {"replicate": {"model": "owner/model"}, "huggingface": {"model": "black-forest-labs/FLUX.1-schnell"},
+             "http": {"options": {"path": "/generate", "body": {"prompt": "{prompt}"}, "image": {"pointer": "/image"}}}}
+    svc = ServiceConfig(id=f"deep-{provider}", provider=provider, base_url=f"{nesting_provider}/{provider}",
+                        api_key="deep-key-0123456789", canaries=["c"], timeout=timedelta(seconds=5),
+                        allow_private_network=True, **extra.get(provider, {}))
+    result = probe(adapter_class(provider), svc, canary, score=False)
+    assert result.outcome is Outcome.BAD_OUTPUT, (result.outcome, result.error_detail)
+
+
+def _odd_result():
+    from datetime import UTC, datetime
+
+    from monitor.enums import Outcome, ProbeKind
+    from monitor.store.record import ResultRecord
+
+    now = datetime.now(UTC)
+    return ResultRecord(service="svc", canary="c", region="eu", kind=ProbeKind.CANARY, started_at=now, finished_at=now,
+                        outcome=Outcome.SERVER_ERROR, latency_ms={"total": 10.0}, http_status=500,
+                        error_detail="upstream said \x00\x00 nothing", request_id="req-\x00" + "r" * 500,
+                        model_version="m" * 5000, revised_prompt="a red apple\x00")
+
+
+def _stored_odd_result(engine):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from monitor.config import parse_config
+    from monitor.store.migrate import upgrade
+    from monitor.store.models import ProbeResultRow
+    from monitor.store.results import ResultStore
+
+    upgrade(engine)
+    store = ResultStore(engine)
+    store.sync_catalog(parse_config("canaries: [{id: c, prompt: x}]\nservices: [{id: svc, provider: openai, canaries: [c]}]\n",
+                                    env={}))
+    store.record(_odd_result())
+    assert store.spooled == 0  # stored, not spooled as if the database were down
+    with Session(engine) as session:
+        return session.scalars(select(ProbeResultRow)).one()
+
+
+def _assert_fitted(row):
+    assert row.error_detail == "upstream said  nothing" and "\x00" not in row.revised_prompt
+    assert len(row.model_version) == 200 and row.model_version.endswith("…")
+    assert len(row.request_id) == 200 and row.request_id.startswith("req-r")
+
+
+def test_nul_bytes_and_overlong_provider_strings_are_stored_on_sqlite(tmp_path):
+    from monitor.store.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'odd.db'}")
+    _assert_fitted(_stored_odd_result(engine))
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_nul_bytes_and_overlong_provider_strings_are_stored_on_postgresql(pg_engine):
+    _assert_fitted(_stored_odd_result(pg_engine))

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     Insert,
+    String,
     Table,
     delete,
     insert,
@@ -64,6 +65,8 @@ logger = logging.getLogger("genstatus.store")
 REPLAY_BATCH = 200
 
 probe_results: Table = table_of(ProbeResultRow)
+#: text columns of a result and their size (None: unbounded): what a provider's strings must fit into
+_TEXT_COLUMNS = {c.name: c.type.length for c in probe_results.c if isinstance(c.type, String)}
 result_images: Table = table_of(ResultImageRow)
 __all__ = [  # the spool's record helpers are re-exported: callers import them from here
     "DEFAULT_MAX_BYTES", "MEMORY_SPOOL_LIMIT", "REPLAY_BATCH", "ResultStore", "is_connection_problem", "raw_row",
@@ -74,11 +77,25 @@ __all__ = [  # the spool's record helpers are re-exported: callers import them f
 # -- rows ------------------------------------------------------------------------------
 
 
+def fit_text(row: dict[str, Any]) -> dict[str, Any]:
+    """Every string of a row made storable on both databases: NUL bytes dropped (PostgreSQL refuses
+    them) and cut to the column's size (a 5,000-character model name from a provider), so a
+    provider's odd answer never loses the result."""
+    for name, limit in _TEXT_COLUMNS.items():
+        value = row.get(name)
+        if isinstance(value, str):
+            value = value.replace("\x00", "")
+            if limit is not None and len(value) > limit:
+                value = value[: limit - 1] + "…"
+            row[name] = value
+    return row
+
+
 def raw_row(result: ResultRecord) -> dict[str, Any]:
-    """The ``probe_results`` row of a result."""
+    """The ``probe_results`` row of a result, its strings fitted to their columns."""
     latency = result.latency_ms or {}
     hashes = result.hashes or {}
-    return {
+    return fit_text({
         "service_id": result.service,
         "canary_id": result.canary,
         "region": result.region,
@@ -106,7 +123,7 @@ def raw_row(result: ResultRecord) -> dict[str, Any]:
         "model_version": result.model_version,
         "revised_prompt": result.revised_prompt,
         "seed": result.seed,
-    }
+    })
 
 
 # -- statements ------------------------------------------------------------------------
