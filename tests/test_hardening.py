@@ -147,3 +147,41 @@ def test_nul_bytes_and_overlong_provider_strings_are_stored_on_sqlite(tmp_path):
 @pytest.mark.postgres
 def test_nul_bytes_and_overlong_provider_strings_are_stored_on_postgresql(pg_engine):
     _assert_fitted(_stored_odd_result(pg_engine))
+
+
+def _png_header_only(width: int, height: int, bit_depth: int, colour_type: int) -> bytes:
+    """A PNG that claims its size and depth but carries no pixel data: what a bomb looks like to the header reader."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("width, height, bit_depth, colour_type, what", [
+    (8192, 8192, 16, 0, "I;16"),   # 16-bit greyscale: 537 MB as floats for the analysis
+    (1, 60_000_000, 8, 2, "strip"),  # a 1 x 60 M strip: under the pixel cap, not a picture
+    (6000, 6000, 16, 0, "I;16"),     # 36 MP of 16-bit grey: under the pixel cap, 288 MB to analyse
+])
+def test_costly_images_are_refused_before_decoding(width, height, bit_depth, colour_type, what):
+    import time
+
+    from monitor.scoring.types import Assessment, ScoringInput
+    from monitor.scoring.validate import decode_and_validate
+
+    out = Assessment()
+    began = time.process_time()
+    decode_and_validate(ScoringInput(data=_png_header_only(width, height, bit_depth, colour_type)), out)
+    assert "decompression_bomb" in out.flags, (out.flags, out.reasons)
+    assert time.process_time() - began < 1.0  # refused from the header, not after a decode (CPU time: load-proof)
+
+
+def test_a_large_ordinary_picture_still_passes_the_guard():
+    from PIL import Image
+
+    from monitor.scoring.validate import _refuse_costly
+
+    _refuse_costly(Image.new("RGB", (2048, 2048)))  # 12 MB: fine

@@ -13,6 +13,8 @@ from PIL import Image, UnidentifiedImageError
 from monitor.scoring.types import Assessment, ScoringInput
 
 MAX_PIXELS = 64 * 1024 * 1024  # 8192 x 8192; anything larger is refused as a decompression bomb
+MAX_DECODED_BYTES = 256 * 1024 * 1024  # what decoding and analysing it may take (a 16-bit 8192² PNG is 130 KB on the wire)
+MAX_ASPECT = 64  # a 1 x 60 000 000 strip is not a picture anybody asked for
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF"}
 
 
@@ -29,6 +31,7 @@ def decode_and_validate(given: ScoringInput, out: Assessment) -> None:
             out.width, out.height = image.size
             if image.width * image.height > MAX_PIXELS:
                 raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
+            _refuse_costly(image)
             image.load()  # full decode: catches truncated files
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         out.fail("decompression_bomb", f"image too large to decode safely ({exc})", invalid=True)
@@ -61,6 +64,18 @@ def decode_and_validate(given: ScoringInput, out: Assessment) -> None:
 
 
 WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+def _refuse_costly(image: Image.Image) -> None:
+    """Refuse, before decoding, what would cost too much memory or time to decode and analyse."""
+    width, height = image.size
+    if min(width, height) == 0 or max(width, height) / min(width, height) > MAX_ASPECT:
+        raise Image.DecompressionBombError(f"a {width}x{height} strip")
+    # wide modes are analysed as 64-bit floats (``eight_bit``); other modes take a byte per band
+    per_pixel = 8 if image.mode in WIDE_MODES else max(1, len(image.getbands()))
+    needed = width * height * per_pixel
+    if needed > MAX_DECODED_BYTES:
+        raise Image.DecompressionBombError(f"{width}x{height} {image.mode} would take {needed // 2**20} MB to analyse")
 
 
 def eight_bit(image: Image.Image) -> Image.Image:
