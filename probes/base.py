@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
+from monitor.config.schema import SEED_LIMIT
 from monitor.enums import Outcome, ProbeKind
 from probes.answers import MAX_ERROR_BODY, body_text, status_failure
 from probes.context import PHASES, ProbeContext
@@ -32,8 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from monitor.config import ServiceConfig
 
-#: the largest seed drawn or sent (every provider takes a signed 32-bit seed)
-SEED_MAX = 2**31 - 1
+#: the largest seed drawn or sent (every provider takes a signed 32-bit seed; the config allows no more)
+SEED_MAX = SEED_LIMIT
 
 __all__ = ["PHASES", "SEED_MAX", "Adapter", "DeadlineExceeded", "Generation", "HealthCheck", "ProbeContext", "ProbeFailure",
            "ProbeResult", "Reply", "Request", "SizeCheck", "random_seed"]

@@ -185,3 +185,36 @@ def test_a_large_ordinary_picture_still_passes_the_guard():
     from monitor.scoring.validate import _refuse_costly
 
     _refuse_costly(Image.new("RGB", (2048, 2048)))  # 12 MB: fine
+
+
+SERVICE = "canaries: [{id: c, prompt: x}]\nservices: [{id: s, provider: openai, canaries: [c]"
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{chr(97 + i)}: &{chr(97 + i)} [{', '.join(['*' + chr(96 + i)] * 9)}]\n" for i in range(1, 9))
+MALFORMED_CONFIGS = [
+    (SERVICE + ", interval: .inf}]\n", 2, "longer than 3650 days"),
+    (SERVICE + ", interval: 99999999999999d}]\n", 2, "longer than 3650 days"),
+    (SERVICE + ", interval: 999999999d}]\n", 2, "longer than 3650 days"),  # passed check-config, then crashed run
+    (SERVICE + "}]\nquality: {keep_failing_images: 99999999999999999999}\n", 3, "longer than 3650 days"),
+    ("{<<: 5}\n", 1, "merging"),
+    ("a: &a [*a]\n", 1, "an alias refers to the value that contains it"),
+    (LAUGHS, 1, "more than 50000 values"),
+    ("a: " + "[" * 100_000 + "]" * 100_000 + "\n", 1, "nested too deeply"),
+    ("database: 'postgresql://u:pw@host:99999/db'\n" + SERVICE + "}]\n", 1, "port 99999 is not a TCP port"),
+    ("database: notaurl\n" + SERVICE + "}]\n", 1, "not a database URL"),
+    ("database: 'mysql://u@h/db'\n" + SERVICE + "}]\n", 1, "unsupported database 'mysql'"),
+    ("canaries: [{id: c, prompt: x, seed: 12345678901234567890123456}]\n", 1, "seed must be between 0 and 2147483647"),
+]
+
+
+@pytest.mark.parametrize("text, line, message", MALFORMED_CONFIGS)
+def test_malformed_configs_get_file_line_and_message_exit_2_quickly(tmp_path, capsys, text, line, message):
+    import time
+
+    path = tmp_path / "genstatus.yaml"
+    path.write_text(text)
+    began = time.process_time()
+    assert main(["check-config", "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:{line} " in err and message in err and "Traceback" not in err, err
+    assert "pw@" not in err  # a password in a bad database URL is not repeated
+    assert time.process_time() - began < 5.0  # CPU time, so a busy machine cannot fail it; a hang would blow it

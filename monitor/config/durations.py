@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, PlainSerializer
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = timedelta(days=3650)  # ten years: longer is a typo, and would overflow the scheduler's clock
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
@@ -19,9 +20,9 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, bool):
         raise ValueError(f"invalid duration {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"invalid duration {value!r}: must not be negative")
-        return timedelta(seconds=value)
+        if value != value or value < 0:  # NaN, negative
+            raise ValueError(f"invalid duration {value!r}: must be a number of seconds, 0 or more")
+        return _bounded(float(value), value)
     text = str(value).strip().lower()
     pos, total = 0, 0.0
     for match in _PART.finditer(text):
@@ -31,7 +32,13 @@ def parse_duration(value: object) -> timedelta:
         pos = match.end()
     if pos != len(text) or not text:
         raise ValueError(f"invalid duration {str(value)!r} (use e.g. 30s, 5m, 1h)")
-    return timedelta(seconds=total)
+    return _bounded(total, value)
+
+
+def _bounded(seconds: float, written: object) -> timedelta:
+    if not seconds <= MAX_DURATION.total_seconds():  # also catches infinity
+        raise ValueError(f"duration {str(written)!r} is longer than {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta) -> str:

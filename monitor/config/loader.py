@@ -44,19 +44,53 @@ def format_path(path: tuple[str | int, ...]) -> str:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+MAX_NODES = 50_000  # a config is a few hundred values; aliases must not multiply them (a "billion laughs" file)
+MAX_DEPTH = 32  # the schema nests five levels deep
+
+
+class _TooComplex(Exception):
+    """The YAML is bigger, deeper or more self-referential than a config can be; ``line`` says where."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
 class _Reader:
-    """Builds plain Python data from a composed YAML tree, remembering each path's line."""
+    """Builds plain Python data from a composed YAML tree, remembering each path's line.
+
+    Aliases are followed, but an alias inside its own anchor, nesting deeper than ``MAX_DEPTH``
+    and more than ``MAX_NODES`` values in all (aliases counted each time) are refused.
+    """
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.lines: dict[tuple, int] = {}
         self.issues: list[ConfigIssue] = []
         self._constructor = yaml.SafeLoader("")
+        self._visited = 0
+        self._open: set[int] = set()  # the nodes being read right now (an alias to one of them is a loop)
 
     def read(self, node: yaml.Node | None, path: tuple = ()) -> Any:
         if node is None:
             return {}
-        self.lines.setdefault(path, node.start_mark.line + 1)
+        line = node.start_mark.line + 1
+        self._visited += 1
+        if self._visited > MAX_NODES:
+            raise _TooComplex(line, f"more than {MAX_NODES} values (aliases that multiply each other?)")
+        if len(path) > MAX_DEPTH:
+            raise _TooComplex(line, f"nested more than {MAX_DEPTH} levels deep")
+        if id(node) in self._open:
+            raise _TooComplex(line, "an alias refers to the value that contains it")
+        self._open.add(id(node))
+        try:
+            return self._read(node, path, line)
+        finally:
+            self._open.discard(id(node))
+
+    def _read(self, node: yaml.Node, path: tuple, line: int) -> Any:
+        self.lines.setdefault(path, line)
         if isinstance(node, yaml.MappingNode):
             self._constructor.flatten_mapping(node)
             out: dict[str, Any] = {}
@@ -182,16 +216,20 @@ def parse_yaml_model(
     rules that span several keys, reported with the same line numbers.
     """
     env = dict(os.environ) if env is None else env
+    reader = _Reader(env)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = reader.read(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise ConfigError(file, [f"{file}:{line} {exc.problem or exc.context}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, [f"{file}:1 {exc}"]) from None
-    reader = _Reader(env)
-    data = reader.read(root)
+    except _TooComplex as exc:
+        raise ConfigError(file, [f"{file}:{exc.line} {exc.message}"]) from None
+    except RecursionError:
+        raise ConfigError(file, [f"{file}:1 nested too deeply to be a config"]) from None
     if not isinstance(data, dict):
         keys = ", ".join(model_cls.model_fields)
         raise ConfigError(file, [f"{file}:1 (top level): expected a mapping of keys ({keys})"])

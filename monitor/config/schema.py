@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from monitor.config.alerts import AlertsConfig
 from monitor.config.detection import DetectionSettings
@@ -17,6 +19,7 @@ from monitor.config.durations import Duration, format_duration
 from monitor.config.retention import RetentionSettings
 
 DEFAULT_CONFIG_NAME = "genstatus.yaml"
+SEED_LIMIT = 2**31 - 1  # the largest seed every provider accepts
 DEFAULT_DATABASE = "sqlite:///genstatus.db"
 
 Slug = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -49,6 +52,13 @@ class CanaryConfig(Strict):
     negative_prompt: str | None = None
     #: text the image must show legibly (checked by OCR; needs the ``ocr`` extra)
     expect_text: str | None = Field(None, min_length=1, max_length=200)
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not 0 <= value <= SEED_LIMIT:
+            raise ValueError(f"seed must be between 0 and {SEED_LIMIT} (what every provider accepts), or random")
+        return value
 
     @field_validator("size")
     @classmethod
@@ -213,6 +223,23 @@ class Config(Strict):
             if canary.id == canary_id:
                 return canary
         raise KeyError(canary_id)
+
+    @field_validator("database")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """A URL the store can open: SQLite or PostgreSQL, with a port that exists."""
+        try:
+            url = make_url(value)
+            port = url.port
+        except (ArgumentError, ValueError):
+            raise ValueError(f"not a database URL: {value.split('@')[-1]!r} (e.g. sqlite:///genstatus.db or "
+                             f"postgresql://user:password@host:5432/genstatus)") from None
+        backend = url.get_backend_name()
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is not a TCP port (1-65535)")
+        return value
 
     def canaries_of(self, service: ServiceConfig) -> list[CanaryConfig]:
         return [self.canary(cid) for cid in service.canaries]
