@@ -32,6 +32,11 @@ class Outcome(StrEnum):
     def uptime_effect(self) -> UptimeEffect:
         return _UPTIME_EFFECT[self]
 
+    @property
+    def public_phrase(self) -> str:
+        """What the public page says about a run with this outcome (the raw error detail is for the operator)."""
+        return _PUBLIC_PHRASE[self]
+
 
 class UptimeEffect(StrEnum):
     """How an outcome counts against public uptime (docs/contracts.md, outcome taxonomy)."""
@@ -55,6 +60,22 @@ _UPTIME_EFFECT = {
     Outcome.CLIENT_ERROR: UptimeEffect.DOWN,
     Outcome.AUTH_ERROR: UptimeEffect.OPERATOR,
     Outcome.PROBE_ERROR: UptimeEffect.OPERATOR,
+}
+
+
+_PUBLIC_PHRASE = {
+    Outcome.OK: "",
+    Outcome.SLOW: "slower than the latency threshold",
+    Outcome.DEGRADED_QUALITY: "the image failed a quality check",
+    Outcome.BAD_OUTPUT: "the answer was not a usable image",
+    Outcome.CONTENT_FILTERED: "a benign prompt was blocked by the safety system",
+    Outcome.RATE_LIMITED: "the provider asked us to slow down",
+    Outcome.SERVER_ERROR: "the provider answered with a server error",
+    Outcome.TIMEOUT: "no image within the deadline",
+    Outcome.CONNECTION_ERROR: "could not reach the provider",
+    Outcome.CLIENT_ERROR: "the provider refused the request",
+    Outcome.AUTH_ERROR: "",  # operator-only: never on the public page
+    Outcome.PROBE_ERROR: "",
 }
 
 

@@ -218,3 +218,27 @@ def test_malformed_configs_get_file_line_and_message_exit_2_quickly(tmp_path, ca
     assert f"{path}:{line} " in err and message in err and "Traceback" not in err, err
     assert "pw@" not in err  # a password in a bad database URL is not repeated
     assert time.process_time() - began < 5.0  # CPU time, so a busy machine cannot fail it; a hang would blow it
+
+
+def test_operator_outcomes_and_raw_details_stay_off_the_public_service_page(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy.orm import Session
+
+    from monitor.store.models import ProbeResultRow, Service
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'web.db'}")
+    Base.metadata.create_all(engine)
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        session.add(Service(id="svc", name="svc", group_name="", provider="openai", position=0, active=True))
+        for minutes, outcome, detail in ((3, "auth_error", "HTTP 401: key sk-live-abc rejected"),
+                                         (2, "probe_error", "RecursionError: maximum recursion depth exceeded"),
+                                         (1, "server_error", "<html>nginx at 10.1.2.3:8080</html>")):
+            session.add(ProbeResultRow(service_id="svc", region="eu", kind="canary", outcome=outcome,
+                                       started_at=now - timedelta(minutes=minutes), error_detail=detail))
+    html = create_app(engine=engine, testing=True).test_client().get("/services/svc").get_data(as_text=True)
+    assert 'data-outcome="server_error"' in html and "the provider answered with a server error" in html
+    assert "auth_error" not in html and "probe_error" not in html
+    for leak in ("sk-live-abc", "RecursionError", "10.1.2.3", "nginx"):
+        assert leak not in html

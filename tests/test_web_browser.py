@@ -111,7 +111,8 @@ def test_status_page_without_javascript(site, browser, tmp_path):
     assert page.locator("h1.service-name").inner_text() == "FLUX.1 <pro>"
     assert page.locator("article[data-status]").get_attribute("data-status") == "major_outage"
     assert page.locator("table.results tbody tr").count() == 2
-    assert page.get_by_text("no terminal job state after 180s").first.is_visible()
+    assert page.get_by_text("no image within the deadline").first.is_visible()
+    assert page.get_by_text("no terminal job state after 180s").count() == 0  # raw details stay off the public page
     page.screenshot(path=str(tmp_path / "service.png"), full_page=True)
     context.close()
 

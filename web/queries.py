@@ -244,12 +244,14 @@ def daily_uptime(
 
 
 def latest_results(session: Session, service_id: str, limit: int = 50) -> list[ProbeResultRow]:
-    """The newest canary and confirmation results of a service, newest first."""
+    """The newest canary and confirmation results of a service, newest first; operator-only outcomes
+    (our credentials, our own errors) are not the public's business and are left out."""
     P = ProbeResultRow
     return list(
         session.scalars(
             select(P)
-            .where(P.service_id == service_id, P.kind.in_(PUBLIC_KINDS))
+            .where(P.service_id == service_id, P.kind.in_(PUBLIC_KINDS),
+                   P.outcome.not_in([o.value for o in OPERATOR_OUTCOMES]))
             .order_by(P.started_at.desc(), P.id.desc())
             .limit(limit)
         )

@@ -173,6 +173,16 @@ def healthz() -> tuple[dict, int]:
     return {"status": "ok"}, 200
 
 
+@bp.app_template_filter("public_detail")
+def public_detail(outcome: str) -> str:
+    """The public page's phrase for a run's outcome; the raw error detail (provider pages, addresses,
+    tracebacks) is for the operator only."""
+    try:
+        return Outcome(outcome).public_phrase
+    except ValueError:
+        return ""
+
+
 @bp.app_template_filter("status_label")
 def status_label(key: str) -> str:
     return STATUS_LABELS.get(key, key)
