@@ -242,3 +242,35 @@ def test_operator_outcomes_and_raw_details_stay_off_the_public_service_page(tmp_
     assert "auth_error" not in html and "probe_error" not in html
     for leak in ("sk-live-abc", "RecursionError", "10.1.2.3", "nginx"):
         assert leak not in html
+
+
+def test_a_second_monitor_on_one_sqlite_file_refuses_to_start(tmp_path):
+    """Two `genstatus run` on one SQLite file opened two incidents per outage: the second now says why it stops."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "genstatus.yaml"
+    config.write_text(f"database: sqlite:///{tmp_path / 'one.db'}\ncanaries: [{{id: c, prompt: x}}]\n"
+                      "services: [{id: s, provider: openai, canaries: [c], interval: 1h, base_url: 'http://127.0.0.1:9',"
+                      " allow_private_network: true}]\n")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--no-web", "-c", str(config)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "one.db.lock").exists() or "pid" not in (tmp_path / "one.db.lock").read_text():
+            assert time.monotonic() < deadline and first.poll() is None, "the first monitor did not start"
+            time.sleep(0.2)
+        second = subprocess.run([sys.executable, "-m", "monitor.cli", "run", "--no-web", "-c", str(config)],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert second.returncode == 2
+        assert f"is in use by genstatus pid {first.pid}" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        first.terminate()
+        first.wait(timeout=60)
+    # the lock goes with its process: the next monitor starts (and stops) fine
+    from monitor.store.exclusive import SQLiteMonitorLock
+
+    SQLiteMonitorLock(f"sqlite:///{tmp_path / 'one.db'}").acquire().release()

@@ -13,13 +13,17 @@ from monitor.config.durations import format_duration
 
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.engine.runtime import MonitorRuntime
+    from monitor.store.exclusive import DatabaseInUse
 
     config = load(args)
     require_plugins(config, args, load_models=True)
     region = args.region or config.region
     # Results that cannot be written while the database is down wait here (replayed on recovery).
     spool = os.environ.get("GENSTATUS_SPOOL") or config_path(args.config).resolve().parent / f"genstatus-spool-{region}.jsonl"
-    runtime = MonitorRuntime(config, region=region, spool_path=str(spool))
+    try:
+        runtime = MonitorRuntime(config, region=region, spool_path=str(spool))
+    except DatabaseInUse as exc:
+        raise UsageError(str(exc)) from None
     web = None
     runtime.start()
     try:

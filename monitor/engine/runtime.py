@@ -11,6 +11,7 @@ from monitor.engine.coordinator import Coordinator
 from monitor.engine.runner import ProbeRunner
 from monitor.engine.scheduler import ProbeScheduler
 from monitor.store.db import make_engine
+from monitor.store.exclusive import SQLiteMonitorLock
 from monitor.store.migrate import upgrade
 from monitor.store.record import ResultRecord
 from monitor.store.references import ReferenceSource
@@ -27,6 +28,7 @@ class MonitorRuntime:
     ) -> None:
         self.config = config
         self.region = region or config.region
+        self.lock = SQLiteMonitorLock(config.database).acquire()  # one monitor per SQLite file
         self.engine = make_engine(config.database)
         upgrade(self.engine)
         self.store = ResultStore(self.engine, spool_path=spool_path)
@@ -54,3 +56,4 @@ class MonitorRuntime:
         self.dispatcher.stop()
         self.runner.close()
         self.engine.dispose()
+        self.lock.release()
