@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from monitor.config import ServiceConfig
 
+#: result fields whose text comes from the provider, and the bytes kept of each
+PROVIDER_STRINGS = (("request_id", 200), ("model_version", 200), ("revised_prompt", 4000))
 #: the largest seed drawn or sent (every provider takes a signed 32-bit seed; the config allows no more)
 SEED_MAX = SEED_LIMIT
 
@@ -266,4 +268,9 @@ class Adapter(ABC):
             result.http_status = ctx.http_status
         if result.request_id is None:
             result.request_id = ctx.request_id
+        # every string the provider chose is redacted too: a key echoed in a request id or a model name
+        # must not reach the database, the spool or ``probe --json``
+        for name, limit in PROVIDER_STRINGS:
+            if (value := getattr(result, name)) is not None:
+                setattr(result, name, sanitize(value, ctx.secrets(), limit=limit))
         return result

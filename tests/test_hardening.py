@@ -274,3 +274,39 @@ def test_a_second_monitor_on_one_sqlite_file_refuses_to_start(tmp_path):
     from monitor.store.exclusive import SQLiteMonitorLock
 
     SQLiteMonitorLock(f"sqlite:///{tmp_path / 'one.db'}").acquire().release()
+
+
+def test_a_key_the_provider_echoes_anywhere_is_redacted_before_it_is_stored():
+    import base64
+    import io
+    import json
+    from datetime import timedelta
+
+    from PIL import Image
+    from werkzeug.wrappers import Response
+
+    from monitor.config import CanaryConfig, ServiceConfig
+    from probes.registry import adapter_class
+    from tests.providers.helpers import probe, serve
+
+    key = "sk-echoed-0123456789abcdef"
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(png, format="PNG")
+
+    def app(environ, start_response):
+        body = {"created": 1, "model": f"dall-e-3 {key}",
+                "data": [{"b64_json": base64.b64encode(png.getvalue()).decode(), "revised_prompt": f"an apple ({key})"}]}
+        return Response(json.dumps(body), content_type="application/json",
+                        headers={"x-request-id": f"req-{key}"})(environ, start_response)
+
+    server = serve(app)
+    base = next(server)
+    try:
+        svc = ServiceConfig(id="echo", provider="openai", base_url=f"{base}/v1", api_key=key, model="dall-e-3",
+                            canaries=["c"], timeout=timedelta(seconds=5), allow_private_network=True)
+        result = probe(adapter_class("openai"), svc, CanaryConfig(id="c", prompt="an apple", size="64x64"), score=False)
+    finally:
+        next(server, None)
+    stored = " ".join(str(getattr(result, name)) for name in ("request_id", "model_version", "revised_prompt", "error_detail"))
+    assert key not in stored, stored
+    assert result.revised_prompt is not None and result.revised_prompt.startswith("an apple")
