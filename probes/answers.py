@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from probes.context import ProbeContext
 
 MAX_ERROR_BODY = 64 * 1024
+#: a generation answer holds a handful of objects; 40 MB of ``{}`` would take a gigabyte to parse
+MAX_JSON_CONTAINERS = 100_000
 #: 402 (payment required: credits used up) is the operator's problem like a bad key
 AUTH_STATUSES = frozenset({401, 402, 403})
 
@@ -43,6 +45,10 @@ def bad_output(detail: str, response: httpx.Response, request_id_header: str | N
 
 def parse_json(raw: bytes, response: httpx.Response, request_id_header: str | None = None) -> Any:
     """The body as JSON, or ``bad_output``."""
+    containers = raw.count(b"{") + raw.count(b"[")  # counted at C speed, before any object is built
+    if containers > MAX_JSON_CONTAINERS:
+        raise bad_output(f"a {len(raw)}-byte JSON answer with {containers} objects and arrays: not a generation "
+                         f"result (refused unparsed)", response, request_id_header)
     try:
         return json.loads(raw)
     except ValueError as exc:

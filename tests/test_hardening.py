@@ -310,3 +310,34 @@ def test_a_key_the_provider_echoes_anywhere_is_redacted_before_it_is_stored():
     stored = " ".join(str(getattr(result, name)) for name in ("request_id", "model_version", "revised_prompt", "error_detail"))
     assert key not in stored, stored
     assert result.revised_prompt is not None and result.revised_prompt.startswith("an apple")
+
+
+def test_a_json_answer_of_countless_objects_is_refused_unparsed():
+    import tracemalloc
+    from datetime import timedelta
+
+    from werkzeug.wrappers import Response
+
+    from monitor.config import CanaryConfig, ServiceConfig
+    from monitor.enums import Outcome
+    from probes.registry import adapter_class
+    from tests.providers.helpers import probe, serve
+
+    body = b'{"data": [' + b"{}," * 2_000_000 + b"{}]}"  # 6 MB, two million empty objects
+
+    def app(environ, start_response):
+        return Response(body, content_type="application/json")(environ, start_response)
+
+    server = serve(app)
+    base = next(server)
+    try:
+        svc = ServiceConfig(id="flood", provider="openai", base_url=f"{base}/v1", api_key="flood-key-0123456789",
+                            model="dall-e-3", canaries=["c"], timeout=timedelta(seconds=10), allow_private_network=True)
+        tracemalloc.start()
+        result = probe(adapter_class("openai"), svc, CanaryConfig(id="c", prompt="an apple", size="64x64"), score=False)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        next(server, None)
+    assert result.outcome is Outcome.BAD_OUTPUT and "refused unparsed" in (result.error_detail or "")
+    assert peak < 100 * 2**20  # parsing it would build two million dicts (several hundred MB)
