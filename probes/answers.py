@@ -43,14 +43,31 @@ def bad_output(detail: str, response: httpx.Response, request_id_header: str | N
     return ProbeFailure(Outcome.BAD_OUTPUT, detail, http_status=response.status_code, request_id=request_id)
 
 
-def parse_json(raw: bytes, response: httpx.Response, request_id_header: str | None = None) -> Any:
-    """The body as JSON, or ``bad_output``."""
-    containers = raw.count(b"{") + raw.count(b"[")  # counted at C speed, before any object is built
+class UnsafeJSON(ValueError):
+    """JSON too big or too deep to parse safely: refused before (or instead of) building it."""
+
+
+def loads(raw: bytes | str) -> Any:
+    """``json.loads`` for a provider's text: every answer, error bodies included, goes through here.
+
+    Raises ``ValueError`` for malformed JSON and ``UnsafeJSON`` for more than ``MAX_JSON_CONTAINERS``
+    objects and arrays (counted at C speed before any is built) or nesting too deep for the parser.
+    """
+    containers = raw.count(b"{") + raw.count(b"[") if isinstance(raw, bytes) else raw.count("{") + raw.count("[")
     if containers > MAX_JSON_CONTAINERS:
-        raise bad_output(f"a {len(raw)}-byte JSON answer with {containers} objects and arrays: not a generation "
-                         f"result (refused unparsed)", response, request_id_header)
+        raise UnsafeJSON(f"{containers} objects and arrays: not a generation result (refused unparsed)")
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise UnsafeJSON("nested too deeply to read (thousands of levels)") from None
+
+
+def parse_json(raw: bytes, response: httpx.Response, request_id_header: str | None = None) -> Any:
+    """The body as JSON, or ``bad_output``."""
+    try:
+        return loads(raw)
+    except UnsafeJSON as exc:
+        raise bad_output(f"a {len(raw)}-byte JSON answer with {exc}", response, request_id_header) from None
     except ValueError as exc:
         raise bad_output(f"malformed JSON in a {len(raw)}-byte response: {exc}", response, request_id_header) from None
 
@@ -66,7 +83,7 @@ def json_object(raw: bytes, response: httpx.Response, request_id_header: str | N
 def object_or_empty(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, or ``{}`` when it is anything else (an error page from a proxy, say)."""
     try:
-        parsed = json.loads(raw)
+        parsed = loads(raw)
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}

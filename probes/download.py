@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from monitor.enums import Outcome
+from probes.deadline import exchange
 from probes.failure import ProbeFailure
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,8 +68,9 @@ def _fetch(
 ) -> tuple[bytes, str | None] | httpx.URL:
     """One hop: the image, or the URL a redirect points to."""
     target, headers, extensions = pinned(ctx, url, "download the image from", Outcome.PROBE_ERROR)
-    with ctx.client.stream(
-        "GET", target, headers=headers, extensions=extensions, timeout=ctx.timeout(), follow_redirects=False
+    timeout = ctx.timeout()
+    with exchange(ctx, timeout, "image download"), ctx.client.stream(
+        "GET", target, headers=headers, extensions=extensions, timeout=timeout, follow_redirects=False
     ) as response:
         status = response.status_code
         if status in REDIRECT_STATUSES:

@@ -31,6 +31,7 @@ import httpx
 
 from monitor.enums import Outcome
 from probes.answers import json_object, parse_json, read_head
+from probes.deadline import deadline_transport, exchange
 from probes.download import pinned, read_limited
 from probes.failure import ProbeFailure
 
@@ -59,13 +60,10 @@ def make_client(service: ServiceConfig) -> httpx.Client:
     """The client for one service; the caller closes it (``with make_client(s) as client``)."""
     # a canary run holds one connection, plus one for an image download on another host
     connections = 2 * service.concurrency + 2
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=30.0)
     return httpx.Client(
         timeout=client_timeout(service),
-        limits=httpx.Limits(
-            max_connections=connections,
-            max_keepalive_connections=connections,
-            keepalive_expiry=30.0,
-        ),
+        transport=deadline_transport(limits=limits, trust_env=False),
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
         trust_env=False,
@@ -182,11 +180,11 @@ def send(
 ) -> Reply:
     """Send ``request`` where ``destinations`` allow; see ``Adapter.send``."""
     target, headers, extensions = destinations.route(ctx, request)
-    with ctx.phase(phase) if phase else nullcontext():
+    timeout = request.timeout or ctx.timeout()
+    with ctx.phase(phase) if phase else nullcontext(), exchange(ctx, timeout, request.what):
         with ctx.client.stream(
             request.method, target, headers={**request.headers, **headers}, json=request.json, data=request.data,
-            files=request.files, params=request.params, auth=request.auth, extensions=extensions,
-            timeout=request.timeout or ctx.timeout(),
+            files=request.files, params=request.params, auth=request.auth, extensions=extensions, timeout=timeout,
         ) as response:
             if record:
                 ctx.note_response(response, request_id_header)

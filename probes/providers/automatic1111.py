@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, classify_status, object_or_empty
+from probes.answers import bad_output, body_text, classify_status, loads, object_or_empty
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request
 from probes.download import decode_base64, sniff_image
 
@@ -120,7 +120,7 @@ def _info(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     try:
-        parsed = json.loads(value) if isinstance(value, str) else None
+        parsed = loads(value) if isinstance(value, str) else None
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}

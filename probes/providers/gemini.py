@@ -20,14 +20,13 @@ negative prompt, so the canary's ``negative_prompt`` is not sent.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, object_at, status_failure
+from probes.answers import bad_output, body_text, loads, object_at, status_failure
 from probes.aspect import close_ratio, nearest_ratio
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, SizeCheck
 from probes.download import decode_base64, sniff_image
@@ -219,7 +218,7 @@ def _failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
     status = response.status_code
     error: dict[str, Any] = {}
     try:
-        parsed = json.loads(raw)
+        parsed = loads(raw)
         if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
             parsed = parsed[0]  # some Google front ends wrap the error in a list
         if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):

@@ -34,7 +34,7 @@ import httpx
 from pydantic import BaseModel
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, status_failure
+from probes.answers import bad_output, body_text, loads, status_failure
 from probes.base import (
     Adapter,
     DeadlineExceeded,
@@ -265,7 +265,7 @@ class HTTPAdapter(Adapter):
         message = None
         if self.options.error_pointer is not None:
             try:
-                found = resolve(json.loads(raw), self.options.error_pointer)
+                found = resolve(loads(raw), self.options.error_pointer)
             except ValueError:
                 found = MISSING
             if found is not MISSING and found not in (None, ""):

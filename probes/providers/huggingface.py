@@ -20,14 +20,13 @@ shows the route exists and the token was accepted, counts as healthy.
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.enums import Outcome
-from probes.answers import bad_output, body_text, classify_status, object_or_empty
+from probes.answers import bad_output, body_text, classify_status, loads, object_or_empty
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request
 from probes.download import sniff_image
 
@@ -118,7 +117,7 @@ class HuggingFaceAdapter(Adapter):
 
 def _json_summary(raw: bytes) -> str:
     try:
-        json.loads(raw)
+        loads(raw)
     except ValueError as exc:
         return f"malformed JSON in a {len(raw)}-byte response: {exc}"
     return raw[:300].decode("utf-8", errors="replace")

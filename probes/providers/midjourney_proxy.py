@@ -15,7 +15,6 @@ checked.  The reported model version is the ``--v``/``--niji`` flag of the final
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -24,7 +23,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from monitor.enums import Outcome
-from probes.answers import body_text, object_at, status_failure
+from probes.answers import body_text, loads, object_at, status_failure
 from probes.aspect import reduced_ratio
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, SizeCheck
 from probes.download import download_image
@@ -187,7 +186,7 @@ def _task_failure(task: dict[str, Any]) -> ProbeFailure:
 
 
 def _loads(raw: bytes) -> Any:
-    return json.loads(raw.decode("utf-8"))
+    return loads(raw)
 
 
 def _http_failure(response: httpx.Response, raw: bytes) -> ProbeFailure:
