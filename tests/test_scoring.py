@@ -106,3 +106,16 @@ def test_transparent_background_is_judged_as_shown_over_white():
     empty = io.BytesIO()
     Image.new("RGBA", (128, 128), (0, 0, 0, 0)).save(empty, "PNG")
     assert score_image(empty.getvalue()).flags == ["blank"]
+
+
+def test_scoring_skips_the_stages_left_when_its_budget_is_spent():
+    """A budget of zero stops after the first stage: the rest are named, the verdict is not turned into a failure."""
+    from monitor.scoring.pipeline import run_stages
+    from monitor.scoring.types import ScoringInput
+
+    data = png(picture())
+    full = run_stages(ScoringInput(data=data))
+    cut = run_stages(ScoringInput(data=data), budget_s=0.0)
+    assert "scoring_budget" not in full.flags
+    assert cut.flags == ["scoring_budget"] and cut.valid
+    assert "skipped: " in cut.reasons[0] and "no_reference_quality" in cut.reasons[0]

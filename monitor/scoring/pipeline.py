@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from monitor.config import QualityConfig
 from monitor.scoring.profile import ReferenceProfile
 from monitor.scoring.types import Assessment, ScoringInput, Stage
+
+
+#: seconds of scoring after which the remaining stages are skipped (decoding is bounded in bytes by
+#: ``validate.MAX_DECODED_BYTES``, so even the largest picture accepted reaches the budget check)
+SCORING_BUDGET_S = 10.0
 
 
 def _stages() -> list[Stage]:
@@ -34,11 +41,25 @@ def score_image(
     return run_stages(given)
 
 
-def run_stages(given: ScoringInput, *, keep_image: bool = False) -> Assessment:
+def run_stages(given: ScoringInput, *, keep_image: bool = False, budget_s: float = SCORING_BUDGET_S) -> Assessment:
+    """Run the stages in order until one is decisive or ``budget_s`` of scoring has passed.
+
+    Stages left when the budget is spent are skipped and named in ``reasons`` (flag
+    ``scoring_budget``); the verdict stands on the stages that ran, so a slow analysis never turns
+    into a quality failure.
+    """
     assessment = Assessment(size_bytes=len(given.data))
-    for stage in _stages():
+    began = time.monotonic()
+    stages = _stages()
+    for index, stage in enumerate(stages):
         stage(given, assessment)
         if assessment.decisive:
+            break
+        spent = time.monotonic() - began
+        if spent > budget_s and index + 1 < len(stages):
+            skipped = ", ".join(getattr(s, "__name__", "stage") for s in stages[index + 1:])
+            assessment.flags.append("scoring_budget")
+            assessment.reasons.append(f"scoring stopped after {spent:.1f}s (budget {budget_s:g}s); skipped: {skipped}")
             break
     if given.want_thumbnail and assessment.image is not None:
         from monitor.scoring.profile import thumbnail
