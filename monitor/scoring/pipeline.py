@@ -8,7 +8,6 @@ from monitor.config import QualityConfig
 from monitor.scoring.profile import ReferenceProfile
 from monitor.scoring.types import Assessment, ScoringInput, Stage
 
-
 #: seconds of scoring after which the remaining stages are skipped (decoding is bounded in bytes by
 #: ``validate.MAX_DECODED_BYTES``, so even the largest picture accepted reaches the budget check)
 SCORING_BUDGET_S = 10.0

@@ -8,14 +8,24 @@ Every result gets an idempotency key (a uuid4) when the store first sees it, sto
 (``monitor.store.spool``: an append-only JSON Lines file, or a bounded in-memory deque) with
 their keys and are replayed in order, before anything newer, once it is back; a replayed
 result whose key is already stored is skipped, so replaying a batch twice stores it once.
+
+A full disk is an outage like any other: SQLite's "database or disk is full" and "disk I/O
+error" are ``OperationalError`` (PostgreSQL's ``disk_full`` too), so the results are spooled.
+When the spool file cannot be written either (any ``OSError``: ENOSPC, EDQUOT, EFBIG, EROFS,
+EIO), the results are held in memory behind it (a ``MemorySpool`` of ``memory_limit``, the
+oldest dropped and counted) with one ERROR line; they go to the file as soon as a write gets
+through again, or straight to the database if it is back first, and one WARNING says how many
+were held, where they went and how many were lost.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,13 +172,31 @@ def prune_result_images(connection, service_id: str, canary_id: str | None) -> N
 
 
 def is_connection_problem(exc: BaseException) -> bool:
-    """The database is unreachable (worth spooling), as opposed to a bad statement or row."""
+    """The database is unreachable (worth spooling), as opposed to a bad statement or row.
+
+    ``OperationalError`` covers a full disk: SQLite's "database or disk is full" (SQLITE_FULL) and
+    "disk I/O error" (SQLITE_IOERR), PostgreSQL's ``disk_full`` (53100).  A bad row is an
+    ``IntegrityError`` or ``DataError`` instead, rejected rather than spooled."""
     if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 # -- the store -------------------------------------------------------------------------
+
+#: errors that mean the spool's disk has no room left (the others: read-only, I/O error, ...)
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@dataclass
+class _Held:
+    """Results held in memory while the spool file cannot be written: one episode, from the first
+    failed append until nothing is held any more."""
+
+    memory: MemorySpool
+    to_file: int = 0  # written to the spool file once a write got through again
+    to_database: int = 0  # replayed from memory straight into the database
+    warned_full: bool = False  # the memory buffer started dropping (warned once)
 
 
 class ResultStore:
@@ -190,6 +218,8 @@ class ResultStore:
         spool_max_bytes: int = DEFAULT_MAX_BYTES,
         rollups: Sequence[RollupStatement] | None = None,
     ) -> None:
+        if memory_limit <= 0:
+            raise ValueError(f"memory_limit must be positive, got {memory_limit}")
         self.engine = engine
         dialect = engine.dialect.name
         self._raw_insert = insert(probe_results)
@@ -201,13 +231,20 @@ class ResultStore:
         self._spool: FileSpool | MemorySpool = (
             FileSpool(Path(spool_path), spool_max_bytes) if spool_path is not None else MemorySpool(memory_limit)
         )
+        self._memory_limit = memory_limit
+        self._held: _Held | None = None  # results behind the spool file while it cannot be written
         self._lock = threading.RLock()
         self._outage = False
 
     @property
     def spooled(self) -> int:
-        """How many results wait in the spool."""
-        return len(self._spool)
+        """How many results wait in the spool (including those held in memory behind a full disk)."""
+        return len(self._spool) + self.held
+
+    @property
+    def held(self) -> int:
+        """How many results wait in memory because the spool file cannot be written (disk full)."""
+        return len(self._held.memory) if self._held is not None else 0
 
     # catalog
 
@@ -251,9 +288,9 @@ class ResultStore:
         batch = [(new_key(), r) for r in results]
         if not batch:
             return
-        if len(self._spool):
+        if self.spooled:
             self.flush_spool()
-            if len(self._spool):  # still down: newer results queue behind the spooled ones
+            if self.spooled:  # still down: newer results queue behind the spooled ones
                 self._spool_results(batch)
                 return
         try:
@@ -336,14 +373,65 @@ class ResultStore:
             str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self._spool.describe())
 
     def _spool_results(self, batch: list[tuple[str, ResultRecord]]) -> None:
+        records = [spool_record(r, key) for key, r in batch]
         with self._lock:
             dropped = self._spool.dropped
-            self._spool.append([spool_record(r, key) for key, r in batch])
+            if isinstance(self._spool, FileSpool):
+                self._append_to_file(self._spool, records)
+            else:
+                self._spool.append(records)
             if dropped == 0 and self._spool.dropped:
                 (logger.warning if self._spool.durable else logger.error)(self._spool.full_message())
 
+    def _append_to_file(self, spool: FileSpool, records: list[dict[str, Any]]) -> None:
+        """Append to the spool file, in order behind what is held in memory; hold in memory what
+        the file refuses (disk full).  Results held in memory go to the file first, one by one, so
+        a write that gets through again moves them all before anything newer."""
+        held = self._held
+        done = 0
+        try:
+            if held is not None:
+                while len(held.memory):
+                    capped = spool.dropped
+                    spool.append(held.memory.head(1))
+                    held.memory.drop(1)
+                    if spool.dropped == capped:  # (one past the size cap is dropped, and counted there)
+                        held.to_file += 1
+            for record in records:
+                spool.append([record])
+                done += 1
+        except OSError as exc:
+            if held is None:
+                held = self._held = _Held(MemorySpool(self._memory_limit))
+                logger.error("%scannot write the spool %s (%s); holding up to %d results in memory until %s "
+                             "(they are lost if the process exits)",
+                             "disk full: " if exc.errno in _NO_SPACE else "", spool.describe(),
+                             exc.strerror or exc, self._memory_limit,
+                             "space returns" if exc.errno in _NO_SPACE else "it can be written again")
+            held.memory.append(records[done:])
+            if held.memory.dropped and not held.warned_full:
+                held.warned_full = True
+                logger.warning("memory buffer full (%d results) while the spool %s cannot be written: "
+                               "dropping the oldest", self._memory_limit, spool.describe())
+            return
+        if held is not None:
+            self._stop_holding()
+
+    def _stop_holding(self) -> None:
+        """Nothing is held in memory any more: say where the held results went and how many were lost."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        lost = held.memory.dropped
+        logger.warning("the %d results held in memory while the spool %s could not be written are stored "
+                       "(%d in the spool, %d in the database)%s", held.to_file + held.to_database,
+                       self._spool.describe(), held.to_file, held.to_database,
+                       f"; {lost} older results were lost (more than the {self._memory_limit} the memory holds)"
+                       if lost else "")
+
     def flush_spool(self) -> int:
-        """Replay spooled results in order; each batch leaves the spool only after its commit.
+        """Replay spooled results in order (the spool file, then any held in memory behind it while
+        the file could not be written); each batch leaves the spool only after its commit.
 
         Returns how many spooled records were consumed (written, already stored, or rejected).
         Stops quietly while the database is still down.  A record already in the database
@@ -353,7 +441,14 @@ class ResultStore:
         """
         consumed = skipped = 0
         with self._lock:
-            while chunk := self._spool.head(REPLAY_BATCH):
+            while True:  # the spool file first, then what is held in memory behind it
+                source: FileSpool | MemorySpool = self._spool
+                chunk = source.head(REPLAY_BATCH)
+                if not chunk and self._held is not None and len(self._held.memory):
+                    source = self._held.memory
+                    chunk = source.head(REPLAY_BATCH)
+                if not chunk:
+                    break
                 try:
                     try:
                         skipped += self._write([_keyed(d) for d in chunk], replay=True)
@@ -367,8 +462,12 @@ class ResultStore:
                         raise
                     self._note_outage(exc)
                     return consumed
-                self._spool.drop(len(chunk))
+                source.drop(len(chunk))
                 consumed += len(chunk)
+                if self._held is not None and source is self._held.memory:
+                    self._held.to_database += len(chunk)
+            if self._held is not None and not len(self._held.memory):
+                self._stop_holding()
             if self._outage or self._spool.dropped:
                 self._end_outage(consumed, skipped)
         return consumed

@@ -12,6 +12,12 @@ Two kinds, one interface (``append``, ``head``, ``drop``, ``len``):
     * When everything is replayed the two files are removed (offset file first, so a crash
       in between replays the whole file again -- harmless, see below).  That is the only
       compaction: the file shrinks only once it is drained.
+    * A write that fails (disk full, quota, file too large, read-only, I/O error: any ``OSError``)
+      is taken back: the file is cut to its size before the append, so no partial line is left,
+      and the error is raised to the caller (the store then holds results in memory, see
+      ``ResultStore``).  If even the cut fails, the next append first ends the torn line, which
+      replay skips.  An offset that cannot be saved (disk full) is kept in memory: replay goes
+      on, and after a restart it resumes from the last saved offset (duplicates are skipped).
     * Size cap: ``max_bytes`` (default 256 MiB, ``DEFAULT_MAX_BYTES``) bounds the file on disk
       (replayed lines still in it count until it is drained).  A record that does not fit is
       dropped and counted in ``dropped``; the store logs a WARNING when dropping starts and
@@ -126,6 +132,8 @@ class MemorySpool:
     durable = False
 
     def __init__(self, limit: int = MEMORY_SPOOL_LIMIT) -> None:
+        if limit <= 0:
+            raise ValueError(f"memory spool limit must be positive, got {limit}")
         self.items: deque[dict[str, Any]] = deque()
         self.limit = limit
         self.dropped = 0
@@ -168,6 +176,8 @@ class FileSpool:
         self.dropped = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.size = self.path.stat().st_size if self.path.exists() else 0
+        self._torn = False  # the file ends inside a line that could not be ended: the next append ends it
+        self._offset_unsaved = False  # the last offset could not be written (warned once)
         self.offset = self._read_offset()
         self._terminate_torn_tail()
         self.count = self._count_lines(self.offset)
@@ -222,7 +232,10 @@ class FileSpool:
             if spool.read(1) == b"\n":
                 return
         logger.warning("spool %s ends with a torn line (an append was interrupted): it will be skipped", self.path)
-        self._write_all(b"\n")
+        try:
+            self._write_all(b"\n")
+        except OSError:
+            self._torn = True  # the disk is full (say): the next append that gets through ends it
 
     def _count_lines(self, start: int) -> int:
         if self.size <= start:
@@ -237,28 +250,63 @@ class FileSpool:
     # appending
 
     def _write_all(self, data: bytes) -> None:
-        """``data`` at the end of the file, durable on return (one ``write`` unless the kernel splits it)."""
+        """``data`` at the end of the file, durable on return (one ``write`` unless the kernel splits it).
+
+        A failed ``write`` or ``fsync`` (``OSError``: ENOSPC, EDQUOT, EFBIG, EIO, ...) is taken back
+        before the error is raised: the file is cut to the size it had, so a disk that filled up in
+        the middle of a line leaves no partial line behind."""
         created = not self.path.exists()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            start = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                self._take_back(fd, start, created)
+                raise
         finally:
             os.close(fd)
         if created:
             _fsync_dir(self.path.parent)
-        self.size += len(data)
+        self.size = start + len(data)
+
+    def _take_back(self, fd: int, start: int, created: bool) -> None:
+        """Undo a failed append: cut the file back to ``start`` bytes (removed if this append created
+        it).  Should the cut fail too, the file ends in a torn line: the next append ends it first."""
+        try:
+            os.ftruncate(fd, start)
+        except OSError:
+            try:
+                self.size = os.fstat(fd).st_size
+            except OSError:
+                self.size = start + 1  # unknown: assume a torn tail (ending it costs one empty line at worst)
+            self._torn = self.size > start
+            return
+        self.size = start
+        if created and start == 0:
+            try:
+                self.path.unlink()  # so the next append creates it again and makes its entry durable
+            except OSError:
+                pass
 
     def append(self, records: list[dict[str, Any]]) -> None:
-        """Append each record as one fsynced line; records past ``max_bytes`` are dropped (counted)."""
+        """Append each record as one fsynced line; records past ``max_bytes`` are dropped (counted).
+
+        If a line cannot be written (``OSError``) it is taken back and the error raised: the records
+        before it are in the file, that one and those after it are not."""
         for record in records:
             line = encode_line(record)
-            if self.size + len(line) > self.max_bytes:
+            end_torn = b"\n" if self._torn else b""
+            if self.size + len(end_torn) + len(line) > self.max_bytes:
                 self.dropped += 1
                 continue
-            self._write_all(line)
+            self._write_all(end_torn + line)
+            if end_torn:  # the torn line is a line now: counted until replay skips it
+                self._torn = False
+                self.count += 1
             self.count += 1
 
     # replaying
@@ -312,18 +360,41 @@ class FileSpool:
             self._remove()
             return
         temp = self.offset_path.with_name(self.offset_path.name + ".tmp")
-        with temp.open("w", encoding="ascii") as out:
-            out.write(str(offset))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, self.offset_path)
+        try:
+            with temp.open("w", encoding="ascii") as out:
+                out.write(str(offset))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, self.offset_path)
+        except OSError as exc:
+            # the disk is full (say): the offset lives on in memory; a restart before it is saved
+            # resumes from the last saved one, and the store skips what is already stored
+            try:
+                temp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            if not self._offset_unsaved:
+                logger.warning("cannot save the spool offset %s (%s): replay goes on; after a restart it "
+                               "resumes from the last saved offset (results already stored are skipped)",
+                               self.offset_path, exc.strerror or exc)
+            self._offset_unsaved = True
+        else:
+            self._offset_unsaved = False
 
     def _remove(self) -> None:
         """Everything is replayed: remove the offset first (a crash in between replays all, deduplicated)."""
-        self.offset_path.unlink(missing_ok=True)
-        self.path.unlink(missing_ok=True)
+        try:
+            self.offset_path.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:  # a read-only file system (say): keep the file, everything in it is consumed
+            logger.warning("cannot remove the replayed spool %s (%s): it stays; replay resumes at its end "
+                           "(after a restart, results already stored are skipped)", self.path, exc.strerror or exc)
+            self.offset, self.count = self.size, 0
+            self._reported.clear()
+            return
         _fsync_dir(self.path.parent)
         self.size = self.offset = self.count = 0
+        self._torn = False
         self._reported.clear()
 
 
