@@ -177,7 +177,12 @@ rollup_daily = _rollup_table("rollup_daily")
 
 
 class Incident(Base):
-    """An incident: opened, escalated and resolved by the coordinator (``monitor.detection.incidents``), never by hand yet."""
+    """An incident: opened, escalated and resolved by the coordinator (``monitor.detection.incidents``),
+    or by hand on the admin side (``source = "manual"``: the detector never touches those).
+
+    ``public_title``/``public_body`` override what the detector wrote, on every public page and feed;
+    ``postmortem`` is Markdown published with the incident once written.
+    """
 
     __tablename__ = "incidents"
     __table_args__ = (
@@ -208,6 +213,11 @@ class Incident(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    source: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")  # auto | manual
+    public_title: Mapped[str | None] = mapped_column(String(300))
+    public_body: Mapped[str | None] = mapped_column(Text)
+    postmortem: Mapped[str | None] = mapped_column(Text)
+    postmortem_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     updates: Mapped[list[IncidentUpdate]] = relationship(
         back_populates="incident", order_by="IncidentUpdate.created_at", cascade="all, delete-orphan"
@@ -223,8 +233,78 @@ class IncidentUpdate(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     display_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: the admin user who posted it; NULL for the detector's own updates
+    author: Mapped[str | None] = mapped_column(String(64))
 
     incident: Mapped[Incident] = relationship(back_populates="updates")
+
+
+class Maintenance(Base):
+    """A maintenance window scheduled on the admin side (windows in the config are not stored).
+
+    The detector honours it like a config window; ``status`` follows Statuspage's
+    ``scheduled|in_progress|verifying|completed``: the time decides between the first two, an
+    admin may mark it ``verifying`` or ``completed`` (ended early).
+    """
+
+    __tablename__ = "maintenances"
+    __table_args__ = (Index("ix_maintenances_window", "starts_at", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    services: Mapped[list | None] = mapped_column(JSON)  # service ids; NULL = every service
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    author: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class User(Base):
+    """An admin user (``genstatus user add``); the password is kept only as a scrypt hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Base):
+    """A write-API token: only its SHA-256 is stored (the token itself is shown once, when made)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Subscriber(Base):
+    """A visitor subscribed to public incidents and maintenance, by email or webhook.
+
+    Nothing is sent before ``confirmed_at`` (double opt-in for email: the link carries ``token``).
+    ``token`` is also the one-click unsubscribe capability in every message.
+    """
+
+    __tablename__ = "subscribers"
+    __table_args__ = (Index("uq_subscribers_kind_address", "kind", "address", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # email | webhook
+    address: Mapped[str] = mapped_column(String(500))
+    services: Mapped[list | None] = mapped_column(JSON)  # service ids; NULL = every service
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AlertOutbox(Base):
