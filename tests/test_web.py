@@ -8,66 +8,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from markupsafe import Markup
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine
 
 from monitor.config import Config, ServiceConfig, SiteConfig
 from monitor.enums import ComponentStatus
-from monitor.store.db import make_engine, session_factory
 from monitor.store.histogram import bucket_index
-from monitor.store.models import Base, Incident, ProbeResultRow, Service, rollup_daily, rollup_hourly
+from monitor.store.models import Incident, rollup_daily, rollup_hourly
+from tests.webdb import add_result, add_rollup, add_service, client, engine, session  # noqa: F401 - fixtures
 from web import SECURITY_HEADERS, create_app
 from web.queries import daily_uptime, latency_summary, latest_results, service_states
 from web.status import overall_banner
 from web.timefmt import local_text, time_element, zone
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # the page uses the real clock
-
-
-@pytest.fixture
-def engine(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'web.db'}")
-    Base.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def session(engine):
-    with session_factory(engine)() as session:
-        yield session
-
-
-@pytest.fixture
-def client(engine):
-    return create_app(engine=engine, testing=True).test_client()
-
-
-def add_service(session, id: str, name: str | None = None, group: str = "", position: int = 0, active: bool = True):
-    session.add(Service(id=id, name=name or id, group_name=group, provider="openai", position=position, active=active))
-    session.commit()
-
-
-def add_result(session, service_id: str, region: str, outcome: str, started_at: datetime, kind: str = "canary", **fields):
-    session.add(
-        ProbeResultRow(
-            service_id=service_id, region=region, kind=kind, outcome=outcome, started_at=started_at,
-            finished_at=started_at + timedelta(seconds=5), **fields,
-        )
-    )
-    session.commit()
-
-
-def add_rollup(session, table, service_id: str, region: str, bucket_start: datetime, **counts: int):
-    """One rollup row; ``counts`` are outcome counts (``ok=8, timeout=1``) or ``h05=3`` histogram cells."""
-    outcomes = {f"n_{k}": v for k, v in counts.items() if not re.fullmatch(r"h\d\d", k)}
-    cells = {k: v for k, v in counts.items() if re.fullmatch(r"h\d\d", k)}
-    session.execute(
-        insert(table).values(
-            service_id=service_id, region=region, bucket_start=bucket_start,
-            n_total=sum(outcomes.values()), **outcomes, **cells,
-        )
-    )
-    session.commit()
 
 
 def day_start(day: date) -> datetime:

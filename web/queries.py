@@ -127,7 +127,8 @@ _INCIDENT_STATUS = {
 }
 
 
-def _incident_status(kind: str, impact: str) -> ComponentStatus:
+def incident_status(kind: str, impact: str) -> ComponentStatus:
+    """The component status an open public incident of this kind and impact puts its service in."""
     if kind == IncidentKind.OUTAGE.value:
         return ComponentStatus.PARTIAL_OUTAGE if impact == Impact.MINOR.value else ComponentStatus.MAJOR_OUTAGE
     return _INCIDENT_STATUS.get(kind, ComponentStatus.DEGRADED_PERFORMANCE)
@@ -142,7 +143,7 @@ def open_incident_statuses(session: Session, service_ids: Sequence[str]) -> dict
     )
     worst: dict[str, ComponentStatus] = {}
     for service_id, kind, impact in rows:
-        status = _incident_status(kind, impact)
+        status = incident_status(kind, impact)
         if service_id is None:
             continue
         if service_id not in worst or STATUS_RANK[status] > STATUS_RANK[worst[service_id]]:
