@@ -99,3 +99,22 @@ def test_queries_read_public_incidents_maintenance_and_result_days(session):
     assert [(i.status, i.start, i.end) for i in found["other"]] == [(MAINTENANCE, at(4), at(5))]
     days = [date(2026, 11, 9), date(2026, 11, 10)]
     assert days_with_results(session, ["svc", "other"], days, UTC) == {"svc": {date(2026, 11, 10)}, "other": set()}
+
+
+def test_the_page_indicator_follows_statuspage():
+    from monitor.enums import Impact
+    from web.queries import ServiceState
+    from web.snapshot import indicator
+
+    def states(*statuses):
+        return [ServiceState(s, {}, None) for s in statuses]
+
+    op = ComponentStatus.OPERATIONAL
+    assert indicator(states(op, op)).description == "All Systems Operational"
+    assert indicator(states(op, DEGRADED)).impact is Impact.MINOR
+    assert indicator(states(op, PARTIAL, DEGRADED)).impact is Impact.MAJOR
+    assert indicator(states(op, op, MAJOR)).impact is Impact.MAJOR  # one of three: not yet critical
+    assert indicator(states(op, MAJOR)).impact is Impact.CRITICAL
+    assert indicator(states(op, MAINTENANCE)) == indicator(states(MAINTENANCE))
+    assert indicator(states(op, MAINTENANCE)).description == "Service Under Maintenance"
+    assert indicator(states(None, None)).description == "No Data Yet"
