@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, Response, render_template
 from sqlalchemy import Engine
-from werkzeug.exceptions import HTTPException, InternalServerError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from monitor.config import DEFAULT_DATABASE, Config
-from monitor.store.db import make_engine, session_factory
+from monitor.store.db import make_engine, normalize_url, session_factory
 from web.context import EXTENSION, WebState, close_session, state
+
+log = logging.getLogger("genstatus.web")
+
+#: the page's database connections at most: one per worker thread of ``web.server`` (``THREADS``), none beyond
+POOL_SIZE = 8
+#: seconds a request waits for one of them before the page answers 503
+POOL_TIMEOUT = 5
+#: seconds a PostgreSQL connection attempt may take
+CONNECT_TIMEOUT = 5
+#: the ``Retry-After`` of a 503, in seconds
+RETRY_AFTER = 10
 
 #: No inline scripts or styles anywhere: the pages are plain server-rendered HTML.
 SECURITY_HEADERS = {
@@ -31,14 +47,16 @@ def create_app(
 ) -> Flask:
     """Build the web app.  The database is ``engine``, else ``database_url``, else ``config.database``.
 
-    The engine is ``app.extensions["genstatus"].engine``; whoever stops the app disposes of it.
+    The engine is ``app.extensions["genstatus"].engine``.  Given an ``engine``, whoever stops the app
+    disposes of it; otherwise the app has its own (``make_web_engine``), released by ``close_app``.
     """
     app = Flask(__name__)
     app.config["TESTING"] = testing
     app.jinja_env.autoescape = True
+    owns_engine = engine is None
     if engine is None:
-        engine = make_engine(database_url or (config.database if config else DEFAULT_DATABASE))
-    app.extensions[EXTENSION] = WebState(engine, session_factory(engine), config)
+        engine = make_web_engine(database_url or (config.database if config else DEFAULT_DATABASE))
+    app.extensions[EXTENSION] = WebState(engine, session_factory(engine), config, owns_engine=owns_engine)
 
     from web.status import bp as status_bp
 
@@ -47,8 +65,31 @@ def create_app(
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _internal_error)
+    app.register_error_handler(PoolTimeout, _database_unavailable)
+    app.register_error_handler(OperationalError, _database_unavailable)
     app.context_processor(lambda: {"site": state().site})
     return app
+
+
+def make_web_engine(url: str) -> Engine:
+    """The page's own engine: at most ``POOL_SIZE`` connections, a request waits ``POOL_TIMEOUT`` s for
+    one.  Separate from the monitor's engine, so visitors can never take the connections the store,
+    detection and alerts need; a busy page answers 503 instead of queueing without end."""
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory":
+            return make_engine(url)  # one in-memory database per connection: a pool has nothing to share
+        return make_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=POOL_TIMEOUT)
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT}
+    return make_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=POOL_TIMEOUT, connect_args=connect_args)
+
+
+def close_app(app: Flask) -> None:
+    """Release the database pool the app made for itself (an engine it was given stays open)."""
+    web = app.extensions.get(EXTENSION)
+    if isinstance(web, WebState) and web.owns_engine:
+        web.engine.dispose()
 
 
 def _security_headers(response: Response) -> Response:
@@ -62,6 +103,14 @@ def _http_error(error: HTTPException) -> tuple[str, int, dict[str, str]]:
     headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
     page = render_template("error.html", code=error.code, title=error.name, message=error.description)
     return page, error.code or 500, headers
+
+
+def _database_unavailable(error: Exception) -> tuple[str, int, dict[str, str]]:
+    """The page's pool is busy or the database does not answer: 503 and when to retry, the cause to the log only."""
+    cause = str(getattr(error, "orig", None) or error).splitlines()
+    log.warning("status page: database unavailable: %s", cause[0][:200] if cause else type(error).__name__)
+    return _http_error(ServiceUnavailable(
+        "The status page is busy or cannot reach its database. Please try again shortly.", retry_after=RETRY_AFTER))
 
 
 def _internal_error(_error: InternalServerError) -> tuple[str, int]:

@@ -21,6 +21,7 @@ class WebState:
     engine: Engine
     sessions: sessionmaker[Session]
     config: Config | None
+    owns_engine: bool = False  # made by ``create_app`` (released by ``web.close_app``), not handed in
 
     @property
     def site(self) -> SiteConfig:

@@ -3,6 +3,11 @@
 The config is ``$GENSTATUS_CONFIG``, else ``./genstatus.yaml`` (``GENSTATUS_DATABASE_URL`` overrides its
 database), read once when this module is imported.  The page only reads the database: migrate it first
 (``genstatus db upgrade``, or let ``genstatus run`` do it).
+
+Each process reads through a pool of its own of ``web.POOL_SIZE`` connections; a request that waits
+``web.POOL_TIMEOUT`` s for one gets a 503 with ``Retry-After``.  With threaded workers keep
+``--threads`` at or below ``web.POOL_SIZE``.  Slow clients are the front server's business here: put a
+reverse proxy (nginx, a load balancer) with request timeouts in front of gunicorn.
 """
 
 from __future__ import annotations

@@ -69,8 +69,8 @@ def start_web(config, engine, host: str, port: int):
     from web import create_app
     from web.server import start_server
 
-    try:
-        return start_server(create_app(config, engine=engine), host=host, port=port)
+    try:  # the page gets a small pool of its own on the same database: visitors never wait on, or take, the monitor's
+        return start_server(create_app(config, database_url=engine.url.render_as_string(hide_password=False)), host=host, port=port)
     except OSError as exc:  # waitress: EADDRINUSE, EACCES, an unknown host (socket.gaierror) ...
         if exc.errno == errno.EADDRINUSE:
             raise UsageError(f"cannot serve on {host}:{port}: the address is in use (choose another with --port)") from None
