@@ -58,11 +58,15 @@ def create_app(
         engine = make_web_engine(database_url or (config.database if config else DEFAULT_DATABASE))
     app.extensions[EXTENSION] = WebState(engine, session_factory(engine), config, owns_engine=owns_engine)
 
+    from web import badges, caching, feeds, health, metrics
     from web.status import bp as status_bp
 
     app.register_blueprint(status_bp)
+    for public in (feeds, badges, metrics, health):  # /feed.atom|rss, /badge/<service>.svg, /metrics, /readyz
+        app.register_blueprint(public.bp)
     app.teardown_appcontext(close_session)
     app.after_request(_security_headers)
+    caching.install(app)  # ETag, 304, Cache-Control, gzip; the render cache of @cached_view
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _internal_error)
     app.register_error_handler(PoolTimeout, _database_unavailable)
