@@ -99,7 +99,8 @@ def test_migration_closes_duplicate_open_incidents(tmp_path):
                 dict(service_id=None, kind="agent", audience="operator", regions=["us"])]
         with engine.begin() as connection:
             for row in rows:
-                connection.execute(table.insert().values(title="t", started_at=T0, detected_at=T0, **row))
+                defaults = dict(audience="public", impact="minor", status="investigating", created_at=T0, updated_at=T0)
+                connection.execute(table.insert().values(title="t", started_at=T0, detected_at=T0, **{**defaults, **row}))
         upgrade(engine)
         with Session(engine) as session:
             found = [(i.id, i.key_region, i.resolved_at is None) for i in session.scalars(select(Incident).order_by(Incident.id))]
