@@ -59,9 +59,13 @@ def create_app(
     app.extensions[EXTENSION] = WebState(engine, session_factory(engine), config, owns_engine=owns_engine)
 
     from web import badges, caching, feeds, health, metrics
+    from web.api_v1 import bp as api_v1_bp
+    from web.api_v2 import bp as api_v2_bp
     from web.status import bp as status_bp
 
     app.register_blueprint(status_bp)
+    app.register_blueprint(api_v1_bp)
+    app.register_blueprint(api_v2_bp)
     for public in (feeds, badges, metrics, health):  # /feed.atom|rss, /badge/<service>.svg, /metrics, /readyz
         app.register_blueprint(public.bp)
     app.teardown_appcontext(close_session)
