@@ -58,7 +58,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor.config import Config
-from monitor.enums import OPERATOR_OUTCOMES, Audience, ComponentStatus, Impact, IncidentKind, Outcome
+from monitor.enums import IMPACT_RANK, OPERATOR_OUTCOMES, Audience, ComponentStatus, Impact, IncidentKind, Outcome
 from monitor.store.histogram import COLUMN_NAMES as HISTOGRAM_COLUMNS
 from monitor.store.histogram import UPPER_BOUNDS_MS
 from monitor.store.models import Incident, rollup_daily, rollup_hourly
@@ -74,7 +74,7 @@ PREFIX = "genstatus"
 PUBLIC_OUTCOMES = tuple(o for o in Outcome if o not in OPERATOR_OUTCOMES)
 #: incident kinds the public sees (agent and operator incidents are the operator's)
 PUBLIC_KINDS = (IncidentKind.OUTAGE, IncidentKind.LATENCY, IncidentKind.QUALITY, IncidentKind.SAFETY)
-INCIDENT_IMPACTS = (Impact.MINOR, Impact.MAJOR, Impact.CRITICAL)
+INCIDENT_IMPACTS = tuple(i for i in sorted(IMPACT_RANK, key=IMPACT_RANK.__getitem__) if i is not Impact.NONE)
 STATUSES = (*(s.value for s in ComponentStatus), NO_DATA)
 QUALITY_WINDOW = timedelta(hours=24)
 UPTIME_DAYS = 30
