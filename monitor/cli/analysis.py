@@ -8,6 +8,14 @@ from pathlib import Path
 
 from monitor.cli.common import EXIT_OK, EXIT_UNHEALTHY, UsageError, load
 
+MAX_IMAGE_FILE = 64 * 2**20  # read no further: ``score /dev/zero`` must not fill the memory
+
+
+def printable_path(path: str) -> str:
+    """A file name as it can be printed: bytes that are not UTF-8 (kept by Python as lone surrogates,
+    which a strict UTF-8 stdout refuses with a traceback) shown escaped, as stderr shows them."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from monitor.detection.detect import DetectorConfig
@@ -18,13 +26,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         observations = read_trace(args.trace)
     except FileNotFoundError:
         raise UsageError(f"{args.trace}: no such trace file") from None
+    except OSError as exc:  # a directory, no permission ...
+        raise UsageError(f"{args.trace}: cannot read the trace file: {exc.strerror or exc}") from None
     except TraceError as exc:
         raise UsageError(str(exc)) from None
     incidents = replay(observations, DetectorConfig.from_config(config))
     if args.json:
         print(json.dumps({"incidents": [i.to_dict(with_updates=args.updates) for i in incidents]}, indent=2))
         return EXIT_OK
-    print(f"{len(observations)} results, {len(incidents)} incident{'' if len(incidents) == 1 else 's'}")
+    print(f"{len(observations)} result{'' if len(observations) == 1 else 's'}, "
+          f"{len(incidents)} incident{'' if len(incidents) == 1 else 's'}")
     for incident in incidents:
         data = incident.to_dict()
         subject = data["service"] or f"region {', '.join(data['regions'])}"
@@ -40,12 +51,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     from monitor.scoring import score_image
 
     def read(path: str, what: str) -> bytes:
+        """The file's bytes; a file we cannot read, or one too large to be an image, is a usage error (exit 2)."""
         try:
-            return Path(path).read_bytes()
+            with Path(path).open("rb") as stream:
+                data = stream.read(MAX_IMAGE_FILE + 1)
         except FileNotFoundError:
             raise UsageError(f"{path}: no such {what} file") from None
         except OSError as exc:
             raise UsageError(f"{path}: cannot read the {what} file: {exc.strerror or exc}") from None
+        if len(data) > MAX_IMAGE_FILE:
+            raise UsageError(f"{path}: over {MAX_IMAGE_FILE // 2**20} MB, too large to be a generated image")
+        return data
 
     data = read(args.image, "image")
     references = [read(path, "reference") for path in args.reference or []]
@@ -60,7 +76,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        line = f"{args.image}: {result['verdict']} (score {result['score']:.2f})"
+        line = f"{printable_path(args.image)}: {result['verdict']} (score {result['score']:.2f})"
         if result["reference_distance"] is not None:
             line += f", {result['reference_distance']} bits from the nearest reference"
         print(line)

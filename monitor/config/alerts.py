@@ -15,7 +15,7 @@ DEFAULT_SEND_TIMEOUT = timedelta(seconds=10)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class SMTPConfig(_Strict):

@@ -12,7 +12,7 @@ from monitor.config.durations import Duration
 class DetectionSettings(BaseModel):
     """The ``detection:`` section of the config; defaults are the documented ones."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     failure_threshold: int = Field(2, ge=1, le=20)  # the fewest bad results in a row that may open an incident
     # expected false public incidents per service per 90 days: sizes the evidence to each service's noise

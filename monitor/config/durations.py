@@ -21,8 +21,8 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError(f"invalid duration {value!r}")
     if isinstance(value, (int, float)):
         if value != value or value < 0:  # NaN, negative
-            raise ValueError(f"invalid duration {value!r}: must be a number of seconds, 0 or more")
-        return _bounded(float(value), value)
+            raise ValueError(f"invalid duration {_shown(value)}: must be a number of seconds, 0 or more")
+        return _bounded(value, value)  # compared as it is: a 400-digit integer does not fit a float
     text = str(value).strip().lower()
     pos, total = 0, 0.0
     for match in _PART.finditer(text):
@@ -31,14 +31,20 @@ def parse_duration(value: object) -> timedelta:
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         pos = match.end()
     if pos != len(text) or not text:
-        raise ValueError(f"invalid duration {str(value)!r} (use e.g. 30s, 5m, 1h)")
+        raise ValueError(f"invalid duration {_shown(str(value))} (use e.g. 30s, 5m, 1h)")
     return _bounded(total, value)
 
 
 def _bounded(seconds: float, written: object) -> timedelta:
     if not seconds <= MAX_DURATION.total_seconds():  # also catches infinity
-        raise ValueError(f"duration {str(written)!r} is longer than {MAX_DURATION.days} days")
+        raise ValueError(f"duration {_shown(str(written))} is longer than {MAX_DURATION.days} days")
     return timedelta(seconds=seconds)
+
+
+def _shown(value: object) -> str:
+    """``repr`` cut short: a duration of 5000 digits is quoted in the error, not echoed whole."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}...{text[-6:]}"
 
 
 def format_duration(delta: timedelta) -> str:

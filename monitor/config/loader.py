@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.composer import Composer
+from yaml.resolver import Resolver
 
 from monitor.config.schema import DEFAULT_CONFIG_NAME, Config
 
@@ -46,6 +48,8 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 MAX_NODES = 50_000  # a config is a few hundred values; aliases must not multiply them (a "billion laughs" file)
 MAX_DEPTH = 32  # the schema nests five levels deep
+MAX_CONFIG_BYTES = 16 * 2**20  # read no further: ``-c /dev/zero`` must not fill the memory
+TOO_DEEP = f"nested too deeply (more than {MAX_DEPTH} levels)"
 
 
 class _TooComplex(Exception):
@@ -55,6 +59,70 @@ class _TooComplex(Exception):
         super().__init__(message)
         self.line = line
         self.message = message
+
+
+class _LimitedComposer(Composer):
+    """PyYAML's composer, stopping at the ``MAX_NODES``-th node or the ``MAX_DEPTH``-th level.
+
+    The limits hold while the file is read, so a 10 MB config is refused after its first
+    megabyte instead of after the whole tree is built (and a deep one without a deep recursion).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._composed = 0
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if not (isinstance(parent, yaml.MappingNode) and index is None):  # keys are not counted as values
+            self._composed += 1
+        self._depth += 1
+        try:
+            if self._composed > MAX_NODES:
+                raise _TooComplex(self._line(), f"more than {MAX_NODES} values: a config is a few hundred")
+            if self._depth > MAX_DEPTH + 1:  # the root is level 0
+                raise _TooComplex(self._line(), TOO_DEEP)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _line(self) -> int:
+        return self.peek_event().start_mark.line + 1  # type: ignore[attr-defined]  # the parser mixed in
+
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _Loader(_LimitedComposer, CParser, Resolver):
+        """libyaml scans and parses (ten times faster than PyYAML's own), our composer builds the tree."""
+
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            _LimitedComposer.__init__(self)
+            Resolver.__init__(self)
+else:  # pragma: no cover - PyYAML without libyaml
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Loader(Reader, Scanner, Parser, _LimitedComposer, Resolver):  # type: ignore[no-redef]
+        def __init__(self, text: str) -> None:
+            Reader.__init__(self, text)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            _LimitedComposer.__init__(self)
+            Resolver.__init__(self)
+
+
+def _compose(text: str) -> yaml.Node | None:
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
 class _Reader:
@@ -80,7 +148,7 @@ class _Reader:
         if self._visited > MAX_NODES:
             raise _TooComplex(line, f"more than {MAX_NODES} values (aliases that multiply each other?)")
         if len(path) > MAX_DEPTH:
-            raise _TooComplex(line, f"nested more than {MAX_DEPTH} levels deep")
+            raise _TooComplex(line, TOO_DEEP)
         if id(node) in self._open:
             raise _TooComplex(line, "an alias refers to the value that contains it")
         self._open.add(id(node))
@@ -91,12 +159,14 @@ class _Reader:
 
     def _read(self, node: yaml.Node, path: tuple, line: int) -> Any:
         self.lines.setdefault(path, line)
+        if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_TAGS:
+            # PyYAML's constructor is bypassed for collections: ``!!python/object:...`` or ``!!set`` would be read as plain
+            self.issues.append(ConfigIssue(path, f"unsupported YAML tag {node.tag!r}"))
         if isinstance(node, yaml.MappingNode):
             self._constructor.flatten_mapping(node)
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                key = self._constructor.construct_object(key_node, deep=True)
-                key = str(key)
+                key = str(self._scalar(key_node, path))
                 child = path + (key,)
                 self.lines[child] = key_node.start_mark.line + 1
                 if key in out:
@@ -106,8 +176,33 @@ class _Reader:
         if isinstance(node, yaml.SequenceNode):
             return [self.read(item, path + (i,)) for i, item in enumerate(node.value)]
         if node.tag == "tag:yaml.org,2002:str" and "${" in node.value:
-            return self._substitute(node.value, path)
-        return self._constructor.construct_object(node, deep=True)
+            return self._checked(self._substitute(node.value, path), path)
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: tuple) -> Any:
+        """PyYAML's value for a scalar; one it cannot build (``2026-13-45``, ``!!int abc``, an integer
+        of 5000 digits) is a problem of the file, where PyYAML raises ``ValueError`` and the like."""
+        try:
+            value = self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as exc:
+            self._constructor.recursive_objects.pop(node, None)
+            kind = node.tag.rsplit(":", 1)[-1]
+            reason = f" ({str(exc).split(';')[0]})" if isinstance(exc, (ValueError, OverflowError)) else ""
+            self.issues.append(ConfigIssue(path, f"{_shown(node.value)} is not a valid {kind}{reason}"))
+            return None
+        return self._checked(value, path)
+
+    def _checked(self, value: Any, path: tuple) -> Any:
+        """A scalar's value; NUL (from a ``"\\0"`` escape) and ``!!binary`` are refused: the
+        database cannot store NUL, and every config value is text, a number or a flag."""
+        if isinstance(value, bytes):
+            self.issues.append(ConfigIssue(path, "binary values (!!binary) are not config values"))
+        elif isinstance(value, str) and "\x00" in value:
+            self.issues.append(ConfigIssue(path, "contains a NUL character (\\0)"))
+            value = value.replace("\x00", "")
+        return value
 
     def _substitute(self, text: str, path: tuple) -> str:
         def replace(match: re.Match) -> str:
@@ -120,6 +215,19 @@ class _Reader:
             return ""
 
         return _VAR.sub(replace, text)
+
+
+def _shown(value: Any) -> str:
+    """``repr`` cut short: the bad value is quoted in the message, and may be thousands of characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
+def _line_at(text: str, position: int) -> int:
+    """The line of a reader error's ``position``: a UTF-8 byte offset from libyaml, a character offset otherwise."""
+    if yaml.__with_libyaml__:
+        return text.encode("utf-8")[:position].count(b"\n") + 1
+    return text[:position].count("\n") + 1
 
 
 def _line_for(lines: dict[tuple, int], path: tuple) -> int:
@@ -218,18 +326,30 @@ def parse_yaml_model(
     env = dict(os.environ) if env is None else env
     reader = _Reader(env)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
         data = reader.read(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise ConfigError(file, [f"{file}:{line} {exc.problem or exc.context}"]) from None
+        problem = exc.problem or exc.context or "not YAML"
+        if "nesting depth" in problem:  # libyaml's own limit, met while it reads ahead
+            problem = TOO_DEEP
+        bad_line = text.splitlines()[line - 1:line]
+        if bad_line and "\t" in bad_line[0] and "tab" not in problem and "\\t" not in problem:  # libyaml names no character
+            problem += " (a tab? YAML indents with spaces)"
+        raise ConfigError(file, [f"{file}:{line} {problem}"]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = _line_at(text, exc.position)
+        raise ConfigError(file, [f"{file}:{line} {str(exc).splitlines()[0]}"]) from None
+    except UnicodeEncodeError as exc:  # a lone surrogate in text given by a caller (libyaml reads UTF-8)
+        line = text[:exc.start].count("\n") + 1
+        raise ConfigError(file, [f"{file}:{line} not valid Unicode text"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, [f"{file}:1 {exc}"]) from None
     except _TooComplex as exc:
         raise ConfigError(file, [f"{file}:{exc.line} {exc.message}"]) from None
     except RecursionError:
-        raise ConfigError(file, [f"{file}:1 nested too deeply to be a config"]) from None
+        raise ConfigError(file, [f"{file}:1 {TOO_DEEP}"]) from None
     if not isinstance(data, dict):
         keys = ", ".join(model_cls.model_fields)
         raise ConfigError(file, [f"{file}:1 (top level): expected a mapping of keys ({keys})"])
@@ -283,9 +403,18 @@ def load_config(
 ) -> Config:
     resolved = config_path(path)
     try:
-        text = resolved.read_text(encoding="utf-8")
+        with resolved.open("rb") as stream:
+            data = stream.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(str(resolved), [f"{resolved}: no such config file (create one with 'genstatus init')"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(resolved), [f"{resolved}: cannot read config: {exc}"]) from None
+    except OSError as exc:
+        raise ConfigError(str(resolved), [f"{resolved}: cannot read config: {exc.strerror or exc}"]) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(resolved), [f"{resolved}:1 over {MAX_CONFIG_BYTES // 2**20} MB, too large to be a config"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(str(resolved), [f"{resolved}:{line} not UTF-8 text (byte {column} of the line)"]) from None
     return parse_config(text, str(resolved), env, checks)

@@ -30,11 +30,11 @@ class RetentionSettings(BaseModel):
     passed (their thumbnail stays, under the thumbnail rules above).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     raw_results: Duration = timedelta(days=30)
     thumbnails: Duration = timedelta(days=7)
-    thumbnails_kept: int = Field(12, ge=1)
+    thumbnails_kept: int = Field(12, ge=1, le=1_000_000)  # a bigger number overflowed SQLite's integers
     delivered_alerts: Duration = timedelta(days=30)
     undelivered_alerts: Duration = timedelta(days=90)
 

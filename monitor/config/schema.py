@@ -17,6 +17,7 @@ from monitor.config.alerts import AlertsConfig
 from monitor.config.detection import DetectionSettings
 from monitor.config.durations import Duration, format_duration
 from monitor.config.retention import RetentionSettings
+from monitor.config.subscriptions import Subscriptions, SubscriptionsConfig
 
 DEFAULT_CONFIG_NAME = "genstatus.yaml"
 SEED_LIMIT = 2**31 - 1  # the largest seed every provider accepts
@@ -26,7 +27,8 @@ Slug = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # ``.inf`` and ``.nan`` are YAML floats: an infinite budget or tolerance is a typo, and NaN fails no comparison
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SiteConfig(Strict):
@@ -130,15 +132,34 @@ class ServiceConfig(Strict):
     #: cannot leak to a host the operator did not choose; these origins must also resolve to public
     #: addresses unless ``allow_private_network`` is set.
     allowed_origins: list[str] = []
-    max_image_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_image_bytes: int = Field(32 * 1024 * 1024, ge=1024, le=2**30)  # more than 1 GB would be no limit at all
     headers: dict[str, str] = {}
     options: dict[str, Any] = {}
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        """Refused here rather than at every probe of ``run`` (a bad URL made each one a ``probe_error``)."""
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+        except ValueError as exc:
+            raise ValueError(f"not a URL ({exc}): give e.g. https://api.example.com/v1") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+            raise ValueError("not an http(s) URL with a host: give e.g. https://api.example.com/v1")
+        return value
 
     @field_validator("allowed_origins")
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
         for origin in value:
-            parts = urlsplit(origin)
+            try:
+                parts = urlsplit(origin)
+                parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+            except ValueError:
+                parts = urlsplit("")
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
                     or parts.query or parts.fragment or parts.username or parts.password:
                 raise ValueError(f"{origin!r} is not an origin: give scheme://host[:port], e.g. https://api.eu.example.com")
@@ -149,6 +170,14 @@ class ServiceConfig(Strict):
     def _positive(cls, value: timedelta) -> timedelta:
         if value.total_seconds() < 1:
             raise ValueError(f"must be at least 1s, got {format_duration(value)}")
+        return value
+
+    @field_validator("health_interval")
+    @classmethod
+    def _health_interval(cls, value: timedelta | None) -> timedelta | None:
+        """0 turns health checks off; anything else under a second would check the provider in a busy loop."""
+        if value and value.total_seconds() < 1:
+            raise ValueError(f"must be at least 1s (or 0s for none), got {format_duration(value)}")
         return value
 
     @property
@@ -171,6 +200,13 @@ class WeeklyReportConfig(Strict):
     at: str = "mon 09:00"
     channels: list[str] = []
 
+    @field_validator("at")
+    @classmethod
+    def _weekday_and_time(cls, value: str) -> str:
+        if not re.fullmatch(r"(?i)(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"invalid time {value!r} (use a weekday and a 24-hour time, e.g. mon 09:00)")
+        return value
+
 
 class ReportsConfig(Strict):
     weekly: WeeklyReportConfig | None = None
@@ -187,7 +223,10 @@ class MaintenanceWindow(Strict):
     @field_validator("start", "end")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        try:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+05:00 is in year 0 in UTC
+            raise ValueError(f"{value.isoformat()} is out of range in UTC") from None
 
     @model_validator(mode="after")
     def _ordered(self) -> MaintenanceWindow:
@@ -206,6 +245,7 @@ class Config(Strict):
     maintenance: list[MaintenanceWindow] = []
     alerts: AlertsConfig = AlertsConfig()
     reports: ReportsConfig = ReportsConfig()
+    subscriptions: Subscriptions = SubscriptionsConfig()  # after site and alerts: its check reads them
     quality: QualityConfig = QualityConfig()
     retention: RetentionSettings = RetentionSettings()  # what old data is deleted (monitor.store.retention)
 

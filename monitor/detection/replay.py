@@ -17,6 +17,7 @@ outside incidents of the same kind.
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,14 +35,65 @@ class TraceError(ValueError):
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # older timestamps cannot be probe results (and overflow date arithmetic)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)  # far-future ones are typos, and date arithmetic near year 9999 overflows
+MAX_LINE = 2**20  # a record is a few hundred bytes: a longer line is not one, and is not read into memory whole
+KINDS = ("canary", "confirmation", "health")
+
+
+class _OutOfRange(ValueError):
+    """A well-formed time that no probe result can have."""
 
 
 def parse_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not text.isprintable():  # CPython ignores a trailing NUL
+        raise ValueError(f"{text!r} holds control characters")
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00 is in year 0 in UTC
+        raise _OutOfRange("out of range") from None
     if value < EARLIEST:
-        raise ValueError(f"{text!r} is before 1970")
+        raise _OutOfRange("before 1970")
+    if value >= LATEST:
+        raise _OutOfRange(f"after {LATEST.year - 1}")
     return value
+
+
+def _shown(value: Any) -> str:
+    """``repr`` cut short: a bad value is quoted in the error, and may be a megabyte long."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
+def _text(record: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    """A string field (null or absent allowed unless ``required``); raises ``ValueError`` naming it."""
+    value = record.get(name)
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"missing {name!r}")
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {_shown(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") is valid JSON but cannot be printed
+        raise ValueError(f"{name} is not valid Unicode: {_shown(value)}") from None
+    return value
+
+
+def _number(record: dict[str, Any], name: str, low: float, high: float) -> float | None:
+    value = record.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number or null, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not low <= number <= high:  # also refuses NaN and Infinity, which Python's JSON reads
+        raise ValueError(f"{name} must be a number from {low:g} to {high:g} or null, got {_shown(value)}")
+    return number
 
 
 def observation_from(record: dict[str, Any]) -> Observation:
@@ -49,51 +101,79 @@ def observation_from(record: dict[str, Any]) -> Observation:
     for name in ("ts", "service", "region", "outcome"):
         if record.get(name) in (None, ""):
             raise ValueError(f"missing {name!r}")
+    stamp = record["ts"]
+    if not isinstance(stamp, str):  # a number would be read as a basic-format date (20261102)
+        raise ValueError(f"invalid ts {_shown(stamp)} (use an ISO 8601 string, e.g. 2026-11-02T10:05:00Z)")
     try:
-        ts = parse_time(str(record["ts"]))
+        ts = parse_time(stamp)
+    except _OutOfRange as exc:
+        raise ValueError(f"invalid ts {_shown(stamp)}: {exc}") from None
     except ValueError:
-        raise ValueError(f"invalid ts {record['ts']!r} (use ISO 8601, e.g. 2026-11-02T10:05:00Z)") from None
+        raise ValueError(f"invalid ts {_shown(stamp)} (use ISO 8601, e.g. 2026-11-02T10:05:00Z)") from None
     try:
         outcome = Outcome(record["outcome"])
     except ValueError:
-        raise ValueError(f"unknown outcome {record['outcome']!r} (known: {', '.join(o.value for o in Outcome)})") from None
-    latency, quality = record.get("latency_ms"), record.get("quality")
-    for name, value in (("latency_ms", latency), ("quality", quality)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ValueError(f"{name} must be a number or null, got {value!r}")
+        raise ValueError(f"unknown outcome {_shown(record['outcome'])} (known: {', '.join(o.value for o in Outcome)})") from None
+    kind = _text(record, "kind")
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown kind {_shown(kind)} (known: {', '.join(KINDS)})")
+    status = record.get("http_status")
+    if status is not None and (isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 999):
+        raise ValueError(f"http_status must be an HTTP status code or null, got {_shown(status)}")
     return Observation(
         ts=ts,
-        service=str(record["service"]),
-        region=str(record["region"]),
+        service=_text(record, "service", required=True) or "",
+        region=_text(record, "region", required=True) or "",
         outcome=outcome,
-        canary=record.get("canary"),
-        latency_ms=float(latency) if latency is not None else None,
-        quality=float(quality) if quality is not None else None,
-        confirmation=record.get("kind") == "confirmation",
-        health=record.get("kind") == "health",
-        detail=record.get("detail"),
+        canary=_text(record, "canary"),
+        latency_ms=_number(record, "latency_ms", 0, 1e12),  # 1e12 ms: thirty years
+        quality=_number(record, "quality", 0, 1),
+        confirmation=kind == "confirmation",
+        health=kind == "health",
+        detail=_text(record, "detail"),
     )
 
 
+def _record(raw: bytes, number: int) -> dict[str, Any] | None:
+    """The JSON object on one line (None for a blank line); raises ``ValueError`` saying what is wrong."""
+    if len(raw) > MAX_LINE:
+        raise ValueError(f"longer than {MAX_LINE // 2**10} KB: not a trace record")
+    if number == 1:
+        raw = raw.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark, as some Windows editors write
+    line = raw.decode("utf-8")
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg} (column {exc.colno})") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ValueError(f"not JSON: {str(exc).split(';')[0]}") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    return record
+
+
 def read_trace(path: str | Path) -> list[Observation]:
-    """All results of a trace file, in ``ts`` order; a bad line raises ``TraceError`` naming it."""
+    """All results of a trace file, in ``ts`` order; a bad line raises ``TraceError`` naming it,
+    and so does a trace without a single result (an empty file is the wrong file)."""
     observations = []
+    number = 0
     with Path(path).open("rb") as lines:
-        for number, raw in enumerate(lines, 1):
+        while raw := lines.readline(MAX_LINE + 1):
+            number += 1
             try:
-                line = raw.decode("utf-8")
-                if not line.strip():
-                    continue
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("expected a JSON object")
-                observations.append(observation_from(record))
+                record = _record(raw, number)
+                if record is not None:
+                    observations.append(observation_from(record))
             except UnicodeDecodeError as exc:
                 raise TraceError(f"{path}:{number}: not UTF-8 text (byte {exc.start + 1} of the line)") from None
             except RecursionError:
                 raise TraceError(f"{path}:{number}: nested too deeply to be a trace record") from None
             except (ValueError, OverflowError) as exc:
                 raise TraceError(f"{path}:{number}: {exc}") from None
+    if not observations:
+        raise TraceError(f"{path}:{max(number, 1)}: no results: the trace is empty or holds only blank lines")
     return sorted(observations, key=order_key)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -31,6 +30,9 @@ def decode_and_validate(given: ScoringInput, out: Assessment) -> None:
             out.width, out.height = image.size
             if image.width * image.height > MAX_PIXELS:
                 raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
+            if out.format not in ALLOWED_FORMATS:  # refused from the header: never decoded
+                out.fail("unexpected_format", f"unexpected image format {out.format}", invalid=True)
+                return
             _refuse_costly(image)
             image.load()  # full decode: catches truncated files
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -41,9 +43,6 @@ def decode_and_validate(given: ScoringInput, out: Assessment) -> None:
         return
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         out.fail("truncated", f"the image is truncated or corrupt ({exc})", invalid=True)
-        return
-    if out.format not in ALLOWED_FORMATS:
-        out.fail("unexpected_format", f"unexpected image format {out.format}", invalid=True)
         return
     if given.requested_size and not _size_matches(given, out.width, out.height):
         want = "x".join(map(str, given.requested_size))
@@ -71,11 +70,32 @@ def _refuse_costly(image: Image.Image) -> None:
     width, height = image.size
     if min(width, height) == 0 or max(width, height) / min(width, height) > MAX_ASPECT:
         raise Image.DecompressionBombError(f"a {width}x{height} strip")
-    # wide modes are analysed as 64-bit floats (``eight_bit``); other modes take a byte per band
-    per_pixel = 8 if image.mode in WIDE_MODES else max(1, len(image.getbands()))
-    needed = width * height * per_pixel
+    needed = width * height * peak_bytes_per_pixel(image)
     if needed > MAX_DECODED_BYTES:
-        raise Image.DecompressionBombError(f"{width}x{height} {image.mode} would take {needed // 2**20} MB to analyse")
+        raise Image.DecompressionBombError(f"{width}x{height} {image.format} {image.mode} would take "
+                                           f"{needed // 2**20} MB to decode and analyse")
+
+
+def peak_bytes_per_pixel(image: Image.Image) -> int:
+    """The memory a pixel takes at the peak of decoding and analysing, known from the header alone.
+
+    Pillow holds 1 byte a pixel for modes 1, L and P, 2 for 16-bit grey and 4 for every other
+    mode (RGB included); WebP decodes through three more 4-byte buffers and a progressive JPEG keeps
+    2 bytes of coefficients per band; ``eight_bit`` adds float32 and 8-bit copies of wide modes, an
+    RGB picture over white for transparent ones, and ``analysis_copy`` an RGB copy of other modes.
+    (Measured: an 8192 x 8192 RGBA PNG peaked at 1.1 GB, a WebP of that size at 1 GB on load alone.)
+    """
+    mode = image.mode
+    held = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    if image.format == "WEBP":
+        held += 12
+    elif image.format == "JPEG" and image.info.get("progressive"):
+        held += 2 * len(image.getbands())
+    if mode in WIDE_MODES:
+        return held + 2 + 4 + 1  # the array interface's copy, float32, the 8-bit result
+    if _transparent(image):
+        return held + (0 if mode in ("RGBA", "LA") else 4) + 4  # RGBA made from P or PA, then RGB
+    return held + (0 if mode in ("RGB", "L") else 4)
 
 
 def eight_bit(image: Image.Image) -> Image.Image:
@@ -83,22 +103,29 @@ def eight_bit(image: Image.Image) -> Image.Image:
     16-bit values at 255, which turns a 16-bit picture into a near-white card); a transparent picture
     (e.g. GPT-image's ``background: transparent``) over white, as it is shown -- dropping the alpha
     would judge the hidden colour of transparent pixels, usually black; other modes as is."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        extrema: Any = rgba.getextrema()
-        if extrema[3][0] == 255:  # fully opaque: nothing to composite
-            return rgba.convert("RGB")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    if _transparent(image):
+        # pasted through its own alpha onto white: one RGB copy, where compositing RGBA images took three
+        rgba = image if image.mode in ("RGBA", "LA") else image.convert("RGBA")
+        shown = Image.new("RGB", image.size, (255, 255, 255))
+        shown.paste(rgba, (0, 0), rgba)
+        return shown
     if image.mode not in WIDE_MODES:
         return image
-    pixels = np.asarray(image, dtype=np.float64)
+    pixels = np.array(image, dtype=np.float32)  # float32 in place: exact for 16-bit values, half of float64's memory
     if image.mode.startswith("I;16"):
         top = 65535.0
     else:
         peak = float(np.nanmax(pixels)) if pixels.size else 0.0
         top = 1.0 if image.mode == "F" and peak <= 1.0 else (65535.0 if peak > 255 else 255.0)
-    pixels = np.nan_to_num(pixels, nan=0.0, posinf=top, neginf=0.0)
-    return Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).round().astype(np.uint8), "L")
+    np.nan_to_num(pixels, copy=False, nan=0.0, posinf=top, neginf=0.0)
+    pixels *= 255.0 / top
+    np.clip(pixels, 0, 255, out=pixels)
+    np.rint(pixels, out=pixels)
+    return Image.fromarray(pixels.astype(np.uint8), "L")
+
+
+def _transparent(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
 
 
 ASPECT_TOLERANCE = 0.03  # providers round aspect-ratio sizes to multiples of 8, 16 or 64
