@@ -17,7 +17,6 @@ from monitor.store.models import Incident, rollup_daily, rollup_hourly
 from tests.webdb import add_result, add_rollup, add_service, client, engine, session  # noqa: F401 - fixtures
 from web import SECURITY_HEADERS, create_app
 from web.queries import daily_uptime, latency_summary, latest_results, service_states
-from web.status import overall_banner
 from web.timefmt import local_text, time_element, zone
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # the page uses the real clock
@@ -53,7 +52,7 @@ def test_services_grouped_and_ordered_by_position(session, client):
     html = client.get("/").get_data(as_text=True)
 
     # groups in order of their first service; services by position within a group
-    assert re.findall(r'<h2 class="group-name">([^<]+)</h2>', html) == ["OpenAI", "Black Forest"]
+    assert re.findall(r'<h2 class="group-name"[^>]*>([^<]+)</h2>', html) == ["OpenAI", "Black Forest"]
     assert service_order(html) == ["dalle3", "gpt-image", "flux"]
     assert "Removed" not in html
 
@@ -156,25 +155,21 @@ def test_state_ignores_health_checks_and_stale_results(session):
     assert states["old"].status is None and states["old"].key == "unknown"
 
 
-def test_banner_follows_the_worst_state(session, client):
+def test_banner_follows_the_statuspage_indicator(session, client):
     add_service(session, "a", position=0)
     add_service(session, "b", position=1)
-    assert banner(client.get("/").get_data(as_text=True)) == ("unknown", "No data yet")
+    assert banner(client.get("/").get_data(as_text=True)) == ("none", "No Data Yet")
 
     now = datetime.now(UTC) - timedelta(minutes=1)
     add_result(session, "a", "eu", "ok", now)
     add_result(session, "b", "eu", "timeout", now)
-    assert banner(client.get("/").get_data(as_text=True)) == ("operational", "All systems operational")
+    assert banner(client.get("/").get_data(as_text=True)) == ("none", "All Systems Operational")
     add_incident(session, "b", "latency", "minor")
-    assert banner(client.get("/").get_data(as_text=True)) == ("degraded_performance", "Some services are degraded")
+    assert banner(client.get("/").get_data(as_text=True)) == ("minor", "Partially Degraded Service")
     add_incident(session, "b", "outage", "minor")
-    assert banner(client.get("/").get_data(as_text=True)) == ("partial_outage", "Some services are degraded")
-    add_incident(session, "a", "outage", "major")
-    assert banner(client.get("/").get_data(as_text=True)) == ("major_outage", "Major outage")
-
-
-def test_overall_banner_without_services():
-    assert overall_banner([]).status == "unknown"
+    assert banner(client.get("/").get_data(as_text=True)) == ("major", "Partial System Outage")
+    add_incident(session, "a", "outage", "major")  # one of two services in a major outage: critical
+    assert banner(client.get("/").get_data(as_text=True)) == ("critical", "Major System Outage")
 
 
 # ---------------------------------------------------------------------------------------
@@ -219,17 +214,22 @@ def test_day_levels(session):
 def test_index_draws_90_bars_with_titles(session, client):
     add_service(session, "svc")
     today = datetime.now(UTC).date()
-    add_rollup(session, rollup_daily, "svc", "eu", day_start(today - timedelta(days=1)), ok=3, timeout=1)
+    yesterday = day_start(today - timedelta(days=1))
+    add_rollup(session, rollup_daily, "svc", "eu", yesterday, ok=3, timeout=1)
+    session.add(Incident(service_id="svc", kind="outage", audience="public", impact="major", status="resolved",
+                         title="svc down", regions=["eu"], started_at=yesterday + timedelta(hours=3),
+                         detected_at=yesterday + timedelta(hours=3), resolved_at=yesterday + timedelta(hours=5, minutes=24)))
+    session.commit()
     html = client.get("/").get_data(as_text=True)
 
-    bars = re.findall(r'<span class="bar bar-(\w+)" data-day="([\d-]+)"[^>]*title="([^"]*)"', html)
+    bars = re.findall(r'<rect x="(\d+)" width="[\d.]+" height="1" class="d-(\w+)"><title>([^<]*)</title></rect>', html)
     assert len(bars) == 90
-    assert [b[0] for b in bars].count("none") == 89
-    level, day, title = bars[-2]
-    assert level == "major" and day == (today - timedelta(days=1)).isoformat()
-    assert title.startswith(f"{day}: 75.00% uptime") and "4 checks, 1 down, 0 degraded" in title
+    assert [b[1] for b in bars].count("none") == 89  # only yesterday has results or incidents
+    x, level, title = bars[-2]
+    assert (x, level) == ("88", "major_outage")
+    assert title == f"{today - timedelta(days=1)}: 90.00% uptime — svc down (major outage)"  # 2.4 h of 24
     assert bars[-1][2] == f"{today.isoformat()}: no data"
-    assert "75.00% uptime</span>" in html  # the 90-day figure
+    assert "90.00% uptime</span>" in html  # the 90-day figure: over the one day with data
 
 
 # ---------------------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def test_service_page(session, client):
     assert "502" in html and "12.4 s" in html and "0.91" in html
     p50 = re.search(r'data-latency="p50">([^<]+)<', html).group(1)
     assert p50.endswith(" s") and 8 < float(p50[:-2]) < 13
-    assert len(re.findall(r'class="bar bar-', html)) == 90
+    assert len(re.findall(r'<rect x="\d+" width=', html)) == 90
 
 
 def test_unknown_service_is_404(session, client):
@@ -340,7 +340,8 @@ def test_security_headers(client):
 
 def test_pages_have_no_inline_scripts_or_styles(session, client):
     add_service(session, "svc")
-    for path in ("/", "/services/svc", "/services/nope"):
+    add_incident(session, "svc")
+    for path in ("/", "/services/svc", "/services/nope", "/incidents/1", "/history", "/services/svc?window=90d"):
         html = client.get(path).get_data(as_text=True)
         assert "<script" not in html and "style=" not in html and "<style" not in html
 
@@ -367,10 +368,10 @@ def test_times_show_in_the_site_timezone_with_utc_on_hover(engine, session):
     client = timezone_app(engine, session, "Europe/Berlin")
 
     html = client.get("/").get_data(as_text=True)
-    assert ('since <time datetime="2026-11-02T10:05:00Z" title="2026-11-02 10:05 UTC">2026-11-02 11:05 CET</time>'
+    assert ('· <time datetime="2026-11-02T10:05:00Z" title="2026-11-02 10:05 UTC">2026-11-02 11:05 CET</time>'
             in html)
     assert "Times are shown in Europe/Berlin time; hover over one for UTC." in html
-    assert "Daily bars cover UTC days" in html and "last 90 UTC days" in html  # the bars stay UTC days
+    assert "Each bar is one day (Europe/Berlin)" in html  # the bars are days of the site's timezone
     updated = re.search(r'Updated <time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', html)
     assert updated.group(2).endswith(" UTC") and updated.group(3).endswith((" CET", " CEST"))
 
@@ -383,7 +384,7 @@ def test_times_show_in_the_site_timezone_with_utc_on_hover(engine, session):
 def test_times_are_utc_without_a_timezone(engine, session, client):
     for page in (timezone_app(engine, session, None), client):  # the config's default, and no config at all
         html = page.get("/").get_data(as_text=True)
-        assert ('since <time datetime="2026-11-02T10:05:00Z" title="2026-11-02 10:05 UTC">2026-11-02 10:05 UTC</time>'
+        assert ('· <time datetime="2026-11-02T10:05:00Z" title="2026-11-02 10:05 UTC">2026-11-02 10:05 UTC</time>'
                 in html)
         assert "All times are UTC." in html
         html = page.get("/services/svc").get_data(as_text=True)

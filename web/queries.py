@@ -128,7 +128,10 @@ _INCIDENT_STATUS = {
 
 
 def incident_status(kind: str, impact: str) -> ComponentStatus:
-    """The component status an open public incident of this kind and impact puts its service in."""
+    """The component status an open public incident of this kind and impact puts its service in
+    (impact ``none``, a notice written by hand, leaves it operational)."""
+    if impact == Impact.NONE.value:
+        return ComponentStatus.OPERATIONAL
     if kind == IncidentKind.OUTAGE.value:
         return ComponentStatus.PARTIAL_OUTAGE if impact == Impact.MINOR.value else ComponentStatus.MAJOR_OUTAGE
     return _INCIDENT_STATUS.get(kind, ComponentStatus.DEGRADED_PERFORMANCE)
@@ -292,7 +295,7 @@ def active_incidents(session: Session, service_ids: Sequence[str]) -> list[Activ
                                   IncidentRow.service_id.in_(list(service_ids)))
         .order_by(IncidentRow.started_at.desc())
     )
-    return [ActiveIncident(r.id, r.title, r.status, r.impact, r.started_at, r.updates[-1].body if r.updates else None)
+    return [ActiveIncident(r.id, r.public_title or r.title, r.status, r.impact, r.started_at, r.updates[-1].body if r.updates else None)
             for r in rows]
 
 
