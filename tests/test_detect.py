@@ -268,3 +268,22 @@ def test_rate_limited_is_degraded_not_an_outage():
     """One meaning everywhere: rate_limited never counts as down (uptime, SLO and the detector agree)."""
     trace = rounds(THREE, range(24), lambda r, t: Outcome.RATE_LIMITED if 30 <= t < 60 else OK)
     assert incidents(trace) == []
+
+
+def test_windows_scheduled_on_the_admin_side_suppress_public_incidents_like_config_ones():
+    from monitor.detection.admin import StoredWindow
+
+    trace = rounds(THREE, range(24), lambda r, t: ERR if 30 <= t < 60 else OK)
+    window = StoredWindow(T0 + 25 * MIN, T0 + 70 * MIN, ("s",))
+    assert replay(trace, config().with_maintenance([window])) == []
+    assert replay(trace, config().with_maintenance([StoredWindow(window.start, window.end, ())])) == []  # every service
+    assert len(replay(trace, config().with_maintenance([StoredWindow(window.start, window.end, ("a",))]))) == 1
+    late = StoredWindow(T0 + 40 * MIN, T0 + 70 * MIN, ("s",))  # starts after the incident opened: it does not undo it
+    assert len(replay(trace, config().with_maintenance([late]))) == 1
+    # the config's own windows stay, the stored ones add to them; a service outside the config gets the defaults
+    cfg = config()
+    cfg.services["s"] = ServiceRules(interval=timedelta(minutes=5), maintenance=((T0, T0 + MIN),))
+    merged = cfg.with_maintenance([window, StoredWindow(T0, T0 + MIN, ("new",))])
+    assert merged.services["s"].maintenance == ((T0, T0 + MIN), (window.start, window.end))
+    assert merged.rules("new").in_maintenance(T0) and merged.rules("new").interval == cfg.settings.default_interval
+    assert cfg.services["s"].maintenance == ((T0, T0 + MIN),)  # the original is left as it was

@@ -16,6 +16,7 @@ from monitor.cli.common import DEFAULT_EMULATOR_PORT, DEFAULT_WEB_PORT, EXIT_OK,
 from monitor.cli.probing import cmd_baseline, cmd_probe
 from monitor.cli.serving import cmd_demo, cmd_emulator, cmd_run, cmd_serve
 from monitor.cli.setup import cmd_check_config, cmd_db_upgrade, cmd_init
+from monitor.cli.users import add_user_parser
 from monitor.config import DEFAULT_CONFIG_NAME, ConfigError
 
 SCENARIO_HELP = """\
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", metavar="FILE|none", default=None,
                    help="the incident timeline to play (default: the built-in one; 'none': no scripted incidents)")
     p.set_defaults(func=cmd_demo)
+
+    add_user_parser(sub, common)
     return parser
 
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from monitor.config.detection import DetectionSettings
-from monitor.enums import Audience, Impact, IncidentKind, IncidentStatus, Outcome, maintenance_active, maintenance_covers
+from monitor.enums import (
+    Audience,
+    Impact,
+    IncidentKind,
+    IncidentStatus,
+    MaintenancePeriod,
+    Outcome,
+    maintenance_active,
+    maintenance_covers,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitor.config import Config
@@ -69,6 +79,21 @@ class DetectorConfig:
                 maintenance=tuple((w.start, w.end) for w in config.maintenance if maintenance_covers(w, service.id)),
             )
         return cls(settings=config.detection, services=services)
+
+    def with_maintenance(self, windows: Sequence[MaintenancePeriod]) -> DetectorConfig:
+        """This config plus more planned-work windows (those scheduled on the admin side, read from the
+        database each round); the config's own windows stay.  A window that names a service the
+        config does not know gives that service the default rules with the window."""
+        if not windows:
+            return self
+        services = dict(self.services)
+        named = {sid for window in windows for sid in window.services}
+        for sid in sorted(set(services) | named):
+            extra = tuple((w.start, w.end) for w in windows if maintenance_covers(w, sid))
+            if extra:
+                rules = self.rules(sid)
+                services[sid] = replace(rules, maintenance=rules.maintenance + extra)
+        return replace(self, services=services)
 
     def rules(self, service: str) -> ServiceRules:
         return self.services.get(service) or ServiceRules(interval=self.settings.default_interval)

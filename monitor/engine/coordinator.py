@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.config import Config
+from monitor.detection.admin import leave_manual_alone, manual_incident_ids, stored_maintenance, without_manual
 from monitor.detection.background import WINDOW, BackgroundCounter
 from monitor.detection.detect import DetectorConfig, Transition, detect
 from monitor.detection.incidents import apply_transitions, count_background, known_incidents, recent_observations
@@ -117,9 +118,13 @@ class Coordinator:
             return None
 
     def _detect(self, session: Session, now: datetime) -> list[Transition]:
-        observations = recent_observations(session, now - self.detector.lookback(), now)
-        known = known_incidents(session, now, self.detector.settings.reopen_window)
-        transitions = detect(observations, known, self.detector, now, background=self._background)
+        # the admin side's maintenance windows and hand-written incidents count (``monitor.detection.admin``)
+        detector = self.detector.with_maintenance(stored_maintenance(session, now))
+        observations = recent_observations(session, now - detector.lookback(), now)
+        known = known_incidents(session, now, detector.settings.reopen_window)
+        manual = manual_incident_ids(session, [k.id for k in known if k.id is not None])
+        transitions = without_manual(detect(observations, leave_manual_alone(known, manual), detector, now,
+                                            background=self._background), manual)
         apply_transitions(session, transitions, self.names)
         return transitions
 
