@@ -14,6 +14,10 @@ Each round (``run_once``):
    backoff and jitter (or the receiver's ``Retry-After``); a permanent one marks the delivery
    ``failed``, marks the channel failing, and tells the operator on the other channels.
 
+Visitors' subscriptions ride on the same machinery (``subscribers``): an outbox row they should hear
+of also gets a fan-out delivery that writes one delivery per subscriber, sent after the alert
+channels' deliveries of the round; a subscriber's failure is logged and never pages the operator.
+
 Nothing here holds the coordinator lock: every step is safe to run from several processes.
 """
 
@@ -31,16 +35,29 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.alerts.channels.base import DeliveryError, Receipt, Sender
+from monitor.alerts.message import Message
 from monitor.alerts.registry import build_senders
 from monitor.alerts.render import redact, render, secrets_of
 from monitor.alerts.routing import Event, deliveries_for
+from monitor.alerts.subscribers import (
+    CHANNEL_PREFIX,
+    FAN_OUT,
+    Prepared,
+    SubscriberPost,
+    fan_out,
+    forget_unconfirmed,
+    is_subscriber_channel,
+    maintenance_notices,
+    needs_fan_out,
+)
 from monitor.config import Config
 from monitor.config.durations import format_duration
+from monitor.config.subscriptions import SUBSCRIBER_AUDIENCE
 from monitor.enums import Audience, Impact
 from monitor.store.models import AlertDelivery, AlertOutbox, Incident
 
@@ -52,6 +69,8 @@ RETRY_AFTER_CAP_S = 3600.0
 ROUTE_BATCH = 200
 SEND_BATCH = 50
 LOOP_EVERY_S = 1.0
+#: seconds between two rounds of subscriber housekeeping (forgetting unconfirmed addresses, maintenance notices)
+HOUSEKEEPING_EVERY_S = 30.0
 #: a hook for crash tests: when set, the dispatcher writes this file after claiming and waits to be killed
 HOLD_AFTER_CLAIM_ENV = "GENSTATUS_TEST_HOLD_AFTER_CLAIM"
 
@@ -74,6 +93,7 @@ class Round:
     failed: int = 0
     expired: int = 0
     reclaimed: int = 0
+    subscriber_deliveries: int = 0  # written by fan-outs
     errors: list[str] = field(default_factory=list)
 
 
@@ -94,7 +114,9 @@ class Dispatcher:
         self.failing: dict[str, str] = {}  # channel id -> the permanent error that stopped it
         self.expired_total = 0
         self._secrets = secrets_of(config)
-        longest = max((sender.timeout for sender in self.senders.values()), default=10.0)
+        self.subscribers = SubscriberPost(config)
+        self._housekept_at: datetime | None = None
+        longest = max([sender.timeout for sender in self.senders.values()] + [self.subscribers.timeout], default=10.0)
         self.lease = timedelta(seconds=2 * longest + 60)
         self._stop = threading.Event()
         self._poked = threading.Event()
@@ -106,6 +128,7 @@ class Dispatcher:
         now = now or self.clock()
         result = Round()
         self._remind(now)
+        self._housekeep(now)
         result.routed = self.route_new(now)
         result.expired = self._expire(now)
         result.reclaimed = self._reclaim(now)
@@ -123,8 +146,11 @@ class Dispatcher:
                                       .values(delivered_at=now)).rowcount  # type: ignore[attr-defined]
                 if not won:
                     continue  # another dispatcher routed it
-                for channel_id, send_at in deliveries_for(self._event_of(session, row), self.config, now,
-                                                          exclude=self._excluded_for(row)):
+                routes = [] if row.audience == SUBSCRIBER_AUDIENCE else deliveries_for(
+                    self._event_of(session, row), self.config, now, exclude=self._excluded_for(row))
+                if needs_fan_out(session, row, self.config):
+                    routes.append((FAN_OUT, now))
+                for channel_id, send_at in routes:
                     session.add(AlertDelivery(outbox_id=row.id, incident_id=row.incident_id, channel_id=channel_id,
                                               key=f"gs-{row.id}-{channel_id}", state=State.PENDING, created_at=now,
                                               attempts=0, next_attempt_at=send_at))
@@ -154,6 +180,16 @@ class Dispatcher:
                 except IntegrityError:
                     pass  # another dispatcher wrote this period's reminder
         return written
+
+    def _housekeep(self, now: datetime) -> None:
+        """Subscriber chores, every ``HOUSEKEEPING_EVERY_S``: forget unconfirmed addresses, write maintenance notices."""
+        if not self.config.subscriptions.enabled:
+            return
+        if self._housekept_at is not None and abs((now - self._housekept_at).total_seconds()) < HOUSEKEEPING_EVERY_S:
+            return
+        self._housekept_at = now
+        forget_unconfirmed(self.engine, self.config, now)
+        maintenance_notices(self.engine, self.config, now)
 
     def _event_of(self, session: Session, row: AlertOutbox) -> Event:
         kind = None
@@ -194,10 +230,12 @@ class Dispatcher:
         return int(count or 0)
 
     def _send_due(self, now: datetime, result: Round) -> None:
+        # the alert channels' deliveries first: a thousand subscribers must not hold up the operator's page
+        subscribers_last = case((AlertDelivery.channel_id.startswith(CHANNEL_PREFIX), 1), else_=0)
         with Session(self.engine) as session:
             due = session.scalars(select(AlertDelivery.id).where(AlertDelivery.state == State.PENDING,
                                                                  AlertDelivery.next_attempt_at <= now)
-                                  .order_by(AlertDelivery.id).limit(SEND_BATCH)).all()
+                                  .order_by(subscribers_last, AlertDelivery.id).limit(SEND_BATCH)).all()
         claimed = [delivery_id for delivery_id in due if self._claim(delivery_id, now)]
         if not claimed:
             return
@@ -225,23 +263,49 @@ class Dispatcher:
             delivery = session.get(AlertDelivery, delivery_id)
             if delivery is None:
                 return
-            outbox = session.get(AlertOutbox, delivery.outbox_id)
-            sender = self.senders.get(delivery.channel_id)
-            if outbox is None or sender is None:
-                self._record(delivery_id, error=f"channel {delivery.channel_id!r} is no longer configured", permanent=True)
-                result.failed += 1
-                return
-            message = render(session, outbox, self.config, key=delivery.key, thread=self._thread_of(session, delivery))
             attempts = delivery.attempts
+            prepared: Prepared | None = None  # a subscriber's message, sender and address
+            sender: Sender
+            message: Message
+            fan_out_of = delivery.outbox_id if delivery.channel_id == FAN_OUT else None
+            if fan_out_of is None:
+                outbox = session.get(AlertOutbox, delivery.outbox_id)
+                thread = self._thread_of(session, delivery)
+                if is_subscriber_channel(delivery.channel_id):
+                    ready = (self.subscribers.prepare(session, delivery, outbox, thread=thread)
+                             if outbox is not None else "the event is gone")
+                    if isinstance(ready, str):  # nothing to send (unsubscribed meanwhile, ...): say why, page no one
+                        self._record(delivery_id, error=ready, permanent=True)
+                        result.failed += 1
+                        return
+                    prepared = ready
+                    sender, message = ready.sender, ready.message
+                else:
+                    found = self.senders.get(delivery.channel_id)
+                    if outbox is None or found is None:
+                        self._record(delivery_id, error=f"channel {delivery.channel_id!r} is no longer configured",
+                                     permanent=True)
+                        result.failed += 1
+                        return
+                    sender = found
+                    message = render(session, outbox, self.config, key=delivery.key, thread=thread)
+        if fan_out_of is not None:
+            self._fan_out(delivery_id, fan_out_of, attempts, result)
+            return
         began = time.perf_counter()
         try:
             receipt = sender.send(message)
         except DeliveryError as error:
             duration = (time.perf_counter() - began) * 1000
             reason = redact(error.reason, self._secrets) or "error"
+            if prepared is not None:
+                reason = prepared.scrub(reason)
             if error.permanent:
                 self._record(delivery_id, error=reason, status=error.status, permanent=True, duration_ms=duration)
-                self._channel_failed(delivery.channel_id, reason)
+                if prepared is not None:  # one subscriber's problem, not the operator's
+                    self.subscribers.failed(self.engine, delivery.channel_id, error.status, reason)
+                else:
+                    self._channel_failed(delivery.channel_id, reason)
                 result.failed += 1
             else:
                 delay = _backoff(attempts, error.retry_after)
@@ -253,6 +317,8 @@ class Dispatcher:
             return
         except Exception as error:  # noqa: BLE001 - a bug in one channel must not stop the others: retry it
             reason = redact(f"{type(error).__name__}: {error}", self._secrets) or "error"
+            if prepared is not None:
+                reason = prepared.scrub(reason)
             log.exception("alert channel %s raised unexpectedly", delivery.channel_id)
             self._record(delivery_id, error=reason, retry_at=self.clock() + timedelta(seconds=_backoff(attempts, None)))
             result.retried += 1
@@ -261,6 +327,19 @@ class Dispatcher:
         self._record(delivery_id, receipt=receipt, duration_ms=(time.perf_counter() - began) * 1000)
         self.failing.pop(delivery.channel_id, None)
         result.sent += 1
+
+    def _fan_out(self, delivery_id: int, outbox_id: int, attempts: int, result: Round) -> None:
+        """Write the event's subscriber deliveries (in batches); retried like a send when the database fails."""
+        try:
+            written = fan_out(self.engine, outbox_id, self.config, self.clock())
+        except Exception as error:  # noqa: BLE001 - a database hiccup: the next claim writes what is still missing
+            log.exception("writing the subscriber deliveries of alert %d failed", outbox_id)
+            self._record(delivery_id, error=f"{type(error).__name__}: {error}",
+                         retry_at=self.clock() + timedelta(seconds=_backoff(attempts, None)))
+            result.retried += 1
+            return
+        self._record(delivery_id, receipt=Receipt(f"{written} subscriber deliveries"))
+        result.subscriber_deliveries += written
 
     def _thread_of(self, session: Session, delivery: AlertDelivery) -> dict[str, str]:
         """What the first sent message of the same incident on the same channel left for threading."""
