@@ -265,8 +265,7 @@ def test_a_flood_of_slow_connections_never_blinds_the_monitor(tmp_path, emulator
         assert stored_during >= flooded_for / INTERVAL_S - 2, report  # canary and health runs, one a second each
         assert max(writes) < web.POOL_TIMEOUT, report  # no write ever queued behind the page
         # the page's threads do not grow with its connections (the emulator and the flood have a few of their own)
-        assert max(threads_seen) <= threads_before + 4, report
-        assert max(threads_seen) < 40, report
+        assert max(threads_seen) <= threads_before + 4, report  # (threads of earlier tests may still be winding down)
         assert max(held_seen) <= web_server.connection_limit, report
         assert flood.reopened > 0, report  # the server did close slow connections (late ones, or to make room)
         # a visitor's GET is answered during the flood, well within the request deadline

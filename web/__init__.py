@@ -29,7 +29,7 @@ RETRY_AFTER = 10
 #: No inline scripts or styles anywhere: the pages are plain server-rendered HTML.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -59,11 +59,15 @@ def create_app(
     app.extensions[EXTENSION] = WebState(engine, session_factory(engine), config, owns_engine=owns_engine)
 
     from web import badges, caching, feeds, health, metrics
+    from web.admin import bp as admin_bp
     from web.api_v1 import bp as api_v1_bp
     from web.api_v2 import bp as api_v2_bp
     from web.status import bp as status_bp
+    from web.subscribe import bp as subscribe_bp
 
     app.register_blueprint(status_bp)
+    app.register_blueprint(subscribe_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(api_v1_bp)
     app.register_blueprint(api_v2_bp)
     for public in (feeds, badges, metrics, health):  # /feed.atom|rss, /badge/<service>.svg, /metrics, /readyz
