@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from monitor.store.models import ApiToken, Incident, Maintenance, Subscriber
+from monitor.store.models import AlertOutbox, ApiToken, Incident, Maintenance, Subscriber
 from tests.test_admin import add_user, admin, app, cheap_dummy, client, csrf_of, login, text_of  # noqa: F401 - fixtures
 from tests.webdb import add_service, engine, session  # noqa: F401 - fixtures
 from web.admin.tokens import token_hash
@@ -66,7 +66,13 @@ def test_token_creates_reads_and_updates_incidents_without_csrf(api, session):
     assert resolved.status_code == 200 and resolved.json["resolved_at"] is not None
     done = client.put(f"{path}/postmortem", json={"postmortem": "## Cause\n\nA bad deploy."}, headers=auth)
     assert done.status_code == 200 and done.json["status"] == "postmortem"
+    assert client.put(f"{path}/postmortem", json={"postmortem": "## Cause\n\nA bad deploy, v2."}, headers=auth).status_code == 200
     assert session.scalar(select(ApiToken.last_used_at)) is not None
+    # every change a person makes reaches the alert routes and subscribers through the outbox, once
+    events = session.execute(select(AlertOutbox.event, AlertOutbox.body).where(AlertOutbox.incident_id == incident["id"])
+                             .order_by(AlertOutbox.id)).all()
+    assert [e for e, _ in events] == ["open", "identified", "monitoring", "resolve", "postmortem"]
+    assert events[0][1] == "Looking into it." and events[2][1] == "A fix is rolling out."
 
 
 def test_revoked_or_unknown_tokens_are_401(admin, app, session):
@@ -163,6 +169,7 @@ def test_maintenance_over_the_api(api, session):
     shown = snapshot(session, active_services(session), None, datetime.now(UTC))
     assert {c.info.id: c.status.value for c in shown.components} == {"svc": "under_maintenance", "other": "operational"}
     assert [m.title for m in shown.maintenances] == ["Upgrade"]
+    assert session.scalars(select(AlertOutbox.event)).all() == ["maintenance_scheduled"]  # subscribers hear of it
     naive = client.post("/admin/api/maintenances", json={**window, "starts_at": "2030-01-01T10:00:00"}, headers=auth)
     assert naive.status_code == 400 and "no UTC offset" in naive.json["error"]
     empty = client.post("/admin/api/maintenances", json={**window, "services": []}, headers=auth)

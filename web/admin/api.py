@@ -179,7 +179,7 @@ def resolve(incident_id: int) -> Answer:
 def postmortem(incident_id: int) -> Answer:
     db = db_session()
     row = operations.incident(db, incident_id)
-    operations.write_postmortem(row, fields.postmortem(_body()), _now())
+    operations.write_postmortem(db, row, fields.postmortem(_body()), _now())
     operations.commit(db)
     return jsonify(incident_json(row))
 

@@ -15,9 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from monitor.config.subscriptions import MAINTENANCE_SCHEDULED
 from monitor.enums import Audience, IncidentStatus
 from monitor.store.models import ApiToken, IncidentUpdate, Maintenance, Subscriber, User
 from monitor.store.models import Incident as IncidentRow
+from web import outbox
 from web.admin import tokens
 
 MANUAL = "manual"
@@ -30,6 +32,11 @@ class Conflict(Exception):
 
 class NotFound(Exception):
     """No such row (404)."""
+
+
+#: the outbox event of an update that sets this status (others are plain updates)
+UPDATE_EVENTS = {IncidentStatus.IDENTIFIED.value: "identified", IncidentStatus.MONITORING.value: "monitoring",
+                 IncidentStatus.RESOLVED.value: "resolve"}
 
 
 def commit(db: Session) -> None:
@@ -81,6 +88,8 @@ def create_incidents(db: Session, *, services: list[str], title: str, impact: st
         db.add(row)
         rows.append(row)
     db.flush()
+    for row in rows:  # alert routes and subscribers hear of it like of the detector's incidents
+        outbox.queue_incident_event(db, row, "open", body, now=now)
     return rows
 
 
@@ -106,6 +115,7 @@ def post_update(db: Session, row: IncidentRow, *, body: str, status: str | None,
     update = IncidentUpdate(status=status, body=body, author=author, created_at=now, display_at=now)
     row.updates.append(update)
     db.flush()
+    outbox.queue_incident_event(db, row, UPDATE_EVENTS.get(status, "update"), body, now=now)
     return update
 
 
@@ -116,12 +126,15 @@ def resolve(db: Session, row: IncidentRow, *, body: str, author: str, now: datet
     post_update(db, row, body=body or RESOLVED_TEXT, status=IncidentStatus.RESOLVED.value, impact=None, author=author, now=now)
 
 
-def write_postmortem(row: IncidentRow, text: str, now: datetime) -> None:
+def write_postmortem(db: Session, row: IncidentRow, text: str, now: datetime) -> None:
     if row.resolved_at is None:
         raise Conflict(f"Incident #{row.id} is still open: resolve it before writing its postmortem.")
+    first = row.postmortem_at is None
     row.postmortem = text
     row.postmortem_at = row.postmortem_at or now
     row.status = IncidentStatus.POSTMORTEM.value
+    if first:  # announced once; later edits of the text are not news
+        outbox.queue_incident_event(db, row, "postmortem", "The postmortem of this incident is published.", now=now)
 
 
 def override_public(row: IncidentRow, *, title: str | None, body: str | None) -> None:
@@ -148,6 +161,7 @@ def schedule_maintenance(db: Session, *, title: str, body: str, services: list[s
                       status="in_progress" if starts <= now else "scheduled", author=author, created_at=now)
     db.add(row)
     db.flush()
+    outbox.queue_maintenance_event(db, row, MAINTENANCE_SCHEDULED, body, now=now)
     return row
 
 

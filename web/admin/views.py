@@ -194,7 +194,7 @@ def resolve(incident_id: int) -> Page:
 @bp.post("/incidents/<int:incident_id>/postmortem")
 def postmortem(incident_id: int) -> Page:
     return _incident_write(incident_id, lambda db, row, data, user, now: operations.write_postmortem(
-        row, fields.postmortem(data), now), "Postmortem published.")
+        db, row, fields.postmortem(data), now), "Postmortem published.")
 
 
 def _override(db, row, data, user, now) -> None:
