@@ -306,3 +306,18 @@ def test_an_expired_confirmation_link_is_refused(db, site) -> None:
     assert client.get(f"/subscribe/confirm/{token}").status_code == 404
     assert client.post(f"/subscribe/confirm/{token}", data={"csrf_token": csrf_of(client)}).status_code == 404
     assert subscribers(db)[0].confirmed_at is None
+
+
+def test_check_config_warns_about_a_missing_site_url_and_not_about_the_subscriber_mail_channel(tmp_path, capsys):
+    from monitor.cli import main
+
+    config = tmp_path / "genstatus.yaml"
+    config.write_text(
+        "alerts:\n"
+        "  channels:\n"
+        "    - {id: mail, type: email, to: [ops@example.com], from: status@example.com, smtp: {host: 127.0.0.1}}\n"
+        "subscriptions: {enabled: true, email_channel: mail}\n", encoding="utf-8")
+    assert main(["check-config", "-c", str(config)]) == 0
+    warnings = capsys.readouterr().err
+    assert "site.url is not set" in warnings
+    assert "not used by any route" not in warnings  # it sends subscriber mail

@@ -58,6 +58,7 @@ from monitor.alerts.subscribers import (
 from monitor.config import Config
 from monitor.config.durations import format_duration
 from monitor.config.subscriptions import SUBSCRIBER_AUDIENCE
+from monitor.detection.admin import stored_maintenance
 from monitor.enums import Audience, Impact
 from monitor.store.models import AlertDelivery, AlertOutbox, Incident
 
@@ -141,13 +142,14 @@ class Dispatcher:
         with Session(self.engine) as session, session.begin():
             rows = session.scalars(select(AlertOutbox).where(AlertOutbox.delivered_at.is_(None))
                                    .order_by(AlertOutbox.id).limit(ROUTE_BATCH)).all()
+            windows = stored_maintenance(session, now) if rows else []  # the admin side's, besides the config's
             for row in rows:
                 won = session.execute(update(AlertOutbox).where(AlertOutbox.id == row.id, AlertOutbox.delivered_at.is_(None))
                                       .values(delivered_at=now)).rowcount  # type: ignore[attr-defined]
                 if not won:
                     continue  # another dispatcher routed it
                 routes = [] if row.audience == SUBSCRIBER_AUDIENCE else deliveries_for(
-                    self._event_of(session, row), self.config, now, exclude=self._excluded_for(row))
+                    self._event_of(session, row), self.config, now, exclude=self._excluded_for(row), maintenance=windows)
                 if needs_fan_out(session, row, self.config):
                     routes.append((FAN_OUT, now))
                 for channel_id, send_at in routes:

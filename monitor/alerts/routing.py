@@ -11,13 +11,14 @@ awake route also matches gets it at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from monitor.config import Config
 from monitor.config.alerts import QuietHours, RouteConfig
-from monitor.enums import IMPACT_RANK, Audience, Impact, maintenance_active, maintenance_covers
+from monitor.enums import IMPACT_RANK, Audience, Impact, MaintenancePeriod, maintenance_active, maintenance_covers
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,13 @@ def channels_for(event: Event, config: Config, now: datetime, exclude: frozenset
     return [channel for channel, _ in deliveries_for(event, config, now, exclude)]
 
 
-def deliveries_for(event: Event, config: Config, now: datetime,
-                   exclude: frozenset[str] = frozenset()) -> list[tuple[str, datetime]]:
-    """``(channel id, when to send)`` for each channel the event goes to, in config order."""
-    if event.service and event.audience is Audience.PUBLIC and _in_maintenance(event.service, config, now):
+def deliveries_for(event: Event, config: Config, now: datetime, exclude: frozenset[str] = frozenset(),
+                   maintenance: Sequence[MaintenancePeriod] = ()) -> list[tuple[str, datetime]]:
+    """``(channel id, when to send)`` for each channel the event goes to, in config order.
+
+    ``maintenance``: windows besides the config's (those scheduled on the admin side).
+    """
+    if event.service and event.audience is Audience.PUBLIC and _in_maintenance(event.service, config, now, maintenance):
         return []
     when: dict[str, datetime] = {}
     for route in config.alerts.routes:
@@ -99,6 +103,6 @@ def _group_of(service: str | None, config: Config) -> str | None:
     return None
 
 
-def _in_maintenance(service: str, config: Config, now: datetime) -> bool:
+def _in_maintenance(service: str, config: Config, now: datetime, more: Sequence[MaintenancePeriod] = ()) -> bool:
     return any(maintenance_covers(window, service) and maintenance_active(window.start, window.end, now)
-               for window in config.maintenance)
+               for window in (*config.maintenance, *more))

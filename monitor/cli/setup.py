@@ -9,6 +9,7 @@ from pathlib import Path
 
 from monitor.cli.common import EXIT_OK, UsageError, load, require_plugins
 from monitor.config import DEFAULT_CONFIG_NAME, config_path
+from monitor.config.subscriptions import subscription_warnings
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -34,12 +35,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{config_path(args.config)}: OK ({len(config.services)} services, {len(config.canaries)} canaries)")
     routed = {channel_id for route in config.alerts.routes for channel_id in route.channels}
     weekly = set(config.reports.weekly.channels) if config.reports.weekly else set()
+    subscribers = {config.subscriptions.email_channel} if config.subscriptions.enabled else set()
     for channel in config.alerts.channels:
-        if channel.id not in routed | weekly:
+        if channel.id not in routed | weekly | subscribers:
             print(f"warning: alert channel {channel.id!r} is not used by any route (alerts.routes), so it gets nothing",
                   file=sys.stderr)
     if config.alerts.channels and not config.alerts.routes:
         print("warning: alerts.channels are configured but alerts.routes is empty: no alert is sent", file=sys.stderr)
+    for warning in subscription_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -131,6 +131,19 @@ def test_maintenance_silences_the_services_it_covers():
     assert channels_for(Event("open", Audience.PUBLIC, Impact.MAJOR, "sd3", "outage"), cfg, NOW) == ["pager", "ops"]
 
 
+def test_maintenance_scheduled_on_the_admin_side_silences_too(engine):
+    from monitor.store.models import Maintenance
+
+    with Session(engine) as session, session.begin():
+        session.add(Maintenance(title="GPU upgrade", body="", services=["dalle3"], starts_at=NOW - timedelta(minutes=5),
+                                ends_at=NOW + timedelta(hours=1), status="in_progress"))
+    outbox(engine, "open", incident_row(engine))
+    pager, chat, ops = Recording("pager"), Recording("chat"), Recording("ops")
+    result = dispatcher(engine, pager=pager, chat=chat, ops=ops).run_once()
+    assert (result.routed, result.sent) == (1, 0)
+    assert [len(r.sent) for r in (pager, chat, ops)] == [0, 0, 0]
+
+
 # -- delivery --------------------------------------------------------------------------
 
 
