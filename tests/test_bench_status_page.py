@@ -97,19 +97,19 @@ def test_a_tiny_run_measures_every_endpoint_against_one_day_and_the_static_file(
     for case in report.cases:
         assert not case.failures, case.failures
         assert {key: len(times) for key, times in case.times.items()} == {
-            (transport, mode): 2 for transport in ("client", "http") for mode in ("cold", "warm")}
+            (transport, mode): 2 for transport in ("client", "http") for mode in ("cold", "live", "warm")}
     assert sorted(c.label for c in report.cases) == sorted(
         [f"{name} {days}" for name in measured for days in ("3d", "1d")] + [f"static {name}" for name in measured])
     for name in measured:  # each static twin has its endpoint's size, and is compressed alike
         copy, endpoint = report.weights[f"static {name}"], report.weights[name]
         assert copy.bytes == endpoint.bytes > 0 and copy.served_encoding == endpoint.served_encoding
-    # cold requests stored a new result first: one per request to a database (warm-up included), plus the profile's
-    per_site = len(measured) * (1 + 2) * 2  # cases x rounds x transports
+    # cold and live requests stored a new result first: one per request to a database (warm-up included), plus the profile's
+    per_site = len(measured) * (1 + 2) * 2 * 2  # cases x rounds x transports x the two modes that write
     assert report.writes == {"3d": per_site + 2, "1d": per_site}
     assert any(ours(where) and "index" in where for where, *_ in report.profile)
     rows = figures(report)
     for name in measured:
-        for where in ("test client, cold", "test client, warm", "HTTP, cold", "HTTP, warm"):
+        for where in (f"{t}, {m}" for t in ("test client", "HTTP") for m in ("cold", "live", "warm")):
             row = next(r for r in rows if r["name"] == f"{name} 3d ({where})")
             assert row["value"] > 0 and ("PASS" in row["note"] or "FAIL" in row["note"])
             against = next(r for r in rows if r["name"] == f"{name} 3d / static twin ({where})")

@@ -38,6 +38,11 @@ def app(engine):
     def page() -> str:
         return counted("page")
 
+    @app.get("/test/status")
+    @cached_view(seconds=5, on_results=False)
+    def status() -> str:
+        return counted("status")
+
     @app.get("/test/reads-session")
     @cached_view(seconds=5)
     def reads_session() -> str:
@@ -199,6 +204,25 @@ def test_render_cache_serves_repeats_and_renders_afresh_after_a_change(app, sess
     assert calls(app, "page") == 4  # a new maintenance window
     client.get("/test/page")
     assert calls(app, "page") == 4
+
+
+def test_a_status_view_is_not_re_rendered_for_each_new_result(app, session, client, monkeypatch):
+    """A busy monitor stores results every second: views that follow incidents keep their render for
+    their few seconds, and still render afresh at once on a new incident."""
+    clock = [1000.0]
+    monkeypatch.setattr(caching, "monotonic", lambda: clock[0])
+    add_service(session, "svc")
+    client.get("/test/status")
+    add_result(session, "svc", "eu", "ok", NOW)
+    client.get("/test/status")
+    assert calls(app, "status") == 1
+    clock[0] += 5.1
+    client.get("/test/status")
+    assert calls(app, "status") == 2  # the new result shows once the seconds pass
+    session.add(Incident(service_id="svc", kind="outage", impact="major", title="t", started_at=NOW, detected_at=NOW))
+    session.commit()
+    client.get("/test/status")
+    assert calls(app, "status") == 3
 
 
 def test_render_cache_expires(app, client, monkeypatch):

@@ -118,3 +118,42 @@ def test_the_page_indicator_follows_statuspage():
     assert indicator(states(op, MAINTENANCE)) == indicator(states(MAINTENANCE))
     assert indicator(states(op, MAINTENANCE)).description == "Service Under Maintenance"
     assert indicator(states(None, None)).description == "No Data Yet"
+
+
+def check_latest_by_region(session):
+    """Regions named by the hourly rollups are looked up by index; a service without rollups is scanned."""
+    from monitor.store.models import rollup_hourly
+    from tests.webdb import add_result, add_rollup, add_service
+    from web.queries import latest_by_region
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    hour = now.replace(minute=0, second=0)
+    for sid in ("a", "b"):
+        add_service(session, sid)
+    for sid in ("a", "b"):
+        add_result(session, sid, "eu", "ok", now - timedelta(minutes=30))
+        add_result(session, sid, "eu", "timeout", now - timedelta(minutes=20))
+        add_result(session, sid, "eu", "auth_error", now - timedelta(minutes=10))  # operator-only: skipped
+        add_result(session, sid, "us", "ok", now - timedelta(minutes=5))
+        add_result(session, sid, "us", "ok", now - timedelta(minutes=5), kind="health")  # not a public kind
+        add_result(session, sid, "ap", "ok", now - timedelta(days=2))  # outside the window
+    for region in ("eu", "us", "ap"):
+        add_rollup(session, rollup_hourly, "a", region, hour - timedelta(hours=1), ok=1)
+    found = sorted(latest_by_region(session, ["a", "b"], now - timedelta(hours=24)))
+    expected = [("eu", "timeout", now - timedelta(minutes=20)), ("us", "ok", now - timedelta(minutes=5))]
+    assert found == [(sid, *row) for sid in ("a", "b") for row in expected]
+
+
+def test_latest_result_per_region_through_the_rollups_and_without_them(session):
+    """Regions named by the hourly rollups are looked up by index; a service without rollups is scanned."""
+    check_latest_by_region(session)
+
+
+@pytest.mark.postgres
+def test_latest_result_per_region_on_postgresql(pg_engine):
+    from monitor.store.db import session_factory
+    from monitor.store.models import Base
+
+    Base.metadata.create_all(pg_engine)
+    with session_factory(pg_engine)() as session:
+        check_latest_by_region(session)

@@ -269,7 +269,7 @@ def build() -> Page:
 
 
 @bp.get("/summary.json")
-@cached_view(seconds=common.RENDER_SECONDS)
+@cached_view(seconds=common.RENDER_SECONDS, on_results=False)
 def summary() -> Response:
     page = build()
     return common.json_response({
@@ -282,21 +282,21 @@ def summary() -> Response:
 
 
 @bp.get("/status.json")
-@cached_view(seconds=common.RENDER_SECONDS)
+@cached_view(seconds=common.RENDER_SECONDS, on_results=False)
 def status() -> Response:
     page = build()
     return common.json_response({"page": page.page(), "status": page.status()})
 
 
 @bp.get("/components.json")
-@cached_view(seconds=common.RENDER_SECONDS)
+@cached_view(seconds=common.RENDER_SECONDS, on_results=False)
 def components() -> Response:
     page = build()
     return common.json_response({"page": page.page(), "components": page.components})
 
 
 @bp.get("/incidents.json")
-@cached_view(seconds=common.RENDER_SECONDS)
+@cached_view(seconds=common.RENDER_SECONDS, on_results=False)
 def incidents() -> Response:
     """The 50 newest public incidents, resolved or not."""
     page = build()
@@ -305,14 +305,14 @@ def incidents() -> Response:
 
 
 @bp.get("/incidents/unresolved.json")
-@cached_view(seconds=common.RENDER_SECONDS)
+@cached_view(seconds=common.RENDER_SECONDS, on_results=False)
 def unresolved_incidents() -> Response:
     page = build()
     return common.json_response({"page": page.page(), "incidents": page.unresolved()})
 
 
 @bp.get("/scheduled-maintenances.json")
-@cached_view(seconds=common.RENDER_SECONDS)
+@cached_view(seconds=common.RENDER_SECONDS, on_results=False)
 def scheduled_maintenances() -> Response:
     """The 50 maintenance windows that start latest, whatever their status."""
     page = build()
@@ -322,7 +322,7 @@ def scheduled_maintenances() -> Response:
 
 
 @bp.get("/scheduled-maintenances/upcoming.json")
-@cached_view(seconds=common.RENDER_SECONDS)
+@cached_view(seconds=common.RENDER_SECONDS, on_results=False)
 def upcoming_maintenances() -> Response:
     page = build()
     windows = [w for w in page.pending_windows() if w.status(page.now) == SCHEDULED]
@@ -330,7 +330,7 @@ def upcoming_maintenances() -> Response:
 
 
 @bp.get("/scheduled-maintenances/active.json")
-@cached_view(seconds=common.RENDER_SECONDS)
+@cached_view(seconds=common.RENDER_SECONDS, on_results=False)
 def active_maintenances() -> Response:
     page = build()
     windows = [w for w in page.pending_windows() if w.status(page.now) in (IN_PROGRESS, VERIFYING)]

@@ -132,7 +132,7 @@ def _svg_response(badge: Badge, status: int = 200) -> Response:
 
 
 @bp.get("/badge/<service_id>.svg")
-@cached_view(seconds=5)
+@cached_view(seconds=5, on_results=False)
 def badge(service_id: str) -> Response:
     """The service's badge; an unknown service gets a grey "unknown service" badge with status 404
     (the requested name is not echoed)."""

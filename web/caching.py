@@ -210,10 +210,15 @@ def render_cache(app: Flask | None = None) -> RenderCache:
     return (app or current_app).extensions.setdefault(CACHE_EXTENSION, RenderCache())
 
 
-def change_marker(session: Session) -> tuple[Any, ...]:
-    """What changes whenever a public view's data does: one query over indexed maxima and small counts."""
+def change_marker(session: Session, *, results: bool = True) -> tuple[Any, ...]:
+    """What changes whenever a public view's data does: one query over indexed maxima and small counts.
+
+    ``results=False`` leaves new probe results out: for views whose content follows incidents and
+    maintenance (statuses, uptime), which a busy monitor's stream of results would otherwise keep
+    re-rendering; they then show a new result within the cache's ``seconds``.
+    """
     latest = [
-        select(func.max(ProbeResultRow.id)),
+        *([select(func.max(ProbeResultRow.id))] if results else []),
         select(func.max(Incident.updated_at)),
         select(func.count(Incident.id)),
         select(func.max(IncidentUpdate.id)),
@@ -233,8 +238,11 @@ def _cacheable_request() -> bool:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def cached_view(seconds: float = 5.0) -> Callable[[F], F]:
-    """Keep the view's rendered 200 answer for ``seconds`` while the database has not changed."""
+def cached_view(seconds: float = 5.0, *, on_results: bool = True) -> Callable[[F], F]:
+    """Keep the view's rendered 200 answer for ``seconds`` while the database has not changed.
+
+    ``on_results=False``: a new probe result alone does not re-render (see ``change_marker``).
+    """
 
     def decorate(view: F) -> F:
         name = f"{view.__module__}.{view.__qualname__}"
@@ -245,7 +253,7 @@ def cached_view(seconds: float = 5.0) -> Callable[[F], F]:
                 return view(*args, **kwargs)
             cache = render_cache()
             key = (name, request.host_url, request.path, tuple(sorted(request.args.items(multi=True))),
-                   change_marker(db_session()))
+                   change_marker(db_session(), results=on_results))
             hit = cache.get(key, monotonic())
             if hit is not None:
                 return hit.response()

@@ -153,12 +153,12 @@ def _feed(kind: str) -> Response:
 
 
 @bp.get("/feed.atom")
-@cached_view(seconds=5)
+@cached_view(seconds=5, on_results=False)
 def atom() -> Response:
     return _feed("atom")
 
 
 @bp.get("/feed.rss")
-@cached_view(seconds=5)
+@cached_view(seconds=5, on_results=False)
 def rss() -> Response:
     return _feed("rss")

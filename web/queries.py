@@ -10,8 +10,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, Table, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, String, Table, func, literal, select, union_all
+from sqlalchemy.orm import Session, aliased
 
 from monitor.enums import (
     DEGRADED_OUTCOMES,
@@ -49,6 +49,8 @@ STATE_WINDOW = timedelta(hours=24)
 MAJOR_DOWN_SHARE = 0.10
 
 NO_DATA = "unknown"
+#: (service, region) pairs looked up per statement (SQLite allows 500 terms in a compound SELECT)
+PAIRS_PER_QUERY = 400
 
 
 @dataclass(frozen=True)
@@ -166,31 +168,9 @@ def service_states(
 
     The state follows confirmed incidents, never a single failed result, so the page does not
     flap on blips.  The latest public result of each region is returned for display (operator
-    outcomes skipped): one window-function query over the (service_id, started_at) index,
-    limited to ``window`` before ``now`` so it never walks the whole history.
+    outcomes skipped), limited to ``window`` before ``now``: see ``latest_by_region``.
     """
-    P = ProbeResultRow
-    ranked = (
-        select(
-            P.service_id,
-            P.region,
-            P.outcome,
-            P.started_at,
-            func.row_number()
-            .over(partition_by=(P.service_id, P.region), order_by=(P.started_at.desc(), P.id.desc()))
-            .label("rank"),
-        )
-        .where(
-            P.service_id.in_(list(service_ids)),
-            P.started_at >= now - window,
-            P.kind.in_(PUBLIC_KINDS),
-            P.outcome.not_in(sorted(o.value for o in OPERATOR_OUTCOMES)),
-        )
-        .subquery()
-    )
-    latest = session.execute(
-        select(ranked.c.service_id, ranked.c.region, ranked.c.outcome, ranked.c.started_at).where(ranked.c.rank == 1)
-    )
+    latest = latest_by_region(session, service_ids, now - window)
     regions: dict[str, dict[str, Outcome]] = {sid: {} for sid in service_ids}
     checked: dict[str, datetime] = {}
     for service_id, region, outcome, started_at in latest:
@@ -209,6 +189,47 @@ def service_states(
         sid: ServiceState(status=status(sid, by_region), regions=dict(sorted(by_region.items())), checked_at=checked.get(sid))
         for sid, by_region in regions.items()
     }
+
+
+def latest_by_region(session: Session, service_ids: Sequence[str], since: datetime) -> list[tuple[str, str, str, datetime]]:
+    """``(service, region, outcome, started_at)`` of the newest public result per service and region since ``since``.
+
+    The regions come from the hourly rollups (written with every result), and each region's newest
+    row is one index lookup on ``(service_id, started_at)``: the cost does not grow with the number
+    of results in the window (a window function over a day of raw rows took 0.6 s at 50 services x 3
+    regions x 1/min).  Services without rollups in the window (rows written without them) fall back
+    to scanning their raw rows.
+    """
+    P, R = ProbeResultRow, rollup_hourly
+    floor = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    # the pairs of the last hours, read on the bucket_start index and made distinct here (a DISTINCT in
+    # SQL makes SQLite scan the whole rollup history on the primary key instead)
+    wanted = set(service_ids)
+    pairs_seen = sorted({(sid, region) for sid, region in session.execute(
+        select(R.c.service_id, R.c.region).where(R.c.bucket_start >= floor)) if sid in wanted})
+    covered = {sid for sid, _ in pairs_seen}
+    public = (P.kind.in_(PUBLIC_KINDS), P.outcome.not_in(sorted(o.value for o in OPERATOR_OUTCOMES)))
+    found: list[tuple] = []
+    for start in range(0, len(pairs_seen), PAIRS_PER_QUERY):
+        chunk = pairs_seen[start:start + PAIRS_PER_QUERY]
+        pairs = union_all(*(select(literal(sid, String).label("service_id"), literal(region, String).label("region"))
+                            for sid, region in chunk)).subquery("pairs")
+        x = aliased(P)
+        newest = (select(x.id).where(x.service_id == pairs.c.service_id, x.region == pairs.c.region,
+                                     x.started_at >= since, x.kind.in_(PUBLIC_KINDS),
+                                     x.outcome.not_in(sorted(o.value for o in OPERATOR_OUTCOMES)))
+                  .order_by(x.started_at.desc(), x.id.desc()).limit(1).correlate(pairs).scalar_subquery())
+        found += [tuple(row) for row in session.execute(
+            select(P.service_id, P.region, P.outcome, P.started_at).where(P.id.in_(select(newest).select_from(pairs))))]
+    rest = [sid for sid in service_ids if sid not in covered]
+    if rest:
+        ranked = (select(P.service_id, P.region, P.outcome, P.started_at,
+                         func.row_number().over(partition_by=(P.service_id, P.region),
+                                                order_by=(P.started_at.desc(), P.id.desc())).label("rank"))
+                  .where(P.service_id.in_(rest), P.started_at >= since, *public).subquery())
+        found += [tuple(row) for row in session.execute(
+            select(ranked.c.service_id, ranked.c.region, ranked.c.outcome, ranked.c.started_at).where(ranked.c.rank == 1))]
+    return found
 
 
 def _sum(table: Table, columns: Sequence[str]) -> ColumnElement[int]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from markupsafe import Markup
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -153,7 +153,7 @@ def _grouped(rows: list[ServiceRow]) -> list[tuple[str, list[ServiceRow]]]:
 
 
 @bp.get("/")
-@cached_view(seconds=RENDER_SECONDS)
+@cached_view(seconds=RENDER_SECONDS, on_results=False)
 def index() -> str:
     now = datetime.now(UTC)
     session, web = db_session(), state()
@@ -269,7 +269,7 @@ def _service_names(session: Session) -> dict[str, str]:
 
 
 @bp.get("/incidents/<int:incident_id>")
-@cached_view(seconds=RENDER_SECONDS)
+@cached_view(seconds=RENDER_SECONDS, on_results=False)
 def incident(incident_id: int) -> str:
     session = db_session()
     found = public_incident(session, incident_id) if incident_id <= MAX_ROW_ID else None
@@ -289,7 +289,7 @@ def months(incidents: list[IncidentView], tz: tzinfo) -> list[tuple[date, list[I
 
 
 @bp.get("/history")
-@cached_view(seconds=RENDER_SECONDS)
+@cached_view(seconds=RENDER_SECONDS, on_results=False)
 def incident_history() -> str:
     raw = request.args.get("page", "1")
     page = int(raw) if raw.isdecimal() and len(raw) < 10 else 0
@@ -426,6 +426,12 @@ def public_text(value: str | None) -> Markup:
 def uptime_bars(value: History) -> Markup:
     label = f"Daily uptime over the last {len(value.days)} days: {charts.percent_text(value.uptime)}"
     return charts.uptime_bars(value, label)
+
+
+@bp.app_template_filter("incident_day_items")
+def incident_day_items(value: History) -> Markup:
+    url = url_for("status.incident", incident_id=0).removesuffix("0") + "{id}"
+    return charts.incident_day_items(value, url)
 
 
 @bp.app_template_filter("month_label")

@@ -17,6 +17,9 @@ checked by hand in tests.
 
 from __future__ import annotations
 
+import functools
+import threading
+import time as clock
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -82,6 +85,11 @@ class History:
     days: list[Day]  # oldest first, today last
     uptime: float | None = field(default=None)  # percent over the days with data; None: no data at all
 
+    @property
+    def incident_days(self) -> list[Day]:
+        """The days an incident touched, newest first (the bars' text alternative lists them)."""
+        return [day for day in reversed(self.days) if day.incidents]
+
 
 def _merged(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
     merged: list[tuple[datetime, datetime]] = []
@@ -144,30 +152,56 @@ def calendar(days: int, now: datetime, tz: tzinfo) -> list[date]:
     return [today - timedelta(days=days - 1 - i) for i in range(days)]
 
 
+@functools.lru_cache(maxsize=64)
+def _bounds(days: tuple[date, ...], tz: tzinfo) -> tuple[tuple[datetime, datetime], ...]:
+    """Each day's ``[start, end)`` in UTC (computed once per calendar, not once per service and day)."""
+    return tuple((local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)) for day in days)
+
+
 def history(
     intervals: Sequence[Interval], days: Sequence[date], now: datetime, tz: tzinfo, with_results: set[date],
 ) -> History:
-    """One service's bars for ``days``; ``with_results`` are the days (of ``tz``) it had public results."""
+    """One service's bars for ``days``; ``with_results`` are the days (of ``tz``) it had public results.
+
+    Days before today do not depend on ``now``: they are computed once per set of intervals and
+    reused (a page of 50 services x 90 days then computes 50 bars, not 4,500).
+    """
+    if not days:
+        return History([], None)
+    *past, today = days
+    spans = tuple(intervals)
+    before = _bars(spans, tuple(past), tz, frozenset(with_results.intersection(past)), None) if past else ((), 0.0, 0.0)
+    last = _bars(spans, (today,), tz, frozenset(with_results.intersection((today,))), now)
+    total_s, down_s = before[1] + last[1], before[2] + last[2]
+    return History([*before[0], *last[0]], max(0.0, 100.0 * (1 - down_s / total_s)) if total_s else None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bars(intervals: tuple[Interval, ...], days: tuple[date, ...], tz: tzinfo, with_results: frozenset[date],
+          now: datetime | None) -> tuple[tuple[Day, ...], float, float]:
+    """``(bars, seconds with data, weighted downtime seconds)`` of ``days`` (``now``: None for past days)."""
     bars: list[Day] = []
     total_s = down_s = 0.0
-    for day in days:
-        start = local_midnight(day, tz)
-        end = min(local_midnight(day + timedelta(days=1), tz), now)
-        touching = [i for i in intervals if i.clipped(start, end)]
+    for day, (start, day_end) in zip(days, _bounds(days, tz), strict=True):
+        end = min(day_end, now) if now is not None else day_end
+        touching = [i for i in intervals if i.start < end and (i.end is None or i.end > start)] if intervals else []
         if end <= start or (day not in with_results and not touching):
             bars.append(Day(day, None, None))
             continue
-        downtime = downtime_seconds(touching, start, end)
         seconds = (end - start).total_seconds()
+        total_s += seconds
+        if not touching:  # the common day: nothing happened
+            bars.append(Day(day, 100.0, ComponentStatus.OPERATIONAL))
+            continue
+        downtime = downtime_seconds(touching, start, end)
         worst = max((i.status for i in touching), key=STATUS_RANK.__getitem__, default=ComponentStatus.OPERATIONAL)
         seen: dict[int, DayIncident] = {}
         for i in touching:
             if i.incident_id is not None and i.incident_id not in seen:
                 seen[i.incident_id] = DayIncident(i.incident_id, i.title, i.status)
         bars.append(Day(day, max(0.0, 100.0 * (1 - downtime / seconds)), worst, downtime, tuple(seen.values())))
-        total_s += seconds
         down_s += downtime
-    return History(bars, max(0.0, 100.0 * (1 - down_s / total_s)) if total_s else None)
+    return tuple(bars), total_s, down_s
 
 
 # -- the two queries ------------------------------------------------------------------------
@@ -205,11 +239,42 @@ def intervals(
     return found
 
 
+#: seconds the result days of completed days are reused: a result stored late (spool replay) shows
+#: on an old day's bar within this long
+PAST_DAYS_TTL_S = 600.0
+_past_days: dict[tuple, tuple[float, dict[str, set[date]]]] = {}
+_past_days_lock = threading.Lock()
+
+
 def days_with_results(session: Session, service_ids: Sequence[str], days: Sequence[date], tz: tzinfo) -> dict[str, set[date]]:
     """Per service, the days (of ``tz``) on which it had any probe result, from ``rollup_daily``.
 
-    Daily rollups are UTC days: a UTC day with results marks every local day it overlaps.
+    Daily rollups are UTC days: a UTC day with results marks every local day it overlaps.  Days
+    before yesterday rarely change, so they are read once per ``PAST_DAYS_TTL_S`` per database and
+    reused: each page then reads two days of rollups however long the history is.
     """
+    if not days:
+        return {sid: set() for sid in service_ids}
+    recent = [day for day in days if day >= days[-1] - timedelta(days=1)]
+    older = [day for day in days if day not in recent]
+    url = session.get_bind().engine.url
+    if url.database in (None, "", ":memory:"):  # one database per connection: nothing to key a cache on
+        return _days_with_results(session, service_ids, days, tz)
+    key = (str(url), tuple(service_ids), tuple(older), getattr(tz, "key", str(tz)))
+    with _past_days_lock:
+        cached = _past_days.get(key)
+    if cached is None or cached[0] < clock.monotonic():
+        cached = (clock.monotonic() + PAST_DAYS_TTL_S, _days_with_results(session, service_ids, older, tz))
+        with _past_days_lock:
+            if len(_past_days) >= 64:
+                _past_days.clear()
+            _past_days[key] = cached
+    found = _days_with_results(session, service_ids, recent, tz)
+    return {sid: found[sid] | cached[1][sid] for sid in service_ids}
+
+
+def _days_with_results(session: Session, service_ids: Sequence[str], days: Sequence[date], tz: tzinfo) -> dict[str, set[date]]:
+    """``days_with_results`` read from the database."""
     if not days:
         return {sid: set() for sid in service_ids}
     start = local_midnight(days[0], tz) - timedelta(days=1)
