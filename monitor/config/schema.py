@@ -197,8 +197,9 @@ class ServiceConfig(Strict):
 
 
 class WeeklyReportConfig(Strict):
-    at: str = "mon 09:00"
-    channels: list[str] = []
+    at: str = "mon 09:00"  # a weekday and a time in the site timezone
+    channels: list[str] = []  # alert channel ids the report is sent through (email: the report with its charts)
+    public: bool = True  # /reports and /reports/<week> on the status site; false: on the admin side only
 
     @field_validator("at")
     @classmethod

@@ -370,6 +370,25 @@ class AlertDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     thread: Mapped[dict | None] = mapped_column(JSON)
 
+class WeeklyReport(Base):
+    """One ISO week's reliability report (``monitor.reports``): its figures as JSON (the documented
+    schema), the rendered HTML and Markdown, and when it was sent.  Sending is claimed with a
+    guarded update (``claimed_by``/``claimed_at``, as the alert deliveries are), so a restart or two
+    coordinators never send a week twice."""
+
+    __tablename__ = "weekly_reports"
+
+    week: Mapped[str] = mapped_column(String(8), primary_key=True)  # "2026-W47"
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    data: Mapped[dict] = mapped_column(JSON)
+    html: Mapped[str] = mapped_column(Text)
+    markdown: Mapped[str] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    send_error: Mapped[str | None] = mapped_column(Text)
+
+
 class ReferenceImageRow(Base):
     """One reference picture of a (service, canary) profile (``genstatus baseline``): hashes,
     statistics and a small thumbnail -- never the full image -- so every agent and the web see it."""
