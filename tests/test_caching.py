@@ -292,3 +292,18 @@ def test_render_cache_under_concurrent_use():
         thread.join()
     assert errors == [] and len(cache) == 50
     assert cache.hits + cache.misses == 8 * 2000
+
+
+def test_a_render_cache_hit_is_served_gzipped_with_the_same_etag_without_compressing_again(app, client, monkeypatch):
+    first = client.get("/test/page", headers=GZIP)
+    compressed = []
+    real = gzip.compress
+    monkeypatch.setattr(caching.gzip, "compress", lambda *a, **k: compressed.append(1) or real(*a, **k))
+    second = client.get("/test/page", headers=GZIP)
+    third = client.get("/test/page", headers=GZIP)
+    assert calls(app, "page") == 1 and len(compressed) == 1  # compressed once for the kept answer, not per hit
+    assert first.headers["ETag"] == second.headers["ETag"] == third.headers["ETag"]
+    assert second.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in second.headers["Vary"]
+    assert gzip.decompress(second.data) == gzip.decompress(first.data) == BIG.encode()
+    assert client.get("/test/page", headers={"If-None-Match": first.headers["ETag"], **GZIP}).status_code == 304
+    assert client.get("/test/page").data == BIG.encode()  # and plain to a client that does not take gzip
