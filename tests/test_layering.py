@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("store", ("monitor.store", "migrations")),
     ("incidents and SLO", ("monitor.detection",)),
     ("alerts", ("monitor.alerts",)),
+    ("weekly reports", ("monitor.reports",)),  # figures from the store; sent through the alert channels
     ("engine", ("monitor.engine",)),
     ("faces", ("monitor.cli", "web")),
 ]
@@ -39,6 +40,7 @@ NEVER = [
     ("web", "monitor.cli", "web does not depend on the command line"),
     ("web", "apscheduler", "web never schedules"),
     ("web", "monitor.alerts", "web never sends alerts"),
+    ("web", "monitor.reports", "web shows the stored reports; it never computes or sends them"),
     ("monitor.config", "monitor.", "config imports nothing above it (but enums)"),
     ("monitor.scoring.", "monitor.scoring.pipeline", "stages depend on scoring.types, never on the pipeline"),
 ]

@@ -58,7 +58,7 @@ def create_app(
         engine = make_web_engine(database_url or (config.database if config else DEFAULT_DATABASE))
     app.extensions[EXTENSION] = WebState(engine, session_factory(engine), config, owns_engine=owns_engine)
 
-    from web import badges, caching, feeds, health, metrics
+    from web import badges, caching, feeds, health, metrics, reports
     from web.admin import bp as admin_bp
     from web.api_v1 import bp as api_v1_bp
     from web.api_v2 import bp as api_v2_bp
@@ -72,6 +72,7 @@ def create_app(
     app.register_blueprint(api_v2_bp)
     for public in (feeds, badges, metrics, health):  # /feed.atom|rss, /badge/<service>.svg, /metrics, /readyz
         app.register_blueprint(public.bp)
+    app.register_blueprint(reports.bp)  # /reports, /reports/<week>: public or admin-only (reports.weekly.public)
     app.teardown_appcontext(close_session)
     app.after_request(_security_headers)
     caching.install(app)  # ETag, 304, Cache-Control, gzip; the render cache of @cached_view

@@ -14,6 +14,7 @@ from monitor.cli.alerting import cmd_alert_test
 from monitor.cli.analysis import cmd_replay, cmd_score
 from monitor.cli.common import DEFAULT_EMULATOR_PORT, DEFAULT_WEB_PORT, EXIT_OK, EXIT_USAGE, UsageError, setup_logging
 from monitor.cli.probing import cmd_baseline, cmd_probe
+from monitor.cli.reports import add_report_parser
 from monitor.cli.serving import cmd_demo, cmd_emulator, cmd_run, cmd_serve
 from monitor.cli.setup import cmd_check_config, cmd_db_upgrade, cmd_init
 from monitor.cli.users import add_user_parser
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_user_parser(sub, common)
+    add_report_parser(sub, common)
     return parser
 
 

@@ -10,6 +10,7 @@ from monitor.config import Config
 from monitor.engine.coordinator import Coordinator
 from monitor.engine.runner import ProbeRunner
 from monitor.engine.scheduler import ProbeScheduler
+from monitor.reports.schedule import WeeklyReportSchedule
 from monitor.store.db import make_engine
 from monitor.store.exclusive import SQLiteMonitorLock
 from monitor.store.migrate import upgrade
@@ -37,6 +38,7 @@ class MonitorRuntime:
         self.dispatcher = Dispatcher(self.engine, config)
         self.coordinator = Coordinator(self.engine, config, every=detect_every, on_alerts=self.dispatcher.poke)
         self.scheduler = ProbeScheduler(config, self.runner, self._handle)
+        self.reports = WeeklyReportSchedule(self.engine, config) if config.reports.weekly else None
 
     def _handle(self, result: ResultRecord) -> None:
         self.store.record(result)
@@ -46,6 +48,8 @@ class MonitorRuntime:
         self.scheduler.start()
         self.coordinator.start()
         self.dispatcher.start()
+        if self.reports is not None:
+            self.reports.start()
         if not self.config.alerts.channels:
             log.info("no alert channels configured (alerts.channels): incidents are recorded but nobody is told")
 
@@ -54,6 +58,8 @@ class MonitorRuntime:
         self.scheduler.shutdown(wait=True)
         self.coordinator.stop()
         self.dispatcher.stop()
+        if self.reports is not None:
+            self.reports.stop()
         self.runner.close()
         self.engine.dispose()
         self.lock.release()

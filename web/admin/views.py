@@ -57,9 +57,10 @@ def _refused(error: Exception, page: Callable[..., Page], **context: Any) -> Pag
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on the admin side; anything else (another host, ``//evil``) goes to the dashboard."""
-    if target and target.startswith("/admin") and not target.startswith("//") and not urlsplit(target).netloc \
-            and "\\" not in target:
+    """Only a path on the admin side (or an admin-only report); anything else (another host, ``//evil``)
+    goes to the dashboard."""
+    if target and target.startswith(("/admin", "/reports")) and not target.startswith("//") \
+            and not urlsplit(target).netloc and "\\" not in target:
         return target
     return url_for("admin.dashboard")
 
