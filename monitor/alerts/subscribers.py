@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
-from email.utils import formatdate
 from html import escape
 from typing import Any
 
@@ -418,16 +417,7 @@ class SubscriberEmailSender(EmailSender):
         if not isinstance(message, SubscriberMessage):
             return super().compose(message)
         mail = EmailMessage(policy=MAIL_POLICY)
-        mail["Subject"] = message.subject
-        mail["From"] = self.sender
-        mail["To"] = self.config.to[0]
-        mail["Date"] = formatdate(usegmt=True)
-        mail["Message-ID"] = own = self.message_id(message)
-        first = message.thread.get("message_id")
-        if first and first != own:
-            mail["In-Reply-To"] = first
-            mail["References"] = first
-        mail["Auto-Submitted"] = "auto-generated"
+        self.headers(mail, message, subject=message.subject, to=self.config.to[0])
         mail["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
         mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
         mail.set_content(message.plain)

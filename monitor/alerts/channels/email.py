@@ -46,16 +46,7 @@ class EmailSender:
 
     def compose(self, message: Message) -> EmailMessage:
         mail = EmailMessage()
-        mail["Subject"] = message.headline
-        mail["From"] = self.sender
-        mail["To"] = ", ".join(self.config.to)
-        mail["Date"] = formatdate(usegmt=True)
-        mail["Message-ID"] = own = self.message_id(message)
-        first = message.thread.get("message_id")
-        if first and first != own:
-            mail["In-Reply-To"] = first
-            mail["References"] = first
-        mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to alerts
+        own = self.headers(mail, message, subject=message.headline, to=", ".join(self.config.to))
         mail.set_content(message.text())
         cid = f"thumb.{own[1:-1]}" if message.image else None
         mail.add_alternative(render_html(message, self.site, image_cid=cid), subtype="html")
@@ -71,6 +62,20 @@ class EmailSender:
         if self.tls_context is None:
             self.tls_context = ssl.create_default_context()
         return self.tls_context
+
+    def headers(self, mail: EmailMessage, message: Message, *, subject: str, to: str) -> str:
+        """Subject, addresses, date, Message-ID and the thread's references; returns the Message-ID."""
+        mail["Subject"] = subject
+        mail["From"] = self.sender
+        mail["To"] = to
+        mail["Date"] = formatdate(usegmt=True)
+        mail["Message-ID"] = own = self.message_id(message)
+        first = message.thread.get("message_id")
+        if first and first != own:
+            mail["In-Reply-To"] = first
+            mail["References"] = first
+        mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to alerts
+        return own
 
     def send(self, message: Message) -> Receipt:
         mail = self.compose(message)
