@@ -61,13 +61,12 @@ from web.uptime import (
     FORMULA,
     History,
     calendar,
-    days_with_results,
     downtime_seconds,
-    history,
     intervals,
     local_midnight,
     uptime_percent,
 )
+from web.uptime import histories as uptime_histories
 
 log = logging.getLogger("genstatus.web")
 
@@ -261,9 +260,7 @@ def histories(services: Sequence[ServiceInfo], spans: Sequence[int], now: dateti
     session, tz, config = db_session(), site_zone(), state().config
     ids = [s.id for s in services]
     longest = calendar(max(spans), now, tz)
-    found = intervals(session, ids, local_midnight(longest[0], tz), now, config.maintenance if config else ())
-    with_results = days_with_results(session, ids, longest, tz)
-    return {days: {sid: history(found[sid], longest[-days:], now, tz, with_results[sid]) for sid in ids}
+    return {days: uptime_histories(session, ids, longest[-days:], now, tz, config.maintenance if config else ())
             for days in spans}
 
 

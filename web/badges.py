@@ -15,7 +15,7 @@ opened on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response
 from markupsafe import Markup
@@ -26,7 +26,7 @@ from web.caching import cached_view
 from web.context import db_session, state
 from web.queries import NO_DATA, ServiceInfo
 from web.snapshot import snapshot
-from web.uptime import calendar, days_with_results, history, intervals
+from web.uptime import calendar, histories
 
 bp = Blueprint("badges", __name__)
 
@@ -113,10 +113,7 @@ def service_badge(info: ServiceInfo, now: datetime) -> Badge:
     words, colour = STATUS_STYLE.get(component.state.key, STATUS_STYLE[NO_DATA])
     tz = timefmt.zone(web.site.timezone)
     days = calendar(UPTIME_DAYS, now, tz)
-    start = now - timedelta(days=UPTIME_DAYS + 1)
-    spans = intervals(session, [info.id], start, now, web.config.maintenance if web.config else ())[info.id]
-    with_results = days_with_results(session, [info.id], days, tz)[info.id]
-    uptime = history(spans, days, now, tz, with_results).uptime
+    uptime = histories(session, [info.id], days, now, tz, web.config.maintenance if web.config else ())[info.id].uptime
     value = f"{words} · {uptime_text(uptime)}" if uptime is not None else words
     return Badge(info.name, value, colour)
 

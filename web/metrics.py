@@ -66,7 +66,7 @@ from web import timefmt
 from web.context import db_session, state
 from web.queries import NO_DATA, ServiceInfo
 from web.snapshot import Snapshot, snapshot
-from web.uptime import calendar, days_with_results, history, intervals
+from web.uptime import calendar, histories
 
 bp = Blueprint("metrics", __name__)
 
@@ -133,9 +133,8 @@ def read(session: Session, services: list[ServiceInfo], config: Config | None, n
 def _uptime(session: Session, ids: Sequence[str], config: Config | None, now: datetime) -> dict[str, float]:
     tz = timefmt.zone(config.site.timezone if config else None)
     days = calendar(UPTIME_DAYS, now, tz)
-    spans = intervals(session, ids, now - timedelta(days=UPTIME_DAYS + 1), now, config.maintenance if config else ())
-    with_results = days_with_results(session, ids, days, tz)
-    found = {sid: history(spans[sid], days, now, tz, with_results[sid]).uptime for sid in ids}
+    found = {sid: bars.uptime for sid, bars in histories(session, ids, days, now, tz,
+                                                           config.maintenance if config else ()).items()}
     return {sid: value for sid, value in found.items() if value is not None}
 
 

@@ -48,7 +48,7 @@ from web.queries import (
     result_thumbnail,
 )
 from web.snapshot import MAINTENANCE_TEXT, NO_DATA_TEXT, Snapshot, snapshot
-from web.uptime import FORMULA, History, calendar, days_with_results, history, intervals, local_midnight
+from web.uptime import FORMULA, History, calendar, histories
 
 log = logging.getLogger("genstatus.web")
 
@@ -140,9 +140,7 @@ def uptime_histories(session: Session, service_ids: Sequence[str], now: datetime
     """The 90 daily bars of each service: three queries for any number of services."""
     days = calendar(UPTIME_DAYS, now, tz)
     config = state().config
-    spans = intervals(session, service_ids, local_midnight(days[0], tz), now, config.maintenance if config else ())
-    with_results = days_with_results(session, service_ids, days, tz)
-    return {sid: history(spans[sid], days, now, tz, with_results[sid]) for sid in service_ids}
+    return histories(session, service_ids, days, now, tz, config.maintenance if config else ())
 
 
 def _grouped(rows: list[ServiceRow]) -> list[tuple[str, list[ServiceRow]]]:

@@ -31,6 +31,7 @@ from monitor.enums import STATUS_RANK, Audience, ComponentStatus, MaintenancePer
 from monitor.store.models import Incident as IncidentRow
 from monitor.store.models import Maintenance as MaintenanceRow
 from monitor.store.models import rollup_daily
+from web.queries import incident_status
 
 #: the weight of partial-outage time in downtime (major outage counts 1, degraded and maintenance 0)
 PARTIAL_WEIGHT = 0.3
@@ -204,6 +205,17 @@ def _bars(intervals: tuple[Interval, ...], days: tuple[date, ...], tz: tzinfo, w
     return tuple(bars), total_s, down_s
 
 
+def histories(
+    session: Session, service_ids: Sequence[str], days: Sequence[date], now: datetime, tz: tzinfo,
+    config_windows: Iterable[MaintenancePeriod] = (),
+) -> dict[str, History]:
+    """Each service's bars for ``days`` (oldest first): the two queries and ``history``, for every
+    page, API, badge and metric that shows uptime, so they all agree."""
+    spans = intervals(session, service_ids, local_midnight(days[0], tz), now, config_windows)
+    with_results = days_with_results(session, service_ids, days, tz)
+    return {sid: history(spans[sid], days, now, tz, with_results[sid]) for sid in service_ids}
+
+
 # -- the two queries ------------------------------------------------------------------------
 
 
@@ -212,8 +224,6 @@ def intervals(
     config_windows: Iterable[MaintenancePeriod] = (),
 ) -> dict[str, list[Interval]]:
     """Per service, the public incidents and maintenance windows overlapping ``[start, end)``."""
-    from web.queries import incident_status  # the one mapping of kind and impact to a status
-
     found: dict[str, list[Interval]] = {sid: [] for sid in service_ids}
     rows = session.execute(
         select(IncidentRow.id, IncidentRow.service_id, IncidentRow.kind, IncidentRow.impact, IncidentRow.started_at,
