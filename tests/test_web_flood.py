@@ -407,7 +407,7 @@ def test_a_response_nobody_reads_is_dropped_after_the_channel_timeout(database, 
         sock.connect(("127.0.0.1", server.port))
         sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
         assert wait_until(lambda: server.closed["stuck"] == 1, within=10), server.closed
-        assert server.open_connections() == 0
+        assert wait_until(lambda: server.open_connections() == 0, within=5), server.open_connections()
         assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200  # the workers were never held
     finally:
         sock.close()
