@@ -69,17 +69,37 @@ def _cap_address_space() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
 
 
+#: the child's own peak, written at exit: ``ru_maxrss`` of a forked child also counts the pages it
+#: shared with this (large, late in a test run) process before ``exec``, so it read ~600 MB for every
+#: child of a long pytest run.  ``VmHWM`` belongs to the memory of the new program alone.
+PEAK_LAUNCHER = """
+import atexit, os, sys
+def _peak():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                with open(os.environ["GENSTATUS_TEST_PEAK"], "w") as out:
+                    out.write(line.split()[1])
+atexit.register(_peak)
+from monitor.cli import main
+sys.argv[0] = "genstatus"
+sys.exit(main())
+"""
+
+
 def run_measured(*argv: str, timeout: float = 120, env: dict[str, str] | None = None) -> Run:
     """``genstatus ARGV`` in a subprocess: exit code, output, CPU and wall-clock time, peak resident memory.
 
-    ``wait4`` reports the memory of this child alone (``RUSAGE_CHILDREN`` would be the largest of
-    every child the test run has waited for).  A child still running after ``timeout`` is killed,
-    and the test fails on its exit code; one mapping more than ``ADDRESS_SPACE_CAP`` fails inside.
+    The peak is the child's ``VmHWM`` (see ``PEAK_LAUNCHER``; ``wait4``'s ``ru_maxrss`` where there is
+    no /proc).  A child still running after ``timeout`` is killed, and the test fails on its exit code;
+    one mapping more than ``ADDRESS_SPACE_CAP`` fails inside.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as scratch:
+        peak_file = os.path.join(scratch, "peak")
         began = time.monotonic()
-        process = subprocess.Popen([sys.executable, "-m", "monitor.cli", *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                   env={**os.environ, **(env or {})}, preexec_fn=_cap_address_space)
+        process = subprocess.Popen([sys.executable, "-c", PEAK_LAUNCHER, *argv], stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=err, env={**os.environ, **(env or {}), "GENSTATUS_TEST_PEAK": peak_file},
+                                   preexec_fn=_cap_address_space)
         killer = threading.Timer(timeout, process.kill)
         killer.start()
         try:
@@ -91,6 +111,9 @@ def run_measured(*argv: str, timeout: float = 120, env: dict[str, str] | None = 
         out.seek(0)
         err.seek(0)
         rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+        if os.path.exists(peak_file):
+            with open(peak_file) as written:
+                rss = int(written.read() or 0) * 1024 or rss
         return Run(process.returncode, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
                    usage.ru_utime + usage.ru_stime, wall, rss)
 
