@@ -257,3 +257,34 @@ def test_replay_bad_trace_names_file_and_line(tmp_path, capsys):
     assert main(["replay", str(path)]) == 2
     assert f"{path}:10: unknown outcome 'exploded'" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def _commands(parser, prefix=()):
+    """Every command path (``("db", "upgrade")``, ...) with placeholders for its required positionals."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+                if nested:
+                    yield from _commands(sub, (*prefix, name))
+                else:
+                    needed = [a for a in sub._actions if not a.option_strings and a.nargs not in ("?", "*")
+                              and not isinstance(a, argparse._HelpAction)]
+                    yield (*prefix, name), ["x"] * len(needed)
+
+
+def test_c_and_v_mean_the_same_before_or_after_every_command():
+    from monitor.cli import build_parser
+
+    parser = build_parser()
+    commands = list(_commands(parser))
+    assert len(commands) >= 15
+    for path, positionals in commands:
+        argv = [*path, *positionals]
+        before = parser.parse_args(["-c", "other.yaml", "-v", *argv])
+        after = parser.parse_args([*argv, "-c", "other.yaml", "-v"])
+        neither = parser.parse_args(argv)
+        assert (before.config, before.verbose) == (after.config, after.verbose) == ("other.yaml", True), path
+        assert (neither.config, neither.verbose) == (None, False), path

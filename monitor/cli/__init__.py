@@ -34,16 +34,19 @@ scenario file (times are offsets from the emulator's start; 'for' is optional):
 def build_parser() -> argparse.ArgumentParser:
     from probes.emulator.faults import FAULTS
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", help=f"config file (default: $GENSTATUS_CONFIG or ./{DEFAULT_CONFIG_NAME})")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-
+    config_help = f"config file (default: $GENSTATUS_CONFIG or ./{DEFAULT_CONFIG_NAME})"
     parser = argparse.ArgumentParser(
         prog="genstatus",
         description="Reliability monitor and status page for AI image-generation services.",
         epilog="Exit codes: 0 ok, 1 the checked thing is unhealthy, 2 usage or config error.",
-        parents=[common],
     )
+    parser.add_argument("-c", "--config", help=config_help)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # every command takes them too; SUPPRESS: one not given after the command leaves the value given
+    # before it (``genstatus -c other.yaml check-config`` and ``genstatus check-config -c other.yaml`` agree)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("init", parents=[common], help="write a commented starter config",

@@ -282,8 +282,6 @@ def test_files_built_to_exhaust_memory_fail_fast_in_a_subprocess(tmp_path, cli_s
     assert run.peak_rss < cli_start.peak_rss + 150 * MB, f"{run.peak_rss // MB} MB"  # expanding them would take gigabytes
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: each subcommand redeclares -c, and its default replaces the value "
-                                       "given before the subcommand (monitor/cli/__init__.py build_parser)")
 def test_c_before_the_subcommand_is_honoured(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text(SERVICE + ", interval: .nan}]\n")
