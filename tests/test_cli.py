@@ -288,3 +288,24 @@ def test_c_and_v_mean_the_same_before_or_after_every_command():
         neither = parser.parse_args(argv)
         assert (before.config, before.verbose) == (after.config, after.verbose) == ("other.yaml", True), path
         assert (neither.config, neither.verbose) == (None, False), path
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path, monkeypatch, capsys):
+    """``genstatus ... | head``: the reader has gone, the next write fails with EPIPE; no traceback, exit 0."""
+    import io
+    import os
+    import sys
+
+    from monitor.cli import main
+
+    services = "".join(f"  - {{id: svc-{n}, provider: openai, canaries: [c]}}\n" for n in range(3))
+    (tmp_path / "genstatus.yaml").write_text(f"canaries:\n  - {{id: c, prompt: a red apple}}\nservices:\n{services}")
+    monkeypatch.chdir(tmp_path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    closed = io.TextIOWrapper(io.FileIO(write_end, "w"), write_through=True)
+    with capsys.disabled():
+        monkeypatch.setattr(sys, "stdout", closed)
+        assert main(["report", "--format", "json"]) == 0
+        closed.write("after the fix, writes go nowhere instead of failing\n")
+        closed.flush()

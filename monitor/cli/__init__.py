@@ -7,6 +7,7 @@ of ``monitor`` never import Flask: the commands that serve pages import ``web`` 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 
@@ -177,4 +178,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """The reader of our output went away (``genstatus probe ... | head``): stop quietly, as other tools do.
+
+    Python would otherwise print a traceback, and then another one when it flushes stdout at exit:
+    stdout is pointed at /dev/null so that last flush has nowhere to fail.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OK
 
