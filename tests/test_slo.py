@@ -55,6 +55,11 @@ def test_alert_written_once_per_long_window(tmp_path):
     # a third of the runs failed: every tier burns (the long ones see only this hour of history)
     assert {a.event: a.impact for a in first} == {"slo_burn:fast": "major", "slo_burn:medium": "major", "slo_burn:slow": "minor"}
     assert all(a.audience == "operator" and "Svc: error budget burning" in a.title for a in first)
+    # two page tiers fire together: each line names its window pair, so they never read the same
+    titles = {a.event: a.title for a in first}
+    assert "over 1h and" in titles["slo_burn:fast"] and "over 5m (fast page)" in titles["slo_burn:fast"]
+    assert "over 6h and" in titles["slo_burn:medium"] and "over 30m (medium page)" in titles["slo_burn:medium"]
+    assert len(set(titles.values())) == 3
     assert {a.dedupe_key for a in first} == {"slo_burn:fast:svc:2026-11-02T12:00Z", "slo_burn:medium:svc:2026-11-02T12:00Z",
                                               "slo_burn:slow:svc:2026-10-31T00:00Z"}  # 3-day buckets from the epoch
     assert check_burn_rates(engine, config, NOW + timedelta(minutes=1)) == []  # no storm

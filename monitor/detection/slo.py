@@ -131,7 +131,9 @@ def _check(session: Session, config: Config, now: datetime) -> list[AlertOutbox]
             alert = AlertOutbox(
                 service_id=service.id, event=event, audience="operator",
                 impact="major" if tier.severity == "page" else "minor",
-                title=f"{service.display_name}: error budget burning {long.burn(slo):.1f}x ({tier.severity})",
+                title=(f"{service.display_name}: error budget burning {long.burn(slo):.1f}x over "
+                       f"{format_duration(tier.long)} and {short.burn(slo):.1f}x over {format_duration(tier.short)} "
+                       f"({tier.name} {tier.severity})"),
                 body=(f"{long.bad} of {long.counted} runs failed in the last {format_duration(tier.long)} and {short.bad} of "
                       f"{short.counted} in the last {format_duration(tier.short)}: burn rate {long.burn(slo):.1f}x / "
                       f"{short.burn(slo):.1f}x against the {slo:g}% availability SLO (alert at {tier.factor:g}x)."),

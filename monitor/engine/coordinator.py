@@ -151,7 +151,7 @@ class Coordinator:
     def _check_slo(self, session: Session, now: datetime) -> list:
         alerts = check_burn_rates(session, self.config, now)
         for alert in alerts:
-            log.warning("SLO alert: %s", alert.title)
+            log.warning("SLO alert (%s): %s", alert.event, alert.title)
         return alerts
 
     def _retain(self, _session: Session, now: datetime) -> dict[str, int]:
