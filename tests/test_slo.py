@@ -79,3 +79,23 @@ def test_dedupe_key_never_refuses_what_the_window_allows():
             later = NOW + step * tier.long / 7
             if dedupe_key("svc", tier, later) == key:
                 assert later - NOW < tier.long
+
+
+def test_confirmation_runs_are_not_counted_as_samples(tmp_path):
+    """A failed canary followed by its burst of failing confirmations is one failure, not six."""
+    config = parse_config("canaries: [{id: c, prompt: x}]\nservices: [{id: svc, name: Svc, provider: openai, canaries: [c],"
+                          " interval: 1m, slo: {availability: 99.5}}]\n", env={})
+    engine = make_engine(f"sqlite:///{tmp_path / 'slo.db'}")
+    upgrade(engine)
+    store = ResultStore(engine)
+    store.sync_catalog(config)
+    for minute in range(60):  # one failing canary in the hour, the rest good
+        at = NOW - timedelta(minutes=60 - minute)
+        store.record(result(at, Outcome.SERVER_ERROR if minute == 58 else Outcome.OK))
+        if minute == 58:
+            for i in range(1, 6):
+                store.record(ResultRecord(service="svc", canary="c", region="eu", kind=ProbeKind.CONFIRMATION,
+                                          started_at=at + timedelta(seconds=5 * i), finished_at=at + timedelta(seconds=5 * i),
+                                          outcome=Outcome.SERVER_ERROR, latency_ms={"total": 1000.0}))
+    assert check_burn_rates(engine, config, NOW) == []  # 1 failure < MIN_FAILURES; with confirmations it was 6
+    engine.dispose()

@@ -177,12 +177,16 @@ def test_merged_percentiles_across_regions_match_all_values(store, engine):
     assert max(r["latency_max_ms"] for r in rows) == 60_000.0
 
 
-def test_health_checks_are_stored_raw_only(store, engine):
+def test_health_checks_are_stored_raw_only_and_confirmations_add_only_their_cost(store, engine):
     store.record(result(kind=ProbeKind.HEALTH, total=80.0))
-    store.record(result(kind=ProbeKind.CONFIRMATION, outcome=Outcome.TIMEOUT))
-    assert [r.kind for r in raw_rows(engine)] == ["health", "confirmation"]
+    store.record(result(kind=ProbeKind.CONFIRMATION, outcome=Outcome.TIMEOUT, cost=0.04))
+    store.record(result(kind=ProbeKind.CONFIRMATION, outcome=Outcome.OK, total=900.0, quality=0.9, cost=0.04))
+    store.record(result(kind=ProbeKind.CANARY, outcome=Outcome.TIMEOUT, cost=0.04))
+    assert [r.kind for r in raw_rows(engine)] == ["health", "confirmation", "confirmation", "canary"]
     (row,) = rollups(engine).values()
-    assert (row["n_total"], row["n_timeout"], row["n_ok"]) == (1, 1, 0)
+    # a confirmation run is asked for because a run failed: counting it would weigh that failure twice
+    assert (row["n_total"], row["n_timeout"], row["n_ok"], row["latency_count"], row["quality_count"]) == (1, 1, 0, 0, 0)
+    assert row["cost_sum"] == pytest.approx(0.12)  # but it was paid for
 
 
 def test_record_many_matches_record(store, engine):

@@ -75,7 +75,7 @@ def window_counts(session: Session, service_id: str, now: datetime, window: time
         rows = session.execute(
             select(P.outcome, func.count()).where(
                 P.service_id == service_id, P.started_at > now - window, P.started_at <= now,
-                P.kind.in_((ProbeKind.CANARY.value, ProbeKind.CONFIRMATION.value)))
+                P.kind == ProbeKind.CANARY.value)  # confirmation runs are not samples (``rollups.SAMPLE_KINDS``)
             .group_by(P.outcome)
         )
         by_outcome = dict(rows.all())

@@ -10,8 +10,9 @@ Rules (the documented meaning of the JSON):
 
 * A rollup hour belongs to a period when its ``bucket_start`` lies in the period (weeks and days are
   cut at local midnight; in a timezone with a half-hour offset an hour goes to the period it starts in).
-* Availability is results-based, as an SLO on probes measures it: ``1 - down / counted`` over the canary
-  and confirmation runs, ``counted`` = every run but operator outcomes, ``down`` = ``DOWN_OUTCOMES``.
+* Availability is results-based, as an SLO on probes measures it: ``1 - down / counted`` over the
+  scheduled canary runs (the rollups' samples: a confirmation run repeats a failure already counted,
+  so it adds only its cost), ``counted`` = every run but operator outcomes, ``down`` = ``DOWN_OUTCOMES``.
 * The error budget is ``100 % - target`` of the counted runs of the 30 days (30 x 24 h) ending at the
   week's end; ``used`` = the share of it the down runs spent.  Whole UTC days of it are read from
   ``rollup_daily``, the edges from ``rollup_hourly``.

@@ -2,7 +2,7 @@
 
 No read-modify-write, so any number of agents can write one PostgreSQL concurrently and the
 counts stay exact.  Each rollup table has one statement, the same text on SQLite and PostgreSQL,
-binding eight values per result (``rollup_upsert``); pages and reports read these tables, never
+binding nine values per result (``rollup_upsert``); pages and reports read these tables, never
 the raw rows.
 """
 
@@ -25,6 +25,9 @@ from monitor.store.record import ResultRecord
 
 #: Health checks are stored raw only; availability and latency come from real generations.
 ROLLUP_KINDS = frozenset({ProbeKind.CANARY, ProbeKind.CONFIRMATION})
+#: The kinds counted as samples.  A confirmation run is an extra run the detector asks for *because*
+#: a run failed, so counting it would weigh every failure several times over: it adds its cost only.
+SAMPLE_KINDS = frozenset({ProbeKind.CANARY})
 ROLLUP_KEY = ("service_id", "region", "bucket_start")
 SUMMED = (
     "n_total", *(f"n_{o.value}" for o in Outcome), "latency_count", "latency_sum_ms",
@@ -53,15 +56,17 @@ def default_rollups() -> list[RollupStatement]:
 def rollup_event(result: ResultRecord, floor: Callable[[datetime], datetime]) -> dict[str, Any]:
     """The parameters of the rollup upsert for one result; the increments are computed in SQL."""
     total = (result.latency_ms or {}).get("total")
-    timed = total is not None and result.outcome in IMAGE_OUTCOMES
+    sample = result.kind in SAMPLE_KINDS
+    timed = sample and total is not None and result.outcome in IMAGE_OUTCOMES
     return {
         "service_id": result.service,
         "region": result.region,
         "bucket_start": floor(result.started_at),
         "outcome": str(result.outcome),
+        "sample": 1 if sample else 0,
         "latency": float(total) if timed and total is not None else None,
         "bucket": bucket_index(total) if timed and total is not None else None,
-        "quality": None if result.quality_score is None else float(result.quality_score),
+        "quality": None if result.quality_score is None or not sample else float(result.quality_score),
         "cost": float(result.cost or 0.0),
     }
 
@@ -91,7 +96,7 @@ def _keep(op: str, column: str, table: str) -> str:
 def rollup_upsert(table: Table) -> TextClause:
     """The upsert adding one result (a ``rollup_event``) to a rollup row; the same SQL for SQLite and PostgreSQL.
 
-    It binds eight parameters, each once (in the derived table ``e``), and derives the ~80
+    It binds nine parameters, each once (in the derived table ``e``), and derives the ~80
     increments (outcome counters, histogram bucket, ...) from them with CASE expressions.
     Plain text on purpose: a Core statement this wide costs ~40 us per execution just to
     hash its cache key, more than the insert itself.  (SQLite needs the ``WHERE`` to parse
@@ -102,8 +107,8 @@ def rollup_upsert(table: Table) -> TextClause:
         "service_id": "e.service_id",
         "region": "e.region",
         "bucket_start": "e.bucket_start",
-        "n_total": "1",
-        **{f"n_{o.value}": f"CASE WHEN e.outcome = '{o.value}' THEN 1 ELSE 0 END" for o in Outcome},
+        "n_total": "e.sample",
+        **{f"n_{o.value}": f"CASE WHEN e.outcome = '{o.value}' THEN e.sample ELSE 0 END" for o in Outcome},
         "latency_count": "CASE WHEN e.latency IS NULL THEN 0 ELSE 1 END",
         "latency_sum_ms": "COALESCE(e.latency, 0.0)",
         "latency_max_ms": "e.latency",
@@ -117,7 +122,7 @@ def rollup_upsert(table: Table) -> TextClause:
     event = (
         "SELECT CAST(:service_id AS VARCHAR(64)) AS service_id, CAST(:region AS VARCHAR(64)) AS region, "
         ":bucket_start AS bucket_start, CAST(:outcome AS VARCHAR(24)) AS outcome, "
-        "CAST(:latency AS FLOAT) AS latency, CAST(:bucket AS INTEGER) AS bucket, "
+        "CAST(:sample AS INTEGER) AS sample, CAST(:latency AS FLOAT) AS latency, CAST(:bucket AS INTEGER) AS bucket, "
         "CAST(:quality AS FLOAT) AS quality, CAST(:cost AS FLOAT) AS cost"
     )
     updates = [f"{column} = {name}.{column} + excluded.{column}" for column in SUMMED]
@@ -132,6 +137,7 @@ def rollup_upsert(table: Table) -> TextClause:
         bindparam("region", type_=String()),
         bindparam("bucket_start", type_=table.c.bucket_start.type),
         bindparam("outcome", type_=String()),
+        bindparam("sample", type_=Integer()),
         bindparam("latency", type_=Float()),
         bindparam("bucket", type_=Integer()),
         bindparam("quality", type_=Float()),
