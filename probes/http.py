@@ -181,6 +181,8 @@ def send(
     """Send ``request`` where ``destinations`` allow; see ``Adapter.send``."""
     target, headers, extensions = destinations.route(ctx, request)
     timeout = request.timeout or ctx.timeout()
+    if record:  # until this request answers, the run's status is its status: none if the connection fails
+        ctx.http_status = None
     with ctx.phase(phase) if phase else nullcontext(), exchange(ctx, timeout, request.what):
         with ctx.client.stream(
             request.method, target, headers={**request.headers, **headers}, json=request.json, data=request.data,

@@ -9,7 +9,8 @@ Every request (the polls and the cancel) goes through ``Adapter.send``, so a pol
 provider's answer names is held to the same-origin rule there (``probes.http``).
 
 ``ctx.phase`` times only the requests; ``PhaseClock`` charges the whole wait (sleeps
-included) to the state the job was last seen in, queue or generation.
+included) to queue or generation by the states the job was seen in (a change between two
+looks splits that gap).
 """
 
 from __future__ import annotations
@@ -75,20 +76,63 @@ def _best_effort(cancel: Callable[[], None], what: str) -> None:
 class PhaseClock:
     """Latency phases of a polled job, measured on our side.
 
-    The time between two looks at the job counts for the phase it was last seen in.
+    Between two looks that see the same state, the time counts for that state.  When the state
+    changed between two looks, the change happened somewhere in between: the gap is split at its
+    midpoint, which bounds the error of either phase by half a poll interval (charging the whole
+    gap to one side, as a plain "last seen" clock does, can book a whole run as queue).
     """
 
     def __init__(self, ctx: ProbeContext, phase: str = "queue") -> None:
-        self.ctx, self.phase, self.since = ctx, phase, time.monotonic()
+        self.ctx, self.phase = ctx, phase
+        self.began = self.since = time.monotonic()
+        self.charged: dict[str, float] = {"queue": 0.0, "generation": 0.0}
+        self.last_queued = self.began  # the job cannot have started before it was submitted
+        self.first_started: float | None = None  # the first look that did not see it queued
+        self.last_running: float | None = None  # the last look that saw it still running
 
     def seen(self, phase: str | None = None) -> None:
-        """Charge the time since the last look to the phase last seen; ``phase`` is seen now (None: unchanged)."""
-        now = time.monotonic()
-        self.ctx.add_phase(self.phase, (now - self.since) * 1000.0)
-        self.since, self.phase = now, phase or self.phase
+        """Charge the time since the last look; ``phase`` is the state seen now (None: unchanged)."""
+        self._look(phase, done=False)
 
     def finished(self) -> None:
-        """The job was seen done: the last interval ran it, even if it was last seen queued."""
-        self.phase = "generation"
-        self.seen()
+        """The job was seen done: if it was last seen queued, it started (and ran) within the last gap."""
+        self._look("generation", done=True)
 
+    def ran_for(self, ms: float) -> None:
+        """The provider says the job ran ``ms`` by its own clock; call after ``finished``.
+
+        The start then lies where both our looks and that duration allow it (after the last look that
+        saw the job queued and the last that saw it running minus ``ms``; before the first look that
+        did not see it queued and the end minus ``ms``): the midpoint of that span splits the wait.
+        Looks that contradict the duration (clock skew, a bogus timestamp) leave the split as it was.
+        """
+        end = self.since
+        run_s = max(ms, 0.0) / 1000.0
+        low = max(self.last_queued, (self.last_running or self.began) - run_s)
+        high = min(self.first_started or end, end - run_s)
+        if high < low:
+            return
+        start = (low + high) / 2
+        self._charge("queue", (start - self.began) * 1000.0 - self.charged["queue"])
+        self._charge("generation", (end - start) * 1000.0 - self.charged["generation"])
+
+    def _look(self, phase: str | None, *, done: bool) -> None:
+        now = time.monotonic()
+        gap = (now - self.since) * 1000.0
+        if phase is None or phase == self.phase:
+            self._charge(self.phase, gap)
+        else:
+            self._charge(self.phase, gap / 2)
+            self._charge(phase, gap / 2)
+        self.since, self.phase = now, phase or self.phase
+        if self.phase == "queue":
+            self.last_queued = now
+        else:
+            self.first_started = self.first_started or now
+            if not done:
+                self.last_running = now
+
+    def _charge(self, phase: str, ms: float) -> None:
+        self.ctx.add_phase(phase, ms)
+        if phase in self.charged:
+            self.charged[phase] += ms

@@ -49,19 +49,36 @@ def test_a_failing_cancel_does_not_hide_the_timeout():
         poll(context(), lambda: None, on_deadline=broken_cancel, first_delay=0.5)
 
 
-def test_phase_clock_charges_the_wait_to_the_state_last_seen():
+def test_phase_clock_splits_a_change_between_two_looks_at_the_midpoint():
+    ctx = context()
+    clock = PhaseClock(ctx, "queue")
+    time.sleep(0.04)
+    clock.seen("queue")  # still queued: all of it was queue
+    assert 35 <= ctx.phases["queue"] and ctx.phases["generation"] is None
+    queued = ctx.phases["queue"]
+    time.sleep(0.04)
+    clock.seen("generation")  # it started somewhere in these 40 ms: half each
+    assert 15 <= ctx.phases["queue"] - queued <= 35 and 15 <= ctx.phases["generation"] <= 35
+    assert ctx.phases["queue"] - queued == pytest.approx(ctx.phases["generation"])
+    generating = ctx.phases["generation"]
+    time.sleep(0.04)
+    clock.finished()  # seen done while last seen running: all of it was generation
+    assert ctx.phases["generation"] >= generating + 35
+
+
+def test_phase_clock_places_the_start_by_the_providers_run_time():
     ctx = context()
     clock = PhaseClock(ctx, "queue")
     time.sleep(0.02)
-    clock.seen("generation")  # the wait so far was queueing
-    time.sleep(0.02)
-    clock.seen()  # still generating
-    queued, generating = ctx.phases["queue"], ctx.phases["generation"]
-    assert queued >= 15 and generating >= 15
-    time.sleep(0.02)
-    clock.phase = "queue"
-    clock.finished()  # seen done while last seen queued: that last interval ran the job
-    assert ctx.phases["queue"] == queued and ctx.phases["generation"] >= generating + 15
+    clock.seen("queue")
+    time.sleep(0.3)
+    clock.finished()  # queued at one look, done at the next: the split alone would say 150/150
+    clock.ran_for(280.0)  # the provider ran it 280 ms, so it started within the first 20 ms of the gap
+    total = ctx.phases["queue"] + ctx.phases["generation"]
+    assert 280 <= ctx.phases["generation"] <= 300 and ctx.phases["queue"] == pytest.approx(total - ctx.phases["generation"])
+    before = dict(ctx.phases)
+    clock.ran_for(10_000.0)  # longer than the wait: contradicts our looks, so nothing moves
+    assert ctx.phases == before
 
 
 def test_origins():

@@ -7,7 +7,10 @@ history become references; with fewer than ``min_good`` the stored profile is le
 For a fixed-seed canary the samples should be the same picture (a provider that honours seeds
 is deterministic).  If they are not, the provider does not reproduce seeds and drift cannot be
 judged: the references are stored without their seed (``ReferenceProfile.drift_applies`` is
-then never true) and the report says so.  For ``seed: random`` canaries, identical samples mean
+then never true) and the report says so.  "Reproduced" needs every sample to be generated: a
+repeat answered from a cache (ComfyUI's ``execution_cached``) is not a healthy result but a
+``probe_error`` (the adapter's call), so it is a failed sample here and can never count as a
+reproduced seed.  For ``seed: random`` canaries, identical samples mean
 the provider serves a cached picture: the profile is refused.
 """
 

@@ -31,6 +31,7 @@ from probes.emulator.faults import (
     FaultBoard,
     delay,
     service_of,
+    timeline,
 )
 from probes.emulator.images import image_for
 from probes.emulator.jobs import Recent
@@ -90,10 +91,11 @@ class Task:
     def state(self, now: float) -> tuple[str, float | None]:
         """(status, progress)."""
         elapsed = now - self.created
-        if elapsed < QUEUE_S:
+        queue_s, run_s = timeline(self.fault, QUEUE_S, RUN_S)
+        if elapsed < queue_s:
             return "Pending", None
-        if elapsed < QUEUE_S + RUN_S or self.fault_is("stuck_job"):
-            progress = min((elapsed - QUEUE_S) / RUN_S, 0.99)
+        if elapsed < queue_s + run_s or self.fault_is("stuck_job"):
+            progress = min((elapsed - queue_s) / run_s, 0.99) if run_s else 0.0
             return ("Generating" if self.model.startswith("flux-2") else "Pending"), round(progress, 2)
         if self.fault_is("content_policy"):
             return "Request Moderated", None

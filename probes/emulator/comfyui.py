@@ -1,12 +1,24 @@
-"""ComfyUI's HTTP API (docs/providers.md, comfyui): queue, history, view, system stats.
+"""ComfyUI's HTTP API (docs/providers.md, comfyui): queue, history, view, interrupt, system stats.
 
 Routes (under ``/comfyui``, also with ComfyUI's ``/api`` prefix): ``POST /prompt``,
 ``GET /queue``, ``POST /queue`` (``{"delete": [ids]}``), ``GET /history/{id}``,
-``GET /view``, ``GET /system_stats``.  Workflows are validated like ComfyUI does for the
-nodes of the default text-to-image graph (unknown class types, missing inputs, unknown
-checkpoints, no output node); prompts run one at a time, ``QUEUE_S`` apart, and an
-identical graph is answered from the cache at once, as ComfyUI does.  The picture comes
-from (positive prompt, KSampler seed, checkpoint) at the EmptyLatentImage size.
+``GET /view``, ``POST /interrupt``, ``GET /system_stats``.  Workflows are validated like
+ComfyUI does for the nodes of the default text-to-image graph (unknown class types, missing
+inputs, unknown checkpoints, no output node; inputs a node does not declare are ignored, as
+ComfyUI ignores them); prompts run one at a time, ``RUN_S`` each.  The picture comes from
+(positive prompt, KSampler seed, checkpoint) at the EmptyLatentImage size.
+
+The execution cache is ComfyUI's: per node, keyed on its class, its inputs (declared or not)
+and its ancestors' keys.  A node seen before is not run again and is listed in the history's
+``execution_cached`` message; a prompt whose every node is cached is done at once with the
+same files.  The ``execution_cached`` fault answers every node from the cache whatever the
+inputs (a server whose cache ignores what genstatus varies); the ``timeline`` fault scripts a
+prompt: pending ``queue_s``, running ``run_s``, then done.
+
+``/v<version>`` in front of a route (``/comfyui/v0.3.43/...``) emulates that release (default
+``DEFAULT_VERSION``): from ``TARGETED_INTERRUPT_SINCE`` on, ``POST /interrupt`` with
+``{"prompt_id"}`` stops that prompt only if it is the running one; before, the body is
+ignored and whatever runs is stopped, as older ComfyUI builds do.
 
 ComfyUI has no auth, rate limit or safety filter: ``invalid_key`` and ``rate_limited``
 are what an authenticating reverse proxy in front of it answers.
@@ -16,20 +28,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from probes.emulator.faults import IMAGE_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of
+from probes.emulator.faults import IMAGE_FAULTS, REQUEST_FAULTS, Fault, FaultBoard, delay, service_of, timeline
 from probes.emulator.images import image_for
 from probes.emulator.responses import is_fault, json_response
 
 PROVIDER = "comfyui"
 RUN_S = 0.3  # how long one prompt "runs"
+SAVE_S = 0.02  # how long a prompt runs when only its output nodes execute
+DEFAULT_VERSION = "0.3.64"
+#: the first release whose ``/interrupt`` honours ``prompt_id`` (ComfyUI PR #9607; ❓ an earlier one may have it)
+TARGETED_INTERRUPT_SINCE = (0, 3, 64)
+VERSION_PREFIX = re.compile(r"/v(\d+(?:\.\d+)*)(?=/)")
 CHECKPOINTS = ("v1-5-pruned-emaonly.safetensors", "sd_xl_base_1.0.safetensors", "flux1-schnell-fp8.safetensors")
 # class_type -> (required inputs, is an output node)
 NODES: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -43,8 +62,9 @@ NODES: dict[str, tuple[tuple[str, ...], bool]] = {
     "PreviewImage": (("images",), True),
 }
 PROMPT_FAULTS = {"server_error", "rate_limited", "hang", "slow", "invalid_key", "malformed_json", "bad_request",
-                 "job_failure", "stuck_job", "unknown_job", "expired_url"} | IMAGE_FAULTS
+                 "job_failure", "stuck_job", "unknown_job", "expired_url", "execution_cached", "timeline"} | IMAGE_FAULTS
 MAX_JOBS = 256
+MAX_CACHED_NODES = 4096
 
 
 class ComfyError(Exception):
@@ -58,12 +78,13 @@ class Job:
     prompt_id: str
     number: int
     graph: dict[str, Any]
-    cache_key: str
     fault: str | None
     start: float
     end: float | None  # None: never finishes (stuck)
     outputs: list[str]  # output node ids
     files: dict[str, str] = field(default_factory=dict)  # output node -> file name
+    cached: list[str] = field(default_factory=list)  # node ids answered from the cache
+    interrupted: bool = False
 
     def state(self, now: float) -> str:
         if now < self.start:
@@ -83,12 +104,16 @@ class ComfyUIEmulator:
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._files: dict[str, Job] = {}
-        self._cached: dict[str, Job] = {}  # cache key -> the job whose outputs a repeat reuses
+        #: node cache key -> the file its output node saved ("" for other nodes); newest last
+        self._cache: OrderedDict[str, str] = OrderedDict()
         self._busy_until = 0.0
         self._number = 0
 
     def handle(self, request: Request, path: str) -> Response:
         path = path.removeprefix("/api") or "/"
+        version = DEFAULT_VERSION
+        if match := VERSION_PREFIX.match(path):
+            version, path = match.group(1), path[match.end():]
         try:
             if request.method == "POST" and path == "/prompt":
                 return self._prompt(request)
@@ -100,8 +125,10 @@ class ComfyUIEmulator:
                 return self._history(path.removeprefix("/history/"))
             if request.method == "GET" and path == "/view":
                 return self._view(request)
+            if request.method == "POST" and path == "/interrupt":
+                return self._interrupt(request, version)
             if request.method == "GET" and path == "/system_stats":
-                return self._system_stats(request)
+                return self._system_stats(request, version)
             return Response("404: Not Found", 404, mimetype="text/plain")
         except ComfyError as exc:
             body = exc.body if isinstance(exc.body, str) else json.dumps(exc.body)
@@ -123,30 +150,46 @@ class ComfyUIEmulator:
         name = fault.name if fault is not None else None
         prompt_id = str(uuid.uuid4())
         now = time.monotonic()
-        key = hashlib.sha256(json.dumps(graph, sort_keys=True).encode()).hexdigest()
+        keys = _cache_keys(graph)
         with self._lock:
             self._number += 1
-            cached = self._cached.get(key) if name is None else None
-            if cached is not None:  # every node cached: done at once, same files
-                job = Job(prompt_id, self._number, graph, key, None, now, now, outputs, dict(cached.files))
-            elif name == "stuck_job":  # a stalled worker: pending for ever, blocking no one else here
-                job = Job(prompt_id, self._number, graph, key, name, float("inf"), None, outputs)
-            else:
-                start = max(now, self._busy_until)
-                self._busy_until = start + RUN_S
-                job = Job(prompt_id, self._number, graph, key, name, start, start + RUN_S, outputs)
+            cached = [node for node, key in keys.items() if key in self._cache] if name is None else []
+            if name == "execution_cached":  # a cache that ignores what changed: nothing runs, the picture is as it was
+                cached = list(graph)
+            job = Job(prompt_id, self._number, graph, name, now, now, outputs, cached=cached)
+            if len(cached) == len(graph):  # every node cached: done at once, the files it saved before
                 for node in outputs:
-                    prefix = graph[node]["inputs"].get("filename_prefix", "ComfyUI")
-                    job.files[node] = f"{prefix}_{self._number:05d}_.png"
+                    job.files[node] = self._cache.get(keys[node]) or self._file_name(graph, node)
+            elif name == "stuck_job":  # a stalled worker: pending for ever, blocking no one else here
+                job.start, job.end = float("inf"), None
+            else:
+                pending_s, running_s = timeline(fault, 0.0, RUN_S)
+                if name != "timeline" and all(node in outputs for node in graph if node not in cached):
+                    running_s = SAVE_S  # only the output nodes run: they save what the cache holds
+                job.start = max(now + pending_s, self._busy_until)
+                job.end = job.start + running_s
+                self._busy_until = job.end
+                for node in outputs:
+                    job.files[node] = self._file_name(graph, node)
+            if name is None:
+                for node, key in keys.items():
+                    self._cache[key] = job.files.get(node, "")
+                    self._cache.move_to_end(key)
+                while len(self._cache) > MAX_CACHED_NODES:
+                    self._cache.popitem(last=False)
             if name != "unknown_job":  # unknown: the id is never heard of again, as after a restart
                 self._remember(job)
         payload = {"prompt_id": prompt_id, "number": job.number, "node_errors": {}}
         return json_response(payload, malformed=name == "malformed_json")
 
+    def _file_name(self, graph: dict[str, Any], node: str) -> str:
+        prefix = graph[node]["inputs"].get("filename_prefix", "ComfyUI")
+        return f"{prefix}_{self._number:05d}_.png"
+
     def _remember(self, job: Job) -> None:
         self._jobs[job.prompt_id] = job
         for file_name in job.files.values():
-            if job.fault != "expired_url":
+            if job.fault != "expired_url" and file_name not in self._files:
                 self._files[file_name] = job
         while len(self._jobs) > MAX_JOBS:
             self._jobs.pop(next(iter(self._jobs)))
@@ -169,12 +212,31 @@ class ComfyUIEmulator:
                     del self._jobs[prompt_id]
         return Response(status=200)
 
+    def _interrupt(self, request: Request, version: str) -> Response:
+        """Stop the running prompt: only the named one on a new release, whatever runs on an old one."""
+        body = request.get_json(force=True, silent=True)
+        wanted = body.get("prompt_id") if isinstance(body, dict) and _release(version) >= TARGETED_INTERRUPT_SINCE else None
+        now = time.monotonic()
+        with self._lock:
+            for job in list(self._jobs.values()):
+                if job.state(now) == "running" and (not wanted or job.prompt_id == wanted):
+                    self._stop_job(job, now)
+        return Response(status=200)
+
+    def _stop_job(self, job: Job, now: float) -> None:
+        """End ``job`` now, interrupted; the prompts queued behind it move up by the time it no longer takes."""
+        freed = (job.end - now) if job.end is not None else 0.0
+        job.end, job.interrupted = now, True
+        if job.end is not None and freed > 0:
+            for other in self._jobs.values():
+                if other is not job and other.start >= now and other.end is not None and other.start != float("inf"):
+                    other.start, other.end = other.start - freed, other.end - freed
+            self._busy_until -= freed
+
     def _history(self, prompt_id: str) -> Response:
         now = time.monotonic()
         with self._lock:
             job = self._jobs.get(prompt_id)
-            if job is not None and job.state(now) == "done" and job.fault is None:
-                self._cached.setdefault(job.cache_key, job)
         if job is None or job.state(now) != "done":
             return json_response({})
         return json_response({prompt_id: _history_entry(job)})
@@ -189,13 +251,13 @@ class ComfyUIEmulator:
         image = image_for(fault, prompt, seed, model, width, height)
         return Response(image, mimetype="image/png")
 
-    def _system_stats(self, request: Request) -> Response:
+    def _system_stats(self, request: Request, version: str) -> Response:
         fault = self.faults.take(PROVIDER, REQUEST_FAULTS, service=service_of(request.environ))
         delay(fault, self.stop)
         _raise_for_fault(fault, request)
         gib = 1024**3
         payload = {
-            "system": {"os": "posix", "ram_total": 64 * gib, "ram_free": 40 * gib, "comfyui_version": "0.3.43",
+            "system": {"os": "posix", "ram_total": 64 * gib, "ram_free": 40 * gib, "comfyui_version": version,
                        "python_version": "3.12.3", "pytorch_version": "2.7.1+cu128", "embedded_python": False,
                        "argv": ["main.py", "--listen"]},
             "devices": [{"name": "cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync", "type": "cuda", "index": 0,
@@ -256,20 +318,56 @@ def _parameters(graph: dict[str, Any]) -> tuple[str, int, str, int, int]:
             int(latent.get("width", 512)), int(latent.get("height", 512)))
 
 
+def _cache_keys(graph: dict[str, Any]) -> dict[str, str]:
+    """Node id -> its cache key: class, every input (linked ones by their ancestor's key), as ComfyUI keys its cache."""
+    keys: dict[str, str] = {}
+
+    def key(node: str, seen: frozenset[str] = frozenset()) -> str:
+        if node not in keys:
+            spec = graph[node]
+            inputs = []
+            for name, value in sorted(spec.get("inputs", {}).items()):
+                if isinstance(value, list) and len(value) == 2 and value[0] in graph and value[0] not in seen:
+                    value = ["ANCESTOR", key(value[0], seen | {node}), value[1]]
+                inputs.append([name, value])
+            keys[node] = hashlib.sha256(json.dumps([spec["class_type"], inputs], sort_keys=True, default=str).encode()).hexdigest()
+        return keys[node]
+
+    for node in graph:
+        key(node)
+    return keys
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def _stamp(monotonic: float) -> int:
+    """ComfyUI's message timestamp (wall-clock milliseconds) of a ``time.monotonic()`` instant."""
+    return int((time.time() - time.monotonic() + monotonic) * 1000)
+
+
 def _history_entry(job: Job) -> dict[str, Any]:
-    stamp = int(time.time() * 1000)
-    messages: list[list[Any]] = [["execution_start", {"prompt_id": job.prompt_id, "timestamp": stamp}],
-                                 ["execution_cached", {"nodes": [], "prompt_id": job.prompt_id, "timestamp": stamp}]]
+    end = job.end if job.end is not None else job.start
+    messages: list[list[Any]] = [["execution_start", {"prompt_id": job.prompt_id, "timestamp": _stamp(job.start)}],
+                                 ["execution_cached", {"nodes": job.cached, "prompt_id": job.prompt_id,
+                                                       "timestamp": _stamp(job.start)}]]
     entry: dict[str, Any] = {"prompt": job.queue_item(), "outputs": {}, "meta": {}}
+    if job.interrupted:
+        messages.append(["execution_interrupted", {
+            "prompt_id": job.prompt_id, "node_id": "3", "node_type": "KSampler", "executed": job.cached,
+            "timestamp": _stamp(end)}])
+        entry["status"] = {"status_str": "error", "completed": False, "messages": messages}
+        return entry
     if job.fault == "job_failure":
         messages.append(["execution_error", {
             "prompt_id": job.prompt_id, "node_id": "3", "node_type": "KSampler", "executed": ["4", "5", "6", "7"],
             "exception_message": "Allocation on device 0 would exceed allowed memory. (out of memory)\n",
             "exception_type": "torch.OutOfMemoryError", "traceback": ["  File \"execution.py\", line 496, in execute\n"],
-            "current_inputs": {}, "current_outputs": [], "timestamp": stamp}])
+            "current_inputs": {}, "current_outputs": [], "timestamp": _stamp(end)}])
         entry["status"] = {"status_str": "error", "completed": False, "messages": messages}
         return entry
-    messages.append(["execution_success", {"prompt_id": job.prompt_id, "timestamp": stamp}])
+    messages.append(["execution_success", {"prompt_id": job.prompt_id, "timestamp": _stamp(end)}])
     entry["status"] = {"status_str": "success", "completed": True, "messages": messages}
     for node, file_name in job.files.items():
         entry["outputs"][node] = {"images": [{"filename": file_name, "subfolder": "", "type": "output"}]}
@@ -316,4 +414,6 @@ FAULT_OUTCOMES: dict[str, str] = {
     "blank_image": "degraded_quality",
     "black_image": "degraded_quality",
     "wrong_size": "bad_output",
+    "execution_cached": "probe_error",
+    "timeline": "ok",
 }

@@ -31,6 +31,7 @@ from probes.emulator.faults import (
     FaultBoard,
     delay,
     service_of,
+    timeline,
 )
 from probes.emulator.images import image_for
 from probes.emulator.jobs import Recent
@@ -90,9 +91,10 @@ class Job:
 
     def status(self, now: float) -> str:
         elapsed = now - self.created
-        if elapsed < QUEUE_S and not self.canceled:
+        queue_s, run_s = timeline(self.fault, QUEUE_S, RUN_S)
+        if elapsed < queue_s and not self.canceled:
             return "IN_QUEUE"
-        if (elapsed < QUEUE_S + RUN_S or self.fault_is("stuck_job")) and not self.canceled:
+        if (elapsed < queue_s + run_s or self.fault_is("stuck_job")) and not self.canceled:
             return "IN_PROGRESS"
         return "COMPLETED"
 

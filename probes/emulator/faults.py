@@ -29,6 +29,9 @@ FAULTS: dict[str, dict[str, Any]] = {
     "blank_image": {},
     "wrong_size": {},
     "expired_url": {},
+    # the image URL is a signed blob-storage URL that no longer holds: 403 with the store's XML error
+    "expired_signature": {},     # Azure Blob Storage (OpenAI's): AuthenticationFailed
+    "expired_signature_s3": {},  # S3-style stores: AccessDenied, "Request has expired"
     "bad_request": {},
     # provider-native failures of asynchronous jobs
     "job_failure": {},          # the job ends in the provider's failed state
@@ -39,14 +42,18 @@ FAULTS: dict[str, dict[str, Any]] = {
     "black_image": {},
     "noise_image": {},
     "blurred_image": {},
+    "lowres_image": {"factor": 4},  # a 1/factor draft blown up to the requested size (nearest-neighbour)
     "model_swap": {},           # same request, another model's style: fixed-seed drift
     "cached_image": {},         # the same picture whatever the seed: a cache or fallback image
+    "execution_cached": {},     # ComfyUI answers every node from its execution cache: nothing was generated
+    # a scripted job: pending ``queue_s``, running ``run_s``, then done (async providers; see ``timeline``)
+    "timeline": {"queue_s": 0.5, "run_s": 0.5},
 }
 
 #: faults answered with a (bad) image instead of an error; see ``images.faulty_image``
 IMAGE_FAULTS = frozenset(
     {"truncated_image", "undecodable_image", "blank_image", "wrong_size", "black_image", "noise_image",
-     "blurred_image", "model_swap", "cached_image"}
+     "blurred_image", "lowres_image", "model_swap", "cached_image"}
 )
 #: faults that only asynchronous (submit-then-poll) providers can show
 JOB_FAULTS = frozenset({"job_failure", "stuck_job", "unknown_job"})
@@ -188,6 +195,13 @@ def _convert(name: str, value: Any, kind: type) -> Any:
     if isinstance(value, bool) or converted < 0:
         raise ValueError(f"{name} must be a non-negative {kind.__name__}, got {value!r}")
     return converted
+
+
+def timeline(fault: Fault | None, queue_s: float, run_s: float) -> tuple[float, float]:
+    """(seconds pending, seconds running) of an async job: the ``timeline`` fault's script, else the emulator's own."""
+    if fault is not None and fault.name == "timeline":
+        return float(fault.params["queue_s"]), float(fault.params["run_s"])
+    return queue_s, run_s
 
 
 def delay(fault: Fault | None, stop: threading.Event) -> None:

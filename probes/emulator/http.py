@@ -21,6 +21,7 @@ import base64
 import random
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from probes.emulator.faults import (
     FaultBoard,
     delay,
     service_of,
+    timeline,
 )
 from probes.emulator.images import image_for
 from probes.emulator.jobs import Recent
@@ -97,6 +99,7 @@ class Job:
     spec: Spec
     fault: Fault | None
     polls: int = 0
+    created: float = field(default_factory=time.monotonic)
     canceled: bool = False
     output: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -190,9 +193,13 @@ class HTTPEmulator:
             raise ApiError(404, "not_found", f"job {job_id} not found")
         job.polls += 1
         answer: dict[str, Any] = {"id": job_id, "model": job.spec.model, "output": None, "error": None, "safety": "passed"}
+        queue_s, run_s = timeline(job.fault, 0.0, 0.0)  # scripted (``timeline``): queued, running, then done by the clock
+        elapsed = time.monotonic() - job.created
         if job.canceled:
             status = "canceled"
-        elif job.polls < 2 or is_fault(job.fault, "stuck_job"):
+        elif elapsed < queue_s or elapsed < queue_s + run_s:
+            status = "queued" if elapsed < queue_s else "running"
+        elif (job.polls < 2 and not is_fault(job.fault, "timeline")) or is_fault(job.fault, "stuck_job"):
             status = "running"
         elif is_fault(job.fault, "job_failure"):
             status, answer["error"] = "failed", {"code": "worker_crashed", "message": "CUDA error: out of memory"}

@@ -17,12 +17,12 @@ import random
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from probes.emulator.faults import FAULTS, IMAGE_FAULTS, REQUEST_FAULTS, FaultBoard, delay, service_of
+from probes.emulator.faults import FAULTS, IMAGE_FAULTS, REQUEST_FAULTS, FaultBoard, delay, service_of, timeline
 from probes.emulator.images import image_for
 from probes.emulator.responses import json_response
 
@@ -42,13 +42,15 @@ class Task:
     seed: int
     width: int
     height: int
+    #: seconds spent in each state (``TASK_S``, or the ``timeline`` fault's script)
+    states: dict[str, float] = field(default_factory=lambda: dict(TASK_S))
 
     def status(self, now: float) -> tuple[str, float]:
         """The state at ``now`` and the progress (0..1) through IN_PROGRESS."""
         elapsed = now - self.submitted
-        for state, seconds in TASK_S.items():
+        for state, seconds in self.states.items():
             if elapsed < seconds or (state == "IN_PROGRESS" and self.fault == "stuck_job"):
-                return state, min(elapsed / seconds, 0.99) if state == "IN_PROGRESS" else 0.0
+                return state, min(elapsed / seconds, 0.99) if state == "IN_PROGRESS" and seconds else 0.0
             elapsed -= seconds
         return ("FAILURE" if self.fault in ("job_failure", "output_safety", "quota_exhausted") else "SUCCESS"), 1.0
 
@@ -103,10 +105,14 @@ class MidjourneyProxyEmulator:
         }.get(name or "")
         if refusal:
             return _answer(refusal[0], refusal[1], properties=refusal[2])
+        width, height = _grid_size(prompt)
         task = Task(
             id=str(random.randint(10**15, 10**16 - 1)), prompt=prompt, submitted=time.time(), fault=name,
-            seed=_seed(prompt), **dict(zip(("width", "height"), _grid_size(prompt))),
+            seed=_seed(prompt), width=width, height=height,
         )
+        if name == "timeline":
+            queue_s, run_s = timeline(fault, 0.0, 0.0)
+            task.states = {"NOT_START": 0.0, "SUBMITTED": queue_s, "IN_PROGRESS": run_s}
         with self._lock:
             waiting = sum(1 for t in self._tasks.values() if t.status(time.time())[0] in ("NOT_START", "SUBMITTED"))
             if name != "unknown_job":

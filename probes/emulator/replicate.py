@@ -34,6 +34,7 @@ from probes.emulator.faults import (
     FaultBoard,
     delay,
     service_of,
+    timeline,
 )
 from probes.emulator.images import image_for
 from probes.emulator.jobs import Recent
@@ -112,9 +113,10 @@ class Job:
         if self.canceled is not None:
             return "canceled"
         elapsed = now - self.created
-        if elapsed < QUEUE_S:
+        queue_s, run_s = timeline(self.fault, QUEUE_S, RUN_S)
+        if elapsed < queue_s:
             return "starting"
-        if elapsed < QUEUE_S + RUN_S or self.fault_is("stuck_job"):
+        if elapsed < queue_s + run_s or self.fault_is("stuck_job"):
             return "processing"
         failing = ("job_failure", "content_policy", "output_safety")
         return "failed" if self.fault is not None and self.fault.name in failing else "succeeded"

@@ -110,8 +110,11 @@ class BFLAdapter(Adapter):
             if answer is None or status is None or status == NOT_FOUND:
                 clock.seen()
                 return None
+            if status == "Ready" or status in FAILED | MODERATED:
+                clock.finished()  # a finished task has no progress: it is not back in the queue
+                return answer
             clock.seen("generation" if status in RUNNING or answer.get("progress") is not None else "queue")
-            return answer if status == "Ready" or status in FAILED | MODERATED else None
+            return None
 
         final = poll(ctx, step, what=f"BFL task {task_id}", on_deadline=clock.seen,
                      first_delay=FIRST_POLL_S)

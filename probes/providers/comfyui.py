@@ -9,23 +9,43 @@ default text-to-image graph, whose node ids are the option defaults below
 5 EmptyLatentImage ``width``/``height``, 6/7 CLIPTextEncode ``text`` positive/negative,
 9 SaveImage).  A ``*_node`` option set to null leaves that part of the graph alone.
 
-ComfyUI serves an identical graph from its cache, so a canary without a seed gets a fresh
-random one every run (reported as the result's seed); a fixed seed makes every run after
-the first a cache hit, which measures little more than "the server answers".
+The cache.  ComfyUI caches every node's output, keyed on the node's inputs and its ancestors'
+keys, and does not run a node whose key it has seen: with a fixed seed every run after the
+first would be answered from the cache (2 ms, the same file) and measure nothing.  So each run
+writes a unique value into an input no node declares (``genstatus_run``; ComfyUI passes a node
+only the inputs it declares, but keys its cache on all of them) of the seed node (else the
+prompt node): that node and everything after it run again, exactly the nodes a new seed
+would run, while the loaders stay cached as they are for any user of the server.  The
+picture does not change, so a fixed seed still means "the same picture" and drift can be
+judged.  Putting the value at the root of the graph instead would reload the checkpoint on
+every run and measure the disk, not the service.  ``defeat_cache: false`` turns this off.
+The history's ``execution_cached`` message says which nodes were not run: a run in which
+every node but the output nodes came from the cache generated nothing, and is a
+``probe_error`` naming the cached nodes (not a sample: uptime and baselines leave it out).
+A canary without a seed gets a fresh random one every run (reported as the result's seed).
 
 Phases: submit = ``POST /prompt``; queue = while ``GET /queue`` lists the prompt as pending;
 generation = until ``GET /history/{id}`` has the entry (``{}`` meanwhile, and for an unknown
 id: the deadline tells them apart); download = ``GET /view`` through ``download_image``, so a
-ComfyUI on a private address needs ``allow_private_network: true``.  At the deadline a
-still-pending prompt is deleted from the queue; a running one is not interrupted, because
-``POST /interrupt`` on older builds stops whatever is running, not only our prompt.
-ComfyUI has no auth of its own: credentials for a proxy in front go in ``service.headers``.
+ComfyUI on a private address needs ``allow_private_network: true``.  A state change between
+two looks splits that gap (``PhaseClock``); when the entry carries ComfyUI's own
+``execution_start``/``execution_success`` timestamps, their difference is the generation
+and the rest of the wait is queue (including the time until our look that found it done).
+
+At the deadline a still-pending prompt is deleted from the queue; a running one is stopped with
+``POST /interrupt {"prompt_id": ...}`` when ``/system_stats`` reports a release that honours
+the id (``TARGETED_INTERRUPT_SINCE``).  Older releases ignore the body and stop whatever is
+running, which may be someone else's prompt by then: there ours is left to finish, and a bare
+interrupt is never sent.  ComfyUI has no auth of its own: credentials for a proxy in front go
+in ``service.headers``.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,12 +58,16 @@ from monitor.enums import Outcome
 from probes.answers import bad_output, body_text, object_at, object_or_empty, status_failure
 from probes.base import Adapter, Generation, HealthCheck, ProbeContext, ProbeFailure, Request, random_seed
 from probes.download import download_image
-from probes.http import ANY_STATUS
-from probes.polling import PhaseClock, cancel_timeout, poll
+from probes.http import ANY_STATUS, Reply
+from probes.polling import CANCEL_TIMEOUT_S, PhaseClock, cancel_timeout, poll
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8188"
 DEFAULT_WORKFLOW = Path(__file__).parent / "comfyui_workflows" / "default_api.json"
 MAX_JSON_BODY = 16 * 1024 * 1024  # /queue and /history repeat whole workflows
+#: the input, declared by no node, whose unique value per run defeats ComfyUI's cache
+RUN_INPUT = "genstatus_run"
+#: the first release confirmed to stop only the named prompt on ``POST /interrupt`` (ComfyUI PR #9607)
+TARGETED_INTERRUPT_SINCE = (0, 3, 64)
 #: a ``model_validate`` context that skips reading the workflow file (see ``ComfyUIAdapter.__init__``)
 DEFER_FILES = {"defer_files": True}
 
@@ -67,6 +91,8 @@ class ComfyUIOptions(BaseModel):
     model_input: str = "ckpt_name"
     #: the node whose images are the result; default: the first output node with images
     output_node: str | None = None
+    #: write a unique ``genstatus_run`` input into the seed (else prompt) node so ComfyUI runs it again
+    defeat_cache: bool = True
 
     @model_validator(mode="after")
     def _workflow_fits(self, info: ValidationInfo) -> ComfyUIOptions:
@@ -129,7 +155,7 @@ class ComfyUIAdapter(Adapter):
         return Request(method, f"{self.base_url}{path}", headers=self.headers(), **fields)
 
     def build_graph(self, ctx: ProbeContext) -> tuple[dict[str, Any], int]:
-        """The workflow with the canary written into it, and the seed used."""
+        """The workflow with the canary (and, unless turned off, a unique ``genstatus_run``) written into it, and the seed."""
         if ctx.canary is None:
             raise ProbeFailure(Outcome.PROBE_ERROR, "a generation probe needs a canary")
         try:
@@ -146,6 +172,9 @@ class ComfyUIAdapter(Adapter):
                 value = dimensions[0] if name == self.options.width_input else dimensions[1]
             if value is not None:
                 graph[node]["inputs"][name] = value
+        fresh = self.options.seed_node or self.options.prompt_node
+        if self.options.defeat_cache and fresh is not None:
+            graph[fresh]["inputs"][RUN_INPUT] = uuid.uuid4().hex
         return graph, seed
 
     def generate(self, ctx: ProbeContext) -> Generation:
@@ -158,6 +187,7 @@ class ComfyUIAdapter(Adapter):
         ctx.request_id = prompt_id
         entry = self._wait(ctx, prompt_id)
         image_ref = self._image_ref(entry, prompt_id)
+        _check_generated(graph, entry, prompt_id)
         query = urlencode({"filename": image_ref.get("filename", ""), "subfolder": image_ref.get("subfolder", ""),
                            "type": image_ref.get("type", "output")})
         image, _ = download_image(ctx, f"{self.base_url}/view?{query}")
@@ -176,22 +206,38 @@ class ComfyUIAdapter(Adapter):
                 if prompt_id in _queued_ids(queue.get("queue_pending")):
                     clock.seen("queue")
                     return None
-                clock.seen("generation")  # running, finished or unknown: /history decides
+            # not pending: running, finished or unknown; /history decides before the gap is charged
             entry = self._get_json(ctx, f"/history/{quote(prompt_id, safe='')}").get(prompt_id)
             if isinstance(entry, dict):
                 clock.finished()
+                ran = _run_ms(entry)
+                if ran is not None:
+                    clock.ran_for(ran)
                 return entry
             clock.seen("generation")
             return None
 
-        def cancel() -> None:
-            delete = self._request("POST", "/queue", json={"delete": [prompt_id]}, timeout=cancel_timeout())
-            self.send(ctx, delete, keep=ANY_STATUS, record=False)
-
         try:
-            return poll(ctx, step, what="ComfyUI prompt", on_deadline=cancel)
+            return poll(ctx, step, what="ComfyUI prompt", on_deadline=lambda: self._abandon(ctx, prompt_id))
         finally:
             clock.seen()
+
+    def _abandon(self, ctx: ProbeContext, prompt_id: str) -> None:
+        """After the deadline: delete our prompt if it still waits; interrupt it if it runs and the server can target it."""
+        # the run's deadline has passed and reading an answer honours it: these few requests get a short budget of their own
+        ctx.deadline = max(ctx.deadline, time.monotonic() + CANCEL_TIMEOUT_S)
+        self._cancel_request(ctx, "POST", "/queue", json={"delete": [prompt_id]})
+        queue = object_or_empty(self._cancel_request(ctx, "GET", "/queue").body)
+        if prompt_id not in _queued_ids(queue.get("queue_running")):
+            return
+        stats = object_or_empty(self._cancel_request(ctx, "GET", "/system_stats").body)
+        version = object_at(stats, "system").get("comfyui_version")
+        if _release(version) >= TARGETED_INTERRUPT_SINCE:  # never a bare interrupt: it stops whatever runs
+            self._cancel_request(ctx, "POST", "/interrupt", json={"prompt_id": prompt_id})
+
+    def _cancel_request(self, ctx: ProbeContext, method: str, path: str, json: Any = None) -> Reply:
+        request = self._request(method, path, json=json, timeout=cancel_timeout(), what=f"{method} {path}")
+        return self.send(ctx, request, ok=ANY_STATUS, limit=MAX_JSON_BODY, record=False)
 
     def _image_ref(self, entry: dict[str, Any], prompt_id: str) -> dict[str, Any]:
         status = object_at(entry, "status")
@@ -225,6 +271,46 @@ class ComfyUIAdapter(Adapter):
 def _queued_ids(items: Any) -> set[str]:
     """Prompt ids in a /queue list: each item is ``[number, prompt_id, prompt, extra_data, outputs, ...]``."""
     return {item[1] for item in items or [] if isinstance(item, list) and len(item) > 1 and isinstance(item[1], str)}
+
+
+def _messages(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``status.messages`` (``[[event, data], ...]``) by event; the first of each."""
+    found: dict[str, dict[str, Any]] = {}
+    for message in object_at(entry, "status").get("messages") or []:
+        if isinstance(message, list) and len(message) == 2 and isinstance(message[0], str) and isinstance(message[1], dict):
+            found.setdefault(message[0], message[1])
+    return found
+
+
+def _run_ms(entry: dict[str, Any]) -> float | None:
+    """How long the server ran the prompt by its own clock (``execution_start`` to its end), if it says."""
+    messages = _messages(entry)
+    began = messages.get("execution_start", {}).get("timestamp")
+    end = next((messages[e].get("timestamp") for e in ("execution_success", "execution_error", "execution_interrupted")
+                if e in messages), None)
+    numbers = all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in (began, end))
+    return float(end - began) if numbers and end >= began else None  # type: ignore[operator]
+
+
+def _check_generated(graph: dict[str, Any], entry: dict[str, Any], prompt_id: str) -> None:
+    """A run whose every node but the outputs came from ComfyUI's cache generated nothing: not a measurement."""
+    cached = _messages(entry).get("execution_cached", {}).get("nodes")
+    if not isinstance(cached, list):
+        return
+    outputs = set(object_at(entry, "outputs"))
+    work = [node for node in graph if node not in outputs] or list(graph)
+    if all(node in cached for node in work):
+        raise ProbeFailure(
+            Outcome.PROBE_ERROR,
+            f"prompt {prompt_id} was answered from ComfyUI's cache (execution_cached: nodes {', '.join(sorted(map(str, cached), key=lambda n: (len(n), n)))}): "
+            "nothing was generated, so the run measured nothing; keep defeat_cache on, or check that the "
+            f"server keys its cache on the {RUN_INPUT!r} input", http_status=200, request_id=prompt_id)
+
+
+def _release(version: Any) -> tuple[int, ...]:
+    """``"0.3.64"`` -> ``(0, 3, 64)``; anything unreadable -> ``()``, older than every release."""
+    match = re.match(r"v?(\d+(?:\.\d+)*)", version) if isinstance(version, str) else None
+    return tuple(int(part) for part in match.group(1).split(".")) if match else ()
 
 
 def _execution_error(status: dict[str, Any]) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -13,6 +15,7 @@ from monitor.config import CanaryConfig, ConfigError, ServiceConfig, parse_confi
 from monitor.enums import Outcome, ProbeKind
 from probes.base import ProbeContext
 from probes.emulator.comfyui import FAULT_OUTCOMES, SERVICE_DEFAULTS
+from probes.emulator.server import EmulatorServer
 from probes.providers.comfyui import DEFAULT_WORKFLOW, ComfyUIAdapter
 from probes.registry import provider_issues
 from tests.providers.helpers import run_with_runner, with_
@@ -46,11 +49,35 @@ def test_clean_run(service):
     assert phases["submit"] > 0 and phases["queue"] is not None and phases["generation"] >= 250 and phases["download"] > 0
 
 
-def test_same_graph_is_a_cache_hit(service, canary):
+def history(service: ServiceConfig, prompt_id: str) -> dict:
+    return httpx.get(f"{service.base_url}/history/{prompt_id}").json()[prompt_id]
+
+
+def cached_nodes(entry: dict) -> list[str]:
+    return next(data["nodes"] for event, data in entry["status"]["messages"] if event == "execution_cached")
+
+
+def test_a_fixed_seed_is_generated_again_not_served_from_the_cache(service, canary):
     first, second = run(service, canary), run(service, canary)
-    assert first.outcome is second.outcome is Outcome.OK
-    assert first.image_sha256 == second.image_sha256 and first.request_id != second.request_id
-    assert second.latency_ms["generation"] < 200
+    assert first.outcome is second.outcome is Outcome.OK, second.error_detail
+    assert first.image_sha256 == second.image_sha256 and first.request_id != second.request_id  # same seed, same picture
+    assert second.latency_ms["generation"] >= 250  # the sampler ran again
+    cached = cached_nodes(history(service, second.request_id))
+    assert "3" not in cached and "8" not in cached and {"4", "5"} <= set(cached)  # loaders cached, as for any user
+
+
+def test_a_run_answered_from_the_cache_is_not_a_measurement(service, canary):
+    plain = with_(service, options={"defeat_cache": False})
+    first, second = run(plain, canary), run(plain, canary)
+    assert first.outcome is Outcome.OK, first.error_detail
+    assert second.outcome is Outcome.PROBE_ERROR and "answered from ComfyUI's cache" in second.error_detail
+    assert "execution_cached: nodes 3, 4, 5, 6, 7, 8, 9" in second.error_detail
+
+
+def test_a_server_whose_cache_ignores_the_run_input_is_flagged(emulator, service):
+    emulator.faults.set("comfyui", "execution_cached", service="comfy-test")
+    result = run(service, fresh(11))
+    assert result.outcome is Outcome.PROBE_ERROR and "nothing was generated" in result.error_detail
 
 
 def test_no_seed_draws_one_per_run(service):
@@ -61,12 +88,13 @@ def test_no_seed_draws_one_per_run(service):
 
 
 def test_queue_time_is_measured(emulator, service):
+    emulator.faults.set("comfyui", "timeline", service="blocker", queue_s=0, run_s=1.2, count=1)
     blocker = json.loads(DEFAULT_WORKFLOW.read_text())
     blocker["6"]["inputs"]["text"] = f"ahead {time.monotonic_ns()}"
-    httpx.post(f"{emulator.base_url('comfyui')}/prompt", json={"prompt": blocker})
-    result = run(service, fresh(5))
+    httpx.post(f"{emulator.base_url('comfyui', service='blocker')}/prompt", json={"prompt": blocker})
+    result = run(with_(service, timeout=timedelta(seconds=5)), fresh(5))  # waits behind the blocker's 1.2 s
     assert result.outcome is Outcome.OK, result.error_detail
-    assert result.latency_ms["queue"] >= 150
+    assert result.latency_ms["queue"] >= 500 and result.latency_ms["generation"] >= 250
 
 
 def test_graph_injection(service):
@@ -169,3 +197,62 @@ def test_health_check(emulator, service):
     emulator.faults.set("comfyui", "server_error", service="comfy-test")
     failed = run(service, None, ProbeKind.HEALTH)
     assert failed.outcome is Outcome.SERVER_ERROR and "Server got itself in trouble" in failed.error_detail
+
+
+def _start_in_background(service: ServiceConfig, canary: CanaryConfig) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("result", run(service, canary)))
+    thread.start()
+    return thread, outcome
+
+
+def _running_ids(base_url: str) -> list[str]:
+    return [item[1] for item in httpx.get(f"{base_url}/queue").json()["queue_running"]]
+
+
+@pytest.fixture
+def own(emulator) -> Iterator[tuple[EmulatorServer, ServiceConfig]]:
+    """An emulator of its own: a prompt left running here must not hold up the shared one's queue."""
+    with EmulatorServer() as server:
+        yield server, ServiceConfig(
+            id="comfy-test", provider="comfyui", base_url=server.base_url("comfyui", service="comfy-test"),
+            canaries=["still-life"], timeout=timedelta(seconds=3), allow_private_network=True, **SERVICE_DEFAULTS)
+
+
+@pytest.mark.parametrize("version, stopped", [("", True), ("/v0.3.43", False)])
+def test_at_the_deadline_only_our_running_prompt_is_interrupted(own, version, stopped):
+    """A new server stops our prompt by id and nobody else's; an old one (global interrupt) is left alone."""
+    emulator, service = own
+    emulator.faults.set("comfyui", "timeline", service="comfy-test", queue_s=0, run_s=6, count=1)
+    ours = with_(service, base_url=service.base_url + version, timeout=timedelta(seconds=1.5))
+    thread, outcome = _start_in_background(ours, fresh(21))
+    deadline = time.monotonic() + 1.2
+    while not _running_ids(ours.base_url) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    theirs = json.loads(DEFAULT_WORKFLOW.read_text())
+    theirs["6"]["inputs"]["text"] = f"someone else's {time.monotonic_ns()}"
+    other_id = httpx.post(f"{emulator.base_url('comfyui')}/prompt", json={"prompt": theirs}).json()["prompt_id"]
+    thread.join(10)
+    result = outcome["result"]
+    assert result.outcome is Outcome.TIMEOUT, result.error_detail
+    entry = httpx.get(f"{service.base_url}/history/{result.request_id}").json().get(result.request_id)
+    if stopped:
+        assert entry is not None and any(event == "execution_interrupted" for event, _ in entry["status"]["messages"])
+    else:
+        assert entry is None and result.request_id in _running_ids(service.base_url)  # left to finish
+    time.sleep(0.5)  # the other prompt runs (new server: moved up) or waits (old server), never interrupted
+    other = httpx.get(f"{service.base_url}/history/{other_id}").json().get(other_id)
+    assert other is None or other["status"]["status_str"] == "success"
+
+
+def test_an_old_server_ignores_the_prompt_id_which_is_why_it_is_never_sent(own):
+    emulator, service = own
+    emulator.faults.set("comfyui", "timeline", service="comfy-test", queue_s=0, run_s=3, count=1)
+    graph = json.loads(DEFAULT_WORKFLOW.read_text())
+    graph["6"]["inputs"]["text"] = f"running {time.monotonic_ns()}"
+    running = httpx.post(f"{service.base_url}/prompt", json={"prompt": graph}).json()["prompt_id"]
+    httpx.post(f"{service.base_url}/interrupt", json={"prompt_id": "someone-elses"})  # new server: not running, no-op
+    assert running in _running_ids(service.base_url)
+    httpx.post(f"{service.base_url}/v0.3.43/interrupt", json={"prompt_id": "someone-elses"})  # old: stops what runs
+    assert running not in _running_ids(service.base_url)
+    assert httpx.get(f"{service.base_url}/v0.3.43/system_stats").json()["system"]["comfyui_version"] == "0.3.43"
