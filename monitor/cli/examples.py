@@ -16,6 +16,8 @@ from monitor.config import Config, parse_config
 from probes.registry import provider_issues
 
 EMULATOR_URL = "http://127.0.0.1:8765"  # `genstatus emulator`'s default address
+#: what ``init --example all`` writes: one variable moves every service to another emulator port
+EMULATOR_ADDRESS = f"${{GENSTATUS_EMULATOR:-{EMULATOR_URL}}}"
 EMULATOR_KEY = "emulator-key"  # the emulators accept any well-formed key
 
 #: provider -> (display name, environment variable conventionally holding its key)
@@ -39,10 +41,13 @@ HEADER = """\
 # One service per provider genstatus can emulate, all pointing at the emulator:
 #   genstatus emulator            # terminal 1: serves every emulated provider on 127.0.0.1:8765
 #   genstatus run                 # terminal 2: probes them and serves the status page on :8080
+# The emulator's address comes from GENSTATUS_EMULATOR (default http://127.0.0.1:8765), e.g.
+#   genstatus emulator --port 9000  and  GENSTATUS_EMULATOR=http://127.0.0.1:9000 genstatus run
 # Break one on purpose:  curl -X POST 'http://127.0.0.1:8765/_faults/openai?fault=server_error'
+# The emulated services cost nothing (cost_per_image defaults to 0), so they probe at the written interval.
 # To watch a real provider, change base_url and api_key as its comment says (keys come from
-# the environment: ${{VAR}} is replaced, never write keys into this file) and remove
-# allow_private_network.
+# the environment: ${{VAR}} is replaced, never write keys into this file), set its price as
+# cost_per_image (and a monthly_budget if you like) and remove allow_private_network.
 #
 # Durations: 500ms, 30s, 5m, 1h.  Unknown keys are errors, so typos never pass silently.
 
@@ -70,7 +75,7 @@ def emulated_providers() -> list[str]:
 
 
 def example_config(
-    emulator_url: str = EMULATOR_URL,
+    emulator_url: str = EMULATOR_ADDRESS,
     *,
     per_service: bool = False,
     interval: str = "1m",
@@ -81,7 +86,7 @@ def example_config(
     region: str = "local",
 ) -> str:
     """The config text; ``per_service`` addresses each service as ``/s/<service>/<provider>`` so
-    faults (and scenario events) can target one service."""
+    faults (and scenario events) can target one service.  ``emulator_url`` may be a ``${VAR:-default}``."""
     parts = [HEADER.format(title=_scalar(title), database=_scalar(database), region=_scalar(region))]
     for provider in emulated_providers():
         parts.append(_service(provider, emulator_url, per_service, interval, timeout, latency_threshold))
@@ -90,7 +95,7 @@ def example_config(
     return text
 
 
-def example(emulator_url: str = EMULATOR_URL, **kwargs: Any) -> Config:
+def example(emulator_url: str = EMULATOR_ADDRESS, **kwargs: Any) -> Config:
     return parse_config(example_config(emulator_url, **kwargs), "example.yaml", env={}, checks=[provider_issues])
 
 

@@ -6,6 +6,7 @@ Every error names the file, the line and the key path, e.g.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -136,6 +137,9 @@ class _Reader:
         self.env = env
         self.lines: dict[tuple, int] = {}
         self.issues: list[ConfigIssue] = []
+        #: paths whose value stands in for one that could not be read (an unset variable, a bad scalar):
+        #: what later checks say about them would be about the stand-in, not the file
+        self.replaced: list[tuple] = []
         self._constructor = yaml.SafeLoader("")
         self._visited = 0
         self._open: set[int] = set()  # the nodes being read right now (an alias to one of them is a loop)
@@ -161,7 +165,7 @@ class _Reader:
         self.lines.setdefault(path, line)
         if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_TAGS:
             # PyYAML's constructor is bypassed for collections: ``!!python/object:...`` or ``!!set`` would be read as plain
-            self.issues.append(ConfigIssue(path, f"unsupported YAML tag {node.tag!r}"))
+            self._problem(path, f"unsupported YAML tag {node.tag!r}")
         if isinstance(node, yaml.MappingNode):
             self._constructor.flatten_mapping(node)
             out: dict[str, Any] = {}
@@ -190,7 +194,7 @@ class _Reader:
             self._constructor.recursive_objects.pop(node, None)
             kind = node.tag.rsplit(":", 1)[-1]
             reason = f" ({str(exc).split(';')[0]})" if isinstance(exc, (ValueError, OverflowError)) else ""
-            self.issues.append(ConfigIssue(path, f"{_shown(node.value)} is not a valid {kind}{reason}"))
+            self._problem(path, f"{_shown(node.value)} is not a valid {kind}{reason}")
             return None
         return self._checked(value, path)
 
@@ -198,21 +202,29 @@ class _Reader:
         """A scalar's value; NUL (from a ``"\\0"`` escape) and ``!!binary`` are refused: the
         database cannot store NUL, and every config value is text, a number or a flag."""
         if isinstance(value, bytes):
-            self.issues.append(ConfigIssue(path, "binary values (!!binary) are not config values"))
+            self._problem(path, "binary values (!!binary) are not config values")
         elif isinstance(value, str) and "\x00" in value:
-            self.issues.append(ConfigIssue(path, "contains a NUL character (\\0)"))
+            self._problem(path, "contains a NUL character (\\0)")
             value = value.replace("\x00", "")
         return value
 
+    def _problem(self, path: tuple, message: str) -> None:
+        """A value that could not be read as written: reported here, and left out of later checks."""
+        self.issues.append(ConfigIssue(path, message))
+        self.replaced.append(path)
+
     def _substitute(self, text: str, path: tuple) -> str:
+        """``${VAR}`` must be set; ``${VAR:-default}`` falls back when VAR is unset or empty (as in the shell)."""
+
         def replace(match: re.Match) -> str:
             name, default = match.group(1), match.group(2)
-            if name in self.env:
-                return self.env[name]
-            if default is not None:
+            value = self.env.get(name)
+            if default is not None and not value:
                 return default
-            self.issues.append(ConfigIssue(path, f"environment variable {name} is not set"))
-            return ""
+            if value is None:
+                self._problem(path, f"environment variable {name} is not set")
+                return ""
+            return value
 
         return _VAR.sub(replace, text)
 
@@ -263,14 +275,29 @@ def pydantic_issues(error: ValidationError, data: Any) -> list[ConfigIssue]:
     return issues
 
 
-def _cross_check(config: Config) -> list[ConfigIssue]:
-    """Rules that span several keys: ids unique, references defined."""
+def _written_ids(data: Any, *keys: str) -> set[str]:
+    """The ids written in the list under ``keys``, valid or not: a reference to an entry that has a
+    problem of its own (and so is missing from the model) is not a second problem."""
+    items = data
+    for key in keys:
+        items = items.get(key) if isinstance(items, dict) else None
+    if not isinstance(items, list):
+        return set()
+    return {item["id"] for item in items if isinstance(item, dict) and isinstance(item.get("id"), str)}
+
+
+def _cross_check(config: Config, data: Any = None) -> list[ConfigIssue]:
+    """Rules that span several keys: ids unique, references defined.
+
+    ``data`` is the file as written; when some entries were refused, ``config`` holds the rest.
+    """
     issues: list[ConfigIssue] = []
     canary_ids: set[str] = set()
     for i, canary in enumerate(config.canaries):
         if canary.id in canary_ids:
             issues.append(ConfigIssue(("canaries", i, "id"), f"duplicate canary id {canary.id!r}"))
         canary_ids.add(canary.id)
+    canary_ids |= _written_ids(data, "canaries")
     service_ids: set[str] = set()
     for i, service in enumerate(config.services):
         if service.id in service_ids:
@@ -279,6 +306,7 @@ def _cross_check(config: Config) -> list[ConfigIssue]:
         for j, canary_id in enumerate(service.canaries):
             if canary_id not in canary_ids:
                 issues.append(ConfigIssue(("services", i, "canaries", j), f"canary {canary_id!r} is not defined under canaries"))
+    service_ids |= _written_ids(data, "services")
     for i, window in enumerate(config.maintenance):
         for j, service_id in enumerate(window.services):
             if service_id not in service_ids:
@@ -288,7 +316,11 @@ def _cross_check(config: Config) -> list[ConfigIssue]:
         if channel.id in channel_ids:
             issues.append(ConfigIssue(("alerts", "channels", i, "id"), f"duplicate channel id {channel.id!r}"))
         channel_ids.add(channel.id)
+    channel_ids |= _written_ids(data, "alerts", "channels")
     groups = {service.group for service in config.services}
+    written_services = data.get("services") if isinstance(data, dict) else None
+    if isinstance(written_services, list):
+        groups |= {item["group"] for item in written_services if isinstance(item, dict) and isinstance(item.get("group"), str)}
     for i, route in enumerate(config.alerts.routes):
         for j, channel_id in enumerate(route.channels):
             if channel_id not in channel_ids:
@@ -308,6 +340,78 @@ def _cross_check(config: Config) -> list[ConfigIssue]:
     return issues
 
 
+def _under(path: tuple, prefixes: set[tuple]) -> bool:
+    """``path`` is one of ``prefixes`` or inside one (a set: a hostile file may have thousands of each)."""
+    return any(path[:end] in prefixes for end in range(len(path) + 1))
+
+
+REPAIR_ROUNDS = 8  # each round takes out what the last validation refused; a few suffice for any real file
+
+
+class _Repaired:
+    """A copy of the data with what validation refused taken out, so the checks that span keys
+    (references, providers) still run on the rest and every independent problem is reported at once.
+
+    A refused value is removed (its default applies); when the key is required, the entry holding
+    it goes.  Paths of the copy are translated back to the file's with ``original``.
+    """
+
+    def __init__(self, data: Any) -> None:
+        self.data = copy.deepcopy(data)
+        self._origin: dict[int, list[int]] = {}  # id of a list in the copy -> the file's index of each item left
+        self._removed: list[Any] = []  # kept alive, so the ids in ``_origin`` stay unique
+
+    def model(self, model_cls: type[M], errors: list[Any]) -> M | None:
+        """The model of what is left, or None when what was refused cannot be taken out (the whole file)."""
+        for _ in range(REPAIR_ROUNDS):
+            if not self._remove(errors):
+                return None
+            try:
+                return model_cls.model_validate(self.data)
+            except ValidationError as exc:
+                errors = exc.errors()
+        return None
+
+    def _remove(self, errors: list[Any]) -> bool:
+        targets: dict[tuple[int, Any], tuple[Any, Any]] = {}
+        for error in errors:
+            target = self._target(error["loc"])
+            if target is None:
+                return False
+            targets[(id(target[0]), target[1])] = target
+        # the highest index first, so the lower ones still point at their items
+        for container, key in sorted(targets.values(), key=lambda t: t[1] if isinstance(t[1], int) else -1, reverse=True):
+            if isinstance(container, list):
+                del self._origin.setdefault(id(container), list(range(len(container))))[key]
+            self._removed.append(container[key])
+            del container[key]
+        return bool(targets)
+
+    def _target(self, loc: tuple) -> tuple[Any, Any] | None:
+        """(container, key) of the deepest value of ``loc`` in the data: the refused value itself, or
+        for a missing key the entry that lacks it (a union's tag in ``loc`` is not in the data either)."""
+        cursor, target = self.data, None
+        for part in loc:
+            if isinstance(cursor, dict) and part in cursor or \
+                    isinstance(cursor, list) and isinstance(part, int) and 0 <= part < len(cursor):
+                target, cursor = (cursor, part), cursor[part]
+        return target
+
+    def original(self, path: tuple) -> tuple:
+        """``path`` in the copy as the file's path (list indices shift when entries are taken out)."""
+        out: list[Any] = []
+        cursor = self.data
+        for part in path:
+            if isinstance(cursor, list) and isinstance(part, int):
+                index = self._origin.get(id(cursor))
+                out.append(index[part] if index is not None and 0 <= part < len(index) else part)
+                cursor = cursor[part] if 0 <= part < len(cursor) else None
+            else:
+                out.append(part)
+                cursor = cursor.get(part) if isinstance(cursor, dict) else None
+        return tuple(out)
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -316,12 +420,13 @@ def parse_yaml_model(
     file: str,
     model_cls: type[M],
     env: dict[str, str] | None = None,
-    check: Callable[[M], list[ConfigIssue]] | None = None,
+    check: Callable[[M, Any], list[ConfigIssue]] | None = None,
 ) -> M:
     """Parse YAML into ``model_cls``; raise ``ConfigError`` naming file, line and key path.
 
-    ``${VAR}`` is replaced from ``env`` (default: the environment); ``check`` adds the
-    rules that span several keys, reported with the same line numbers.
+    ``${VAR}`` is replaced from ``env`` (default: the environment); ``check(model, data)`` adds
+    the rules that span several keys, reported with the same line numbers (``data`` is the file
+    as written: when some entries were refused, ``model`` holds the rest).  Problems are sorted by line.
     """
     env = dict(os.environ) if env is None else env
     reader = _Reader(env)
@@ -353,20 +458,42 @@ def parse_yaml_model(
     if not isinstance(data, dict):
         keys = ", ".join(model_cls.model_fields)
         raise ConfigError(file, [f"{file}:1 (top level): expected a mapping of keys ({keys})"])
-    issues = list(reader.issues)
-    model = None
-    if not issues:
-        try:
-            model = model_cls.model_validate(data)
-        except ValidationError as exc:
-            issues = pydantic_issues(exc, data)
-    if model is not None and check is not None:
-        issues = check(model)
+    issues, model = _validated(model_cls, data, reader, check)
     if issues:
-        lines = [f"{file}:{_line_for(reader.lines, i.path)} {format_path(i.path)}: {i.message}" for i in issues]
-        raise ConfigError(file, lines)
+        numbered = sorted(((_line_for(reader.lines, i.path), i) for i in issues), key=lambda pair: pair[0])
+        raise ConfigError(file, [f"{file}:{line} {format_path(i.path)}: {i.message}" for line, i in numbered])
     assert model is not None
     return model
+
+
+def _validated(
+    model_cls: type[M], data: dict, reader: _Reader, check: Callable[[M, Any], list[ConfigIssue]] | None
+) -> tuple[list[ConfigIssue], M | None]:
+    """Every independent problem of ``data``, and the model when there is none.
+
+    The stages (reading, the schema, ``check``) each run whatever the one before found: a problem
+    only hides what depends on it, i.e. what a later stage says at or under a path already reported.
+    """
+    issues = list(reader.issues)
+    model: M | None = None
+    checked: M | None = None
+    replaced = set(reader.replaced)
+    reported = set(replaced)
+    try:
+        model = checked = model_cls.model_validate(data)
+        repaired = None
+    except ValidationError as exc:
+        schema_issues = [i for i in pydantic_issues(exc, data) if not _under(i.path, replaced)]
+        issues += schema_issues
+        reported |= {i.path for i in schema_issues}
+        repaired = _Repaired(data) if check is not None else None
+        checked = repaired.model(model_cls, exc.errors()) if repaired else None
+    if checked is not None and check is not None:
+        for issue in check(checked, data):
+            path = repaired.original(issue.path) if repaired else issue.path
+            if not _under(path, reported):
+                issues.append(ConfigIssue(path, issue.message))
+    return issues, (model if not issues else None)
 
 
 #: a check that spans layers above the config (e.g. provider options): config -> problems
@@ -384,8 +511,8 @@ def parse_config(
     env = dict(os.environ) if env is None else env
     extra = list(checks)
 
-    def check(config: Config) -> list[ConfigIssue]:
-        return _cross_check(config) + [issue for extra_check in extra for issue in extra_check(config)]
+    def check(config: Config, data: Any) -> list[ConfigIssue]:
+        return _cross_check(config, data) + [issue for extra_check in extra for issue in extra_check(config)]
 
     config = parse_yaml_model(text, file, Config, env, check=check)
     if env.get("GENSTATUS_DATABASE_URL"):
