@@ -50,16 +50,19 @@ from PIL import Image
 from benchmarks.quality_set import (
     CLEAN,
     DEGRADED,
+    FLAT_ART,
     NEEDS_REFERENCE,
     PHOTO,
     PROCEDURAL,
     available_photos,
     degrade,
     encode,
+    flat_art,
     photo_crop,
     photos_available,
     picture,
     picture_name,
+    upscale_nearest,
     variants,
 )
 from monitor.config import QualityConfig
@@ -178,12 +181,12 @@ def quality_figures(results: list[Result]) -> list[dict[str, Any]]:
 
 def _base_pipeline(data: bytes):
     """Decode + validation + detectors + hashes: the first stages of ``score_image``, run the same way."""
-    from monitor.scoring import detectors, hashes, validate
+    from monitor.scoring import detectors, hashes, resolution, validate
     from monitor.scoring.types import Assessment, ScoringInput
 
     given = ScoringInput(data=data)
     out = Assessment(size_bytes=len(data))
-    for stage in (validate.decode_and_validate, *detectors.DETECTORS, hashes.perceptual_hashes):
+    for stage in (validate.decode_and_validate, *detectors.DETECTORS, resolution.upscaled, hashes.perceptual_hashes):
         stage(given, out)
         if out.decisive:
             break
@@ -217,7 +220,7 @@ def speed(rounds: int, warmup: int = 3) -> list[dict[str, Any]]:
     return [
         dict(name=f"Pillow decode ({what})", value=1000 * med["decode"], unit="ms", note=f"{note}; {len(data) // 1024} KiB"),
         dict(name="base pipeline", value=1000 * med["base"], unit="ms",
-             note="decode + validation + detectors + pHash/dHash/wHash/colour hash"),
+             note="decode + validation + detectors + upscale check + pHash/dHash/wHash/colour hash"),
         dict(name="base / decode", value=ratio["base"], unit="x", note="median of per-round ratios; aim <= 2.5"),
         dict(name="score_image default (no references)", value=1000 * med["default"], unit="ms",
              note="every stage score_image runs by default"),
@@ -575,13 +578,153 @@ def profile_report(judgments: list[Judgment], tolerance: float | None = None, bl
     return "\n".join(lines)
 
 
+# -- low-resolution drafts upscaled (monitor/scoring/resolution.py) ------------------------------
+#
+# Every picture of the set (procedural families and photographs, at 512 px and at 500 px: 3 divides
+# neither side, 8 not 500) shrunk to 1/k and blown up again with nearest-neighbour, saved as
+# PNG or re-encoded as JPEG q85, scored without and with the clean original as the reference.  The
+# clean pictures (PNG, JPEG q85, WebP q90), and pictures that are flat or blocky on purpose (pixel art, logos,
+# flat illustrations and gradients: quality_set.FLAT_ART) with the prompt that asks for them, must not be
+# flagged ``upscaled``; pixel art is also judged without that prompt against itself as the reference.
+
+UPSCALE_FACTORS = (2, 3, 4, 8)
+UPSCALE_ENCODINGS = {"png": None, "jpeg_q85": 85}
+UPSCALE_CLEAN = ("png", "jpeg_q85", "webp_q90")
+UPSCALE_TARGET = 90.0  # % caught from 1/3 or smaller, PNG, with or without references
+UPSCALE_MAX_FALSE_ALARMS = 1.0  # % of clean pictures flagged ``upscaled``
+UPSCALE_SET = dict(per_family=4, photos=None, flat=8)
+UPSCALE_QUICK = dict(per_family=1, photos=3, flat=2)
+
+
+@dataclass
+class UpscaleCase:
+    group: str  # "photo", "procedural", or a FLAT_ART kind
+    name: str
+    factor: int  # 0: a clean picture
+    encoding: str
+    reference: bool  # scored with the clean original (or the picture itself) as the reference
+    flagged: bool  # the ``upscaled`` flag
+    other: bool  # another check alone said something is wrong (what scoring said before this detector)
+
+
+def _upscale_case(group: str, name: str, factor: int, encoding: str, data: bytes, reference: bytes | None,
+                  prompt: str | None = None) -> UpscaleCase:
+    a = score_image(data, references=[reference] if reference else None, prompt=prompt)
+    return UpscaleCase(group, name, factor, encoding, reference is not None, "upscaled" in a.flags,
+                       any(f != "upscaled" for f in a.flags))
+
+
+def evaluate_upscale(per_family: int = 4, photos: int | None = None, flat: int = 8) -> list[UpscaleCase]:
+    cases: list[UpscaleCase] = []
+    pictures = [(f, i) for f in PROCEDURAL for i in range(per_family)]
+    if photos_available():
+        pictures += [(PHOTO, i) for i in range(len(available_photos()) if photos is None else photos)]
+    for n, (family, index) in enumerate(pictures):
+        side = 512 if n % 2 == 0 else 500
+        img = picture(family, index, side)
+        group, name = ("photo" if family == PHOTO else "procedural"), picture_name(family, index)
+        reference = encode_png(img)
+        for encoding in UPSCALE_CLEAN:
+            data = reference if encoding == "png" else (
+                encode(img, "JPEG", quality=85) if encoding == "jpeg_q85" else encode(img, "WEBP", quality=90))
+            for ref in (None, reference):
+                cases.append(_upscale_case(group, name, 0, encoding, data, ref))
+        for factor in UPSCALE_FACTORS:
+            for encoding, quality in UPSCALE_ENCODINGS.items():
+                data = upscale_nearest(img, factor, quality)
+                for ref in (None, reference):
+                    cases.append(_upscale_case(group, name, factor, encoding, data, ref))
+    for kind, prompt in FLAT_ART.items():
+        for index in range(flat):
+            img = flat_art(kind, index)
+            png = encode_png(img)
+            for encoding, data in (("png", png), ("jpeg_q85", encode(img, "JPEG", quality=85)),
+                                   ("webp_q90", encode(img, "WEBP", quality=90))):
+                for ref in (None, png):
+                    cases.append(_upscale_case(kind, f"{kind}#{index}", 0, encoding, data, ref, prompt))
+            if kind == "pixel_art":  # no prompt saying so: the blocky reference says it is this canary's normal
+                cases.append(_upscale_case("pixel_art (reference, no prompt)", f"{kind}#{index}", 0, "png", png, png))
+    return cases
+
+
+def upscale_speed(rounds: int, warmup: int = 3) -> list[dict[str, Any]]:
+    """The upscale check on a decoded 1024 x 1024 picture against Pillow's decode of it, interleaved."""
+    from monitor.scoring.resolution import block_factor
+
+    family = PHOTO if photos_available() else "landscape"
+    data = encode(picture(family, 0, 1024))
+    decode_times, check_times = [], []
+    for r in range(warmup + rounds):
+        t0 = time.perf_counter()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            t1 = time.perf_counter()
+            block_factor(image)
+            t2 = time.perf_counter()
+        if r >= warmup:
+            decode_times.append(t1 - t0)
+            check_times.append(t2 - t1)
+    ratio = statistics.median(c / d for c, d in zip(check_times, decode_times))
+    return [dict(name="upscale check", value=1000 * statistics.median(check_times), unit="ms",
+                 note=f"on a decoded {picture_name(family, 0)} 1024x1024; median of {rounds} rounds"),
+            dict(name="upscale check / decode", value=ratio, unit="x",
+                 note="median of per-round ratios against a bare Pillow decode of the same PNG")]
+
+
+def upscale_figures(cases: list[UpscaleCase]) -> list[dict[str, Any]]:
+    figures = []
+    for reference in (False, True):
+        where = "with reference" if reference else "no reference"
+        for factor in UPSCALE_FACTORS:
+            for encoding in UPSCALE_ENCODINGS:
+                chosen = [c for c in cases if c.factor == factor and c.encoding == encoding and c.reference == reference]
+                if not chosen:
+                    continue
+                parts = []
+                for group in GROUPS:
+                    g = [c for c in chosen if c.group == group]
+                    if g:
+                        parts.append(f"{group} {_pct(sum(c.flagged for c in g), len(g))}")
+                before = sum(c.other for c in chosen)
+                after = sum(c.flagged or c.other for c in chosen)
+                caught = 100 * sum(c.flagged for c in chosen) / len(chosen)
+                target = factor >= 3 and encoding == "png"
+                note = "; ".join(parts) + f"; not pass: before {_pct(before, len(chosen))}, now {_pct(after, len(chosen))}"
+                if target:
+                    note += f"; target >= {UPSCALE_TARGET:g} %" + ("" if caught >= UPSCALE_TARGET else "  << SHORT")
+                figures.append(dict(name=f"upscaled caught: 1/{factor} {encoding}, {where}", value=caught, unit="%",
+                                    note=note))
+    clean_groups = [*GROUPS, *FLAT_ART, "pixel_art (reference, no prompt)"]
+    for group in clean_groups:
+        chosen = [c for c in cases if c.factor == 0 and c.group == group]
+        if not chosen:
+            continue
+        alarms = sum(c.flagged for c in chosen)
+        value = 100 * alarms / len(chosen)
+        encodings = "/".join(dict.fromkeys(c.encoding for c in chosen))
+        label = {"pixel_art": "pixel art (prompt asks)", "flat": "flat illustrations", "logo": "logos",
+                 "gradient": "flat-design gradients"}.get(group, f"clean {group}" if group in GROUPS else group)
+        refs = "/".join(dict.fromkeys("with reference" if c.reference else "without" for c in chosen))
+        figures.append(dict(name=f"upscaled false alarms: {label}", value=value, unit="%",
+                            note=f"{alarms}/{len(chosen)} ({encodings}; {refs}); "
+                                 f"target <= {UPSCALE_MAX_FALSE_ALARMS:g} %"
+                                 + ("" if value <= UPSCALE_MAX_FALSE_ALARMS else "  << OVER")))
+    return figures
+
+
+def upscale_shortfalls(cases: list[UpscaleCase]) -> list[str]:
+    """Every upscale target the cases miss (empty: all met)."""
+    return [f"{row['name']}: {row['value']:.1f} %" for row in upscale_figures(cases) if "<<" in row["note"]]
+
+
 def figures(results: list[Result], quick: bool, profiles: list[Judgment] | None = None) -> list[dict[str, Any]]:
     return notice() + quality_figures(results) + (profile_figures(profiles) if profiles else []) + speed(10 if quick else 30)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    return figures(evaluate(**(QUICK_SET if quick else DEFAULT_SET)), quick,
-                   evaluate_profiles(**(PROFILE_QUICK if quick else PROFILE_SET)))
+    return (figures(evaluate(**(QUICK_SET if quick else DEFAULT_SET)), quick,
+                    evaluate_profiles(**(PROFILE_QUICK if quick else PROFILE_SET)))
+            + upscale_figures(evaluate_upscale(**(UPSCALE_QUICK if quick else UPSCALE_SET))) + upscale_speed(10 if quick else 30))
 
 
 def describe(r: Result) -> str:
@@ -598,19 +741,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_quality")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--misses", action="store_true", help="list every miss and false alarm with its metrics")
-    parser.add_argument("--section", choices=("all", "set", "profile"), default="all",
-                        help="set: the evaluation set and speed; profile: random-seed canaries against their profile")
+    parser.add_argument("--section", choices=("all", "set", "profile", "upscale"), default="all",
+                        help="set: the evaluation set and speed; profile: random-seed canaries against their profile; "
+                             "upscale: low-resolution drafts upscaled, and the cost of that check")
     args = parser.parse_args(argv)
     from benchmarks.__main__ import print_table
 
     began = time.perf_counter()
+    if args.section == "upscale":
+        cases = evaluate_upscale(**(UPSCALE_QUICK if args.quick else UPSCALE_SET))
+        print_table([{"bench": "quality", **r} for r in upscale_figures(cases) + upscale_speed(10 if args.quick else 30)])
+        if args.misses:
+            for c in cases:
+                if c.flagged == (c.factor == 0):  # a clean picture flagged, or an upscaled one missed
+                    what = "false alarm" if c.factor == 0 else "missed"
+                    print(f"{what:11s} {c.group:32s} {c.name:24s} 1/{c.factor} {c.encoding} reference={c.reference}")
+        print(f"took {time.perf_counter() - began:.1f}s", file=sys.stderr)
+        return 0
     results = evaluate(**(QUICK_SET if args.quick else DEFAULT_SET)) if args.section != "profile" else []
     profiles = None
+    if args.section == "all":
+        rows_upscale = upscale_figures(evaluate_upscale(**(UPSCALE_QUICK if args.quick else UPSCALE_SET)))
+        rows_upscale += upscale_speed(10 if args.quick else 30)
+    else:
+        rows_upscale = []
     if args.section != "set":
         started = time.perf_counter()
         profiles = evaluate_profiles(**(PROFILE_QUICK if args.quick else PROFILE_SET))
         print(f"profile section took {time.perf_counter() - started:.1f}s", file=sys.stderr)
     rows = figures(results, args.quick, profiles) if args.section != "profile" else profile_figures(profiles or [])
+    rows += rows_upscale
     print_table([{"bench": "quality", **r} for r in rows])
     if profiles:
         print()

@@ -122,6 +122,8 @@ def _photo_array(name: str) -> np.ndarray:
 
     pixels = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(skimage.data, name)()
     pixels = np.asarray(pixels)
+    if name == "moon":  # shipped as a 2x nearest-neighbour upscale (every 2 x 2 block is one pixel): its original
+        pixels = pixels[::2, ::2]
     if pixels.dtype != np.uint8:
         raise ValueError(f"{name}: {pixels.dtype} pixels")
     if pixels.ndim == 2:
@@ -312,3 +314,79 @@ def photo_crop(name: str, rng: np.random.Generator, side: int = 512, scale: tupl
     top, left = rng.uniform(0, h - crop), rng.uniform(0, w - crop)
     return Image.fromarray(pixels).resize((side, side), Image.Resampling.LANCZOS,
                                           box=(left, top, left + crop, top + crop))
+
+
+# -- low-resolution drafts upscaled, and the blocky pictures that are not one --------------------
+
+#: pictures that are flat or blocky on purpose, each with the prompt that asks for it
+FLAT_ART = {"pixel_art": "pixel art of a knight, 8-bit sprite", "flat": "a flat illustration of a city, vector art",
+            "logo": "a minimalist logo for a coffee shop",
+            "gradient": "a minimalist poster: a smooth colour gradient and two flat shapes"}
+
+
+def upscale_nearest(img: Image.Image, factor: float, jpeg_quality: int | None = None) -> bytes:
+    """``img`` shrunk to 1/``factor`` of its size (Lanczos) and blown up again with nearest-neighbour
+    to the same size -- a provider's low-resolution draft at the requested size -- as PNG, or as
+    JPEG re-encoded after the upscale."""
+    w, h = img.size
+    small = img.resize((max(1, round(w / factor)), max(1, round(h / factor))), Image.Resampling.LANCZOS)
+    up = small.resize((w, h), Image.Resampling.NEAREST)
+    return encode(up, "JPEG", quality=jpeg_quality) if jpeg_quality else _png(up)
+
+
+def flat_art(kind: str, index: int, side: int = 512) -> Image.Image:
+    """A picture of :data:`FLAT_ART` ``kind``: pixel art (a 16..64-cell sprite on a grid, drawn as
+    blocks of 8..32 px: a lattice on purpose), a flat illustration (flat-coloured shapes, no
+    gradients, some anti-aliased, some pixel-exact), a logo (a mark and a word on a plain ground) or a
+    flat-design gradient (a smooth 8-bit ramp, a staircase of one-level steps, under two flat shapes)."""
+    rng = np.random.default_rng((31, list(FLAT_ART).index(kind), index))
+    if kind == "pixel_art":
+        cells = int(rng.choice([16, 24, 32, 48, 64]))
+        palette = rng.integers(0, 256, (int(rng.integers(4, 12)), 3), dtype=np.uint8)
+        grid = _value_noise(rng, cells, 3, base=2)
+        sprite = palette[np.minimum((grid * len(palette)).astype(int), len(palette) - 1)]
+        return Image.fromarray(sprite).resize((side, side), Image.Resampling.NEAREST)
+    if kind == "flat":
+        smooth = bool(index % 2)  # drawn at 2x and reduced (anti-aliased) or drawn pixel-exact
+        big = 2 * side if smooth else side
+        img = Image.new("RGB", (big, big), tuple(int(v) for v in rng.integers(0, 256, 3)))
+        draw = ImageDraw.Draw(img)
+        for _ in range(int(rng.integers(6, 16))):
+            x0, y0 = (int(v) for v in rng.integers(0, big, 2))
+            x1, y1 = (int(v) for v in (x0, y0) + rng.integers(big // 16, big // 2, 2))
+            colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+            shape = int(rng.integers(0, 3))
+            if shape == 0:
+                draw.rectangle((x0, y0, x1, y1), fill=colour)
+            elif shape == 1:
+                draw.ellipse((x0, y0, x1, y1), fill=colour)
+            else:
+                draw.polygon([(x0, y1), ((x0 + x1) // 2, y0), (x1, y1)], fill=colour)
+        return img.resize((side, side), Image.Resampling.LANCZOS) if smooth else img
+    if kind == "logo":
+        ground = (255, 255, 255) if index % 2 == 0 else tuple(int(v) for v in rng.integers(0, 256, 3))
+        img = Image.new("RGB", (side, side), ground)
+        draw = ImageDraw.Draw(img)
+        ink = tuple(int(v) for v in rng.integers(0, 200, 3))
+        r = side * rng.uniform(0.15, 0.3)
+        c = side / 2
+        if index % 3 == 0:
+            draw.ellipse((c - r, c - r - side / 8, c + r, c + r - side / 8), fill=ink)
+        elif index % 3 == 1:
+            draw.rectangle((c - r, c - r - side / 8, c + r, c + r - side / 8), outline=ink, width=max(2, side // 40))
+        else:
+            draw.polygon([(c - r, c + r - side / 8), (c, c - r - side / 8), (c + r, c + r - side / 8)], fill=ink)
+        draw.text((c - side / 6, c + r), "BREW & CO", fill=ink, font_size=max(10, side // 14))
+        return img
+    if kind == "gradient":
+        y, x = np.mgrid[0:side, 0:side].astype(np.float32)
+        angle = rng.uniform(0, np.pi)
+        t = (x * np.cos(angle) + y * np.sin(angle)) * rng.uniform(0.03, 0.8) / (side / 512)
+        start, scale = rng.uniform(0, 120, 3), rng.uniform(0.3, 1.0, 3)
+        img = Image.fromarray(np.clip(start + t[..., None] * scale, 0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(img)
+        for _ in range(2):
+            cx, cy, r = (float(v) for v in rng.uniform(0.2, 0.8, 3) * side * np.array([1, 1, 0.3]))
+            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        return img
+    raise ValueError(kind)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 import socket
 from typing import TYPE_CHECKING
 
@@ -78,10 +79,8 @@ def _fetch(
             if not location:
                 raise ProbeFailure(Outcome.BAD_OUTPUT, f"image URL answered HTTP {status} without a Location", http_status=status)
             return _parse_url(location, base=url)
-        if status in (404, 410):
-            raise ProbeFailure(Outcome.BAD_OUTPUT, f"image URL expired or missing (HTTP {status})", http_status=status)
         if 400 <= status < 500:
-            raise ProbeFailure(Outcome.CLIENT_ERROR, f"image download refused: HTTP {status}", http_status=status)
+            raise _refused(ctx, response)
         if status >= 500:
             raise ProbeFailure(Outcome.SERVER_ERROR, f"image download failed: HTTP {status}", http_status=status)
         if status != 200:
@@ -92,6 +91,62 @@ def _fetch(
             raise _too_large(ctx, int(declared))
         body = read_limited(ctx, response, ctx.service.max_image_bytes, what="image (max_image_bytes)")
     return body, sniff_image(body)
+
+
+#: how much of an error body is read for its ``<Code>`` and ``<Message>``
+MAX_ERROR_HEAD = 4096
+_XML_CODE = re.compile(r"<Code>\s*([A-Za-z][A-Za-z0-9._-]{0,79})\s*</Code>")
+_XML_MESSAGE = re.compile(r"<Message>([^<]{1,400})</Message>")
+#: object-store error codes of a signed URL that expired or whose signature no longer holds
+SIGNATURE_CODES = frozenset({"AuthenticationFailed", "AccessDenied", "SignatureDoesNotMatch", "ExpiredToken",
+                             "AuthorizationFailure", "AuthorizationPermissionMismatch", "InvalidToken", "TokenRefreshRequired"})
+
+
+def _refused(ctx: ProbeContext, response: httpx.Response) -> ProbeFailure:
+    """A 4xx from the URL the provider returned: its output cannot be fetched, so ``bad_output``.
+
+    Our own request is not at fault here (the URL is the provider's, signed by it), so even a 403
+    is not ``client_error``: object stores answer an expired or invalid signature with 403 and an XML
+    body (Azure ``AuthenticationFailed``, S3 ``AccessDenied``/``Request has expired``), whose code and
+    message the reason quotes.  A 429 is the store's rate limit (``rate_limited``).
+    """
+    status = response.status_code
+    code, message = error_fields(_read_head(ctx, response))
+    said = f" {code}" + (f": {message}" if message else "") if code else ""
+    if status == 429:
+        return ProbeFailure(Outcome.RATE_LIMITED, f"the image URL the provider returned answered HTTP 429{said}",
+                            http_status=status)
+    if code in SIGNATURE_CODES or "expired" in message.lower():
+        what = "its signed URL expired or its signature is invalid"
+    elif status in (404, 410):
+        what = "the image is expired or missing"
+    else:
+        what = "the provider's output could not be fetched"
+    return ProbeFailure(Outcome.BAD_OUTPUT, f"the image URL the provider returned answered HTTP {status}{said} ({what})",
+                        http_status=status)
+
+
+def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
+    head = b""
+    for chunk in response.iter_bytes():
+        ctx.check_deadline("image download error body")
+        head += chunk
+        if len(head) >= MAX_ERROR_HEAD:
+            break
+    return head[:MAX_ERROR_HEAD]
+
+
+def error_fields(head: bytes) -> tuple[str, str]:
+    """``(code, message)`` of an object store's XML error body, "" where absent.
+
+    A bounded regex over the first ``MAX_ERROR_HEAD`` bytes, never an XML parser: no entities or
+    DTDs are expanded.  The message is cut to its first line (Azure appends RequestId and Time).
+    """
+    text = head.decode("utf-8", errors="replace")
+    code, found = _XML_CODE.search(text), _XML_MESSAGE.search(text)
+    lines = found.group(1).strip().splitlines() if found else []
+    message = "".join(ch for ch in lines[0] if ch.isprintable()).strip()[:200] if lines else ""
+    return (code.group(1) if code else ""), message
 
 
 def pinned(

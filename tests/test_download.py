@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import ipaddress
 import threading
 import time
@@ -23,6 +24,17 @@ from probes.emulator.images import encode_png, render_image
 from probes.http import make_client
 
 PNG = encode_png(render_image("download test", 0, "test", 64, 64))
+AZURE_EXPIRED = (
+    '<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to '
+    "authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.\n"
+    "RequestId:1b2c\nTime:2026-12-02T10:00:00.0000000Z</Message><AuthenticationErrorDetail>Signed expiry time "
+    "[Wed, 02 Dec 2026 09:00:00 GMT] must be after signed start time</AuthenticationErrorDetail></Error>"
+)
+S3_EXPIRED = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired'
+              "</Message><X-Amz-Expires>3600</X-Amz-Expires><RequestId>7F3A</RequestId></Error>")
+#: an entity-expansion bomb: read by a bounded regex, never by an XML parser
+XML_BOMB = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">]>'
+            "<Error><Code>&lol2;</Code><Message>&lol2;</Message></Error>")
 seen_hosts: list[str] = []
 
 
@@ -58,6 +70,17 @@ def image_host(request: Request) -> Response:
         return Response(streamed_body(), mimetype="image/png")
     if path == "/slow":
         return Response(slow_body(), mimetype="image/png")
+    if path == "/azure-expired":
+        return Response(AZURE_EXPIRED, status=403, mimetype="application/xml")
+    if path == "/s3-expired":
+        return Response(S3_EXPIRED, status=403, mimetype="application/xml")
+    if path == "/xml-bomb":
+        return Response(XML_BOMB, status=403, mimetype="application/xml")
+    if path == "/huge-error":  # a 403 whose body never ends: only its head is read
+        return Response(streamed_body(), status=403, mimetype="application/xml")
+    if path == "/throttled":
+        return Response("<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+                        status=429, mimetype="application/xml")
     if path.startswith("/status/"):
         return Response("no", status=int(path.rsplit("/", 1)[1]))
     if path == "/to-file":
@@ -138,13 +161,49 @@ def test_size_cap(host, path):
 
 @pytest.mark.parametrize(
     "status, outcome",
-    [(404, Outcome.BAD_OUTPUT), (410, Outcome.BAD_OUTPUT), (403, Outcome.CLIENT_ERROR), (503, Outcome.SERVER_ERROR), (204, Outcome.BAD_OUTPUT)],
+    [(404, Outcome.BAD_OUTPUT), (410, Outcome.BAD_OUTPUT), (403, Outcome.BAD_OUTPUT), (400, Outcome.BAD_OUTPUT),
+     (401, Outcome.BAD_OUTPUT), (503, Outcome.SERVER_ERROR), (204, Outcome.BAD_OUTPUT)],
 )
 def test_status_codes(host, status, outcome):
     error = failure(f"http://{host}/status/{status}")
     assert error.outcome is outcome and error.http_status == status
     if status == 404:
         assert "expired or missing" in error.detail
+
+
+@pytest.mark.parametrize(
+    "path, code, message",
+    [("/azure-expired", "AuthenticationFailed", "Server failed to authenticate the request."),
+     ("/s3-expired", "AccessDenied", "Request has expired")],
+)
+def test_expired_signed_url_is_bad_output_with_the_stores_reason(host, path, code, message):
+    """A 4xx on the URL the provider returned is the provider's output failing, not our request (client_error)."""
+    error = failure(f"http://{host}{path}")
+    assert error.outcome is Outcome.BAD_OUTPUT and error.http_status == 403
+    assert f"answered HTTP 403 {code}: {message}" in error.detail
+    assert "signed URL expired" in error.detail
+    assert "RequestId" not in error.detail  # Azure's message is cut to its first line
+
+
+def test_store_error_bodies_are_read_bounded_and_never_parsed_as_xml(host):
+    bomb = failure(f"http://{host}/xml-bomb")
+    assert bomb.outcome is Outcome.BAD_OUTPUT and "lollol" not in bomb.detail  # no entity expanded
+    assert len(bomb.detail) < 400
+    endless = failure(f"http://{host}/huge-error")
+    assert endless.outcome is Outcome.BAD_OUTPUT and endless.http_status == 403
+
+
+def test_error_fields():
+    assert download.error_fields(S3_EXPIRED.encode()) == ("AccessDenied", "Request has expired")
+    assert download.error_fields(b"<html>nope</html>") == ("", "")
+    assert download.error_fields(b"<Error><Code>Bad Code\x07<x></Code><Message>  </Message></Error>") == ("", "")
+    code, message = download.error_fields(b"<Code>" + b"A" * 5000 + b"</Code>")
+    assert code == "" and message == ""  # longer than a code can be: not quoted
+
+
+def test_store_rate_limit_is_rate_limited(host):
+    error = failure(f"http://{host}/throttled")
+    assert error.outcome is Outcome.RATE_LIMITED and "SlowDown" in error.detail
 
 
 @pytest.mark.parametrize("path, text", [("/html", "not an image"), ("/junk", "not a PNG"), ("/truncated", "truncated")])
@@ -195,3 +254,10 @@ def test_data_uri():
 def test_bad_data_uris(uri, text):
     error = failure(uri)
     assert error.outcome is Outcome.BAD_OUTPUT and text in error.detail
+
+
+@pytest.mark.parametrize("provider", ["openai", "replicate", "bfl", "fal", "midjourney_proxy", "comfyui", "http"])
+def test_every_adapter_fetches_provider_urls_through_the_shared_download(provider):
+    """So an expired signed URL is ``bad_output`` with the store's reason for every provider, not just OpenAI."""
+    module = importlib.import_module(f"probes.providers.{provider}")
+    assert module.download_image is download.download_image

@@ -278,3 +278,26 @@ def test_odd_answers(openai_service, canary, odd_url, case, outcome, text):
 def test_model_version_reported_by_the_provider_wins(openai_service, canary, odd_url):
     result = run(with_(openai_service, base_url=f"{odd_url}/model-reported"), canary)
     assert result.outcome is Outcome.OK and result.model_version == "dall-e-3-2025"
+
+
+@pytest.mark.parametrize(
+    "fault, reason",
+    [("expired_signature", "answered HTTP 403 AuthenticationFailed: Server failed to authenticate the request."),
+     ("expired_signature_s3", "answered HTTP 403 AccessDenied: Request has expired")],
+)
+def test_expired_signed_url_is_bad_output_not_client_error(emulator, openai_service, canary, fault, reason):
+    """The signed blob URL OpenAI returned answers 403 with the store's XML error: the provider's output
+    could not be fetched (bad_output), while a 4xx to our own request stays client_error."""
+    emulator.faults.set("openai", fault)
+    result = run(with_(openai_service, options={"response_format": "url"}), canary)
+    assert result.outcome is Outcome.BAD_OUTPUT, result.error_detail
+    assert reason in result.error_detail and "signed URL expired" in result.error_detail
+    assert result.http_status == 403 and result.latency_ms["download"] is not None
+    emulator.faults.set("openai", "bad_request")
+    assert run(openai_service, canary).outcome is Outcome.CLIENT_ERROR
+
+
+def test_signed_url_fault_leaves_base64_answers_alone(emulator, openai_service, canary):
+    emulator.faults.set("openai", "expired_signature", count=1)
+    assert run(openai_service, canary).outcome is Outcome.OK  # b64_json: no URL to expire, the fault waits
+    assert emulator.faults.active("openai") is not None

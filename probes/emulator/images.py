@@ -84,6 +84,14 @@ def encode(img: Image.Image, fmt: str, quality: int = 90) -> bytes:
     return out.getvalue()
 
 
+def lowres(picture: Image.Image, factor: int) -> Image.Image:
+    """``picture`` as a provider's low-resolution draft at the full size: shrunk ``factor`` times and
+    blown up again with nearest-neighbour (blocks of ``factor`` x ``factor`` identical pixels)."""
+    factor = max(1, factor)
+    small = picture.resize((max(1, picture.width // factor), max(1, picture.height // factor)), Image.Resampling.BOX)
+    return small.resize(picture.size, Image.Resampling.NEAREST)
+
+
 @lru_cache(maxsize=8)
 def blank_png(width: int, height: int) -> bytes:
     """A uniform grey image: the shape of a provider's "blank output" failure."""
@@ -92,11 +100,12 @@ def blank_png(width: int, height: int) -> bytes:
 
 def image_for(
     fault: str | None, prompt: str, seed: int, model: str, width: int, height: int, *, fmt: str = "png",
-    style: str = "default",
+    style: str = "default", factor: int = 4,
 ) -> bytes:
     """The image an emulator returns: the canary picture, or the degenerate one a fault asks for.
 
     Every emulator uses this, so a fault name means the same picture for every provider.
+    ``factor`` is ``lowres_image``'s: the draft is 1/factor of the requested size.
     """
     if fault == "undecodable_image":
         return os.urandom(4096)
@@ -116,6 +125,8 @@ def image_for(
     if fault == "blurred_image":
         picture = render_image(prompt, seed, model, width, height, style=style)
         data = encode(picture.filter(ImageFilter.GaussianBlur(radius=max(width, height) / 64)), fmt)
+    elif fault == "lowres_image":
+        data = encode(lowres(render_image(prompt, seed, model, width, height, style=style), factor), fmt)
     elif fmt == "png":
         data = render_png(prompt, seed, model, width, height, style=style)
     else:

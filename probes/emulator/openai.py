@@ -54,6 +54,22 @@ GPT_IMAGE_CHOICES = {
     "moderation": ("low", "auto"),
 }
 MAX_FILES = 64  # url-mode images kept in memory, oldest dropped first
+#: faults of ``response_format: url`` only: the URL answers 404, or 403 with an object store's XML error
+URL_FAULTS = frozenset({"expired_url", "expired_signature", "expired_signature_s3"})
+#: what an object store answers for a signed URL that expired, as the real stores word it
+SIGNATURE_ERRORS = {
+    "expired_signature": (
+        '<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to '
+        "authenticate the request. Make sure the value of Authorization header is formed correctly including the "
+        "signature.\nRequestId:{request_id}\nTime:{now}</Message><AuthenticationErrorDetail>Signed expiry time "
+        "[{expired}] must be after signed start time [{started}]</AuthenticationErrorDetail></Error>"
+    ),
+    "expired_signature_s3": (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message>'
+        "<X-Amz-Expires>3600</X-Amz-Expires><Expires>{expired}</Expires><ServerTime>{now}</ServerTime>"
+        "<RequestId>{request_id}</RequestId><HostId>emulator</HostId></Error>"
+    ),
+}
 
 
 class ApiError(Exception):
@@ -113,6 +129,7 @@ FAULT_OUTCOMES: dict[str, str] = {
     "black_image": "degraded_quality",
     "wrong_size": "bad_output",
     "bad_request": "client_error",
+    "lowres_image": "degraded_quality",
 }
 
 
@@ -123,6 +140,7 @@ class OpenAIEmulator:
         self.faults = faults
         self.stop = stop
         self._files: Recent[bytes] = Recent(MAX_FILES)
+        self._expired: Recent[str] = Recent(MAX_FILES)  # file id -> the signature fault its URL shows
         self._routes = Map(
             [
                 Rule("/v1/images/generations", methods=["POST"], endpoint="generate"),
@@ -136,7 +154,7 @@ class OpenAIEmulator:
         try:
             endpoint, args = self._routes.bind("emulator").match(path, method=request.method)
             if endpoint == "file":
-                return self._file(args["file_id"])
+                return self._file(args["file_id"], request_id)
             response = self._generate(request) if endpoint == "generate" else self._models(request)
         except (NotFound, MethodNotAllowed):
             response = _error_response(ApiError(404, f"Invalid URL ({request.method} {path})"))
@@ -150,7 +168,7 @@ class OpenAIEmulator:
     def _generate(self, request: Request) -> Response:
         api_key = _authorize(request)
         spec = _parse_generation(request)
-        applicable = set(FAULTS) - JOB_FAULTS - ({"expired_url"} if spec.response_format != "url" else set())
+        applicable = set(FAULTS) - JOB_FAULTS - (URL_FAULTS if spec.response_format != "url" else set())
         fault = self.faults.take(PROVIDER, applicable, service=service_of(request.environ))
         delay(fault, self.stop)
         _raise_for_fault(fault, api_key, spec)
@@ -174,7 +192,13 @@ class OpenAIEmulator:
         models = [{"id": model, "object": "model", "created": 1698785189, "owned_by": "system"} for model in MODELS]
         return json_response({"object": "list", "data": models}, malformed=is_fault(fault, "malformed_json"))
 
-    def _file(self, file_id: str) -> Response:
+    def _file(self, file_id: str, request_id: str) -> Response:
+        expired = self._expired.get(file_id)
+        if expired is not None:
+            now = time.time()
+            body = SIGNATURE_ERRORS[expired].format(
+                request_id=request_id, now=_http_date(now), expired=_http_date(now - 3600), started=_http_date(now - 7200))
+            return Response(body, 403, mimetype="application/xml")
         image = self._files.get(file_id)
         if image is None:
             return Response(
@@ -189,9 +213,13 @@ class OpenAIEmulator:
         item: dict[str, Any] = {}
         if spec.response_format == "url":
             file_id = uuid.uuid4().hex
-            if not is_fault(fault, "expired_url"):
+            if fault is not None and fault.name in SIGNATURE_ERRORS:
+                self._expired.put(file_id, fault.name)
+            elif not is_fault(fault, "expired_url"):
                 self._store(file_id, image)
-            item["url"] = f"{request.host_url}{PROVIDER}/files/{file_id}.png"
+            # signed like the real blob URLs (st/se: validity, sig: signature); the emulator does not check them
+            signature = uuid.uuid4().hex
+            item["url"] = f"{request.host_url}{PROVIDER}/files/{file_id}.png?se={int(time.time()) + 3600}&sp=r&sig={signature}"
         else:
             item["b64_json"] = base64.b64encode(image).decode("ascii")
         if spec.model == "dall-e-3":
@@ -204,7 +232,13 @@ class OpenAIEmulator:
 
 def _image_bytes(spec: ImageRequest, seed: int, fault: Fault | None) -> bytes:
     name = fault.name if fault is not None and fault.name in IMAGE_FAULTS else None
-    return image_for(name, spec.prompt, seed, spec.model, spec.width, spec.height, fmt=spec.output_format, style=spec.style)
+    factor = int(fault.params.get("factor", 4)) if fault is not None else 4
+    return image_for(name, spec.prompt, seed, spec.model, spec.width, spec.height, fmt=spec.output_format, style=spec.style,
+                     factor=factor)
+
+
+def _http_date(epoch: float) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(epoch))
 
 
 def _usage(spec: ImageRequest) -> dict[str, Any]:
