@@ -1,5 +1,6 @@
 """`genstatus demo` end to end: green, red within one interval (plus the confirmation run) of a forced
-5xx, green again after the recovery period, clean Ctrl-C.
+5xx, green again after the recovery period, clean Ctrl-C that logs no result of the shutdown; the
+emulator on the port ``--emulator-port`` names.
 
 Run with ``--scenario none`` so only the fault forced here changes anything.
 """
@@ -10,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,11 +62,18 @@ def curl(method: str, url: str) -> None:
         httpx.request(method, url, timeout=10).raise_for_status()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_demo_turns_red_on_fault_and_green_when_cleared():
+    emulator_port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "demo", "--port", "0", "--interval", f"{INTERVAL_S:g}s",
-         "--scenario", "none"],
+         "--scenario", "none", "--emulator-port", str(emulator_port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -79,6 +88,7 @@ def test_demo_turns_red_on_fault_and_green_when_cleared():
             if m := re.search(r"emulator at (http://[\d.]+:\d+)", line):
                 emulator = m.group(1)
         assert page and emulator, f"demo did not print its URLs; stderr: {process.stderr.read() if process.poll() is not None else ''}"
+        assert emulator == f"http://127.0.0.1:{emulator_port}"
 
         wait_for_status(page, "openai", "operational", within=15)
 
@@ -93,7 +103,11 @@ def test_demo_turns_red_on_fault_and_green_when_cleared():
         wait_for_status(page, "openai", "operational", within=3 * (INTERVAL_S + JITTER_S) + 3.0)
 
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
+        _, log = process.communicate(timeout=20)
+        assert process.returncode == 0
+        # every probe reached the emulator, also those cut short by the stop (their results are dropped)
+        assert "stopping the demo..." in log and "connection_error" not in log, log[-3000:]
+        assert "maximum number of running instances" not in log
     finally:
         if process.poll() is None:
             process.kill()

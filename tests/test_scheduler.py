@@ -141,3 +141,78 @@ def test_a_burst_stops_at_the_first_good_result_or_a_429():
     assert [kind for kind, _ in throttled.runs] == [ProbeKind.CANARY, ProbeKind.CONFIRMATION]
     none = run_for([Outcome.SERVER_ERROR], seconds=1.0, max_confirmations=0)
     assert [kind for kind, _ in none.runs] == [ProbeKind.CANARY]
+
+
+class SteppedClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_skips_are_counted_and_logged_once_per_window(caplog):
+    from monitor.engine.skips import SkipLedger
+
+    clock = SteppedClock()
+    ledger = SkipLedger(window_s=60, clock=clock)
+    with caplog.at_level("WARNING", logger="genstatus.scheduler"):
+        for second in range(0, 150, 5):  # a skip every 5 s for two and a half minutes
+            clock.now = float(second)
+            ledger.skipped("openai", lag_s=7.0 + second / 10, interval_s=5)
+        ledger.skipped("bfl", lag_s=12.0, interval_s=10)
+        lines = [r.getMessage() for r in caplog.records]
+        # the first skip at once, then one summary per minute: at 60 s and 120 s; bfl's first on its own
+        assert len(lines) == 4, lines
+        assert lines[0].startswith("openai: a scheduled run was skipped, the previous one was still going after 7 s "
+                                   "against a 5 s interval")
+        assert lines[1].startswith("openai: 12 runs skipped in the last 60 s, scheduler lag 13 s")
+        assert "probes take longer than the interval or the worker pool is too small" in lines[1]
+        assert lines[2].startswith("openai: 12 runs skipped in the last 60 s, scheduler lag 19 s")
+        assert lines[3].startswith("bfl: a scheduled run was skipped")
+        assert ledger.counts() == {"openai": 30, "bfl": 1}
+        clock.now = 150.0
+        ledger.flush()  # the skips since the last summary are not lost at shutdown
+        assert caplog.records[-1].getMessage().startswith("openai: 5 runs skipped in the last 30 s")
+        assert len(caplog.records) == 5
+        ledger.flush()
+        assert len(caplog.records) == 5  # nothing new to say
+
+
+def test_a_probe_longer_than_its_interval_is_a_counted_skip_logged_once(caplog):
+    runner = SlowRunner(1.5)  # longer than the 1 s interval: every other due time finds it still running
+    scheduler = ProbeScheduler(make_config(interval="1s"), runner, lambda r: None, jitter_fraction=0)
+    with caplog.at_level("INFO"):
+        scheduler.start()
+        time.sleep(4.6)
+        skipped = scheduler.skipped_runs.get("s1", 0)
+        lines = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+        scheduler.shutdown()
+    assert skipped >= 1, (skipped, runner.calls)
+    # one line for the first skip (the next would come a minute later), none of APScheduler's own per skip
+    assert len(lines) == 1 and lines[0].startswith("s1: a scheduled run was skipped"), lines
+    assert "against a 1 s interval" in lines[0]
+    assert not [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
+    after = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(after) <= 2 and (len(after) == 1 or "skipped since start" in after[-1])
+
+
+def test_a_probe_within_its_interval_is_never_skipped():
+    runner = SlowRunner(0.2)
+    scheduler = ProbeScheduler(make_config(interval="1s"), runner, lambda r: None, jitter_fraction=0)
+    scheduler.start()
+    time.sleep(3.2)
+    scheduler.shutdown()
+    assert runner.calls >= 3 and scheduler.skipped_runs == {}
+
+
+def test_shutdown_without_keeping_in_flight_results_hands_over_nothing():
+    runner = SlowRunner(1.0)
+    results = []
+    scheduler = ProbeScheduler(make_config(interval="1h"), runner, results.append, jitter_fraction=0)
+    scheduler.start()
+    time.sleep(0.3)  # the first run is in flight now
+    scheduler.shutdown(wait=False, keep_in_flight=False)
+    assert runner.calls == 1 and results == []  # not waited for...
+    scheduler.shutdown(wait=True)  # ...until asked: the worker is joined, and its result dropped
+    assert runner.active == 0 and results == []

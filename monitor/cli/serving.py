@@ -86,5 +86,6 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from monitor.cli.demo import run_demo
 
-    return run_demo(host=args.host, port=args.port, interval=args.interval, scenario=args.scenario)
+    return run_demo(host=args.host, port=args.port, interval=args.interval, scenario=args.scenario,
+                    emulator_port=args.emulator_port)
 

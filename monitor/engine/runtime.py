@@ -53,8 +53,14 @@ class MonitorRuntime:
         if not self.config.alerts.channels:
             log.info("no alert channels configured (alerts.channels): incidents are recorded but nobody is told")
 
+    def stop_probing(self, *, keep_in_flight: bool = True) -> None:
+        """Schedule no more probes, without waiting for those in flight; with ``keep_in_flight`` False their
+        results are dropped (what a probe measures while its target shuts down is the shutdown)."""
+        self.scheduler.shutdown(wait=False, keep_in_flight=keep_in_flight)
+
     def stop(self) -> None:
-        """Let in-flight probes finish and store them, then release connections."""
+        """Let in-flight probes finish and store them (unless ``stop_probing`` said otherwise), then release
+        connections."""
         self.scheduler.shutdown(wait=True)
         self.coordinator.stop()
         self.dispatcher.stop()

@@ -14,6 +14,10 @@ us to slow down); no confirmation is due after the canary's next scheduled run.
 Confirmation runs are paid from a reserve of the budget (``CONFIRM_RESERVE``): the
 scheduled cadence is planned against the rest, and confirmations stop for the month once
 the reserve is spent.
+
+A run due while the job's previous run is still going is skipped (``max_instances=1``): each
+skip is counted per service and reported as scheduler lag (``monitor.engine.skips``) instead
+of APScheduler's warning per occurrence.
 """
 
 from __future__ import annotations
@@ -24,6 +28,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+    SchedulerEvent,
+)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -31,10 +45,23 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.config import CanaryConfig, Config, ServiceConfig
 from monitor.config.durations import format_duration
 from monitor.engine.runner import ProbeRunner
+from monitor.engine.skips import SkipLedger
 from monitor.enums import HEALTHY_OUTCOMES, OPERATOR_OUTCOMES, Outcome, ProbeKind
 from monitor.store.record import ResultRecord
 
 log = logging.getLogger("genstatus.scheduler")
+
+
+class _NoSkipWarnings(logging.Filter):
+    """Drops APScheduler's warning per skipped run: ``SkipLedger`` counts them and reports the lag."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in str(record.msg)
+
+
+#: APScheduler's own logger for the probe scheduler (a child of ``apscheduler``: same levels and handlers)
+_apscheduler_log = logging.getLogger("apscheduler.scheduler.probes")
+_apscheduler_log.addFilter(_NoSkipWarnings())
 
 BUDGET_MONTH = timedelta(days=30)
 CONFIRM_RESERVE = 0.1  # share of monthly_budget kept for confirmation runs
@@ -103,12 +130,22 @@ class ProbeScheduler:
         self.plans = {service.id: plan_interval(service) for service in config.services}
         self._limits = {service.id: threading.BoundedSemaphore(service.concurrency) for service in config.services}
         workers = max(4, sum(service.concurrency for service in config.services))
+        self._executor = ThreadPoolExecutor(max_workers=workers)
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            executors={"default": self._executor},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
+            logger=_apscheduler_log,
         )
         self._stopping = threading.Event()
+        self._discarding = threading.Event()  # stopping without keeping the results of runs still in flight
+        self.skips = SkipLedger()
+        self._job_services: dict[str, tuple[str, float]] = {}  # job id -> (service id, interval s)
+        self._busy_since: dict[str, datetime] = {}  # job id -> when its run in flight was due
+        self._busy_lock = threading.Lock()
+        self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
+        self._scheduler.add_listener(self._on_finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self.confirm_delay = config.detection.confirm_delay
         self.max_confirmations = config.detection.max_confirmations
         self._failing: dict[tuple[str, str], bool] = {}  # (service, canary) -> its last run failed
@@ -125,16 +162,19 @@ class ProbeScheduler:
             interval = self.plans[service.id].effective
             # spread the first round over a few seconds instead of firing every job at once
             first = now + timedelta(seconds=min(index * 0.5, interval.total_seconds()))
+            job_id = f"{service.id}:{canary.id}"
+            self._job_services[job_id] = (service.id, interval.total_seconds())
             self._scheduler.add_job(
                 self._run_canary,
                 IntervalTrigger(seconds=interval.total_seconds(), jitter=self._jitter(interval), timezone=UTC),
                 args=(service, canary),
-                id=f"{service.id}:{canary.id}",
+                id=job_id,
                 name=f"canary {canary.id} on {service.id}",
                 next_run_time=first,
             )
         for service in self.config.services:
             if service.health_interval:
+                self._job_services[f"{service.id}:health"] = (service.id, service.health_interval.total_seconds())
                 self._scheduler.add_job(
                     self._run_health,
                     IntervalTrigger(seconds=service.health_interval.total_seconds(), timezone=UTC),
@@ -145,6 +185,33 @@ class ProbeScheduler:
                 )
         self._scheduler.start()
         log.info("scheduler started: %d canary jobs, region %s", len(jobs), self.runner.region)
+
+    @property
+    def skipped_runs(self) -> dict[str, int]:
+        """Scheduled runs skipped per service since start (a run due while the previous one was still going)."""
+        return self.skips.counts()
+
+    def _on_submitted(self, event: SchedulerEvent) -> None:
+        if isinstance(event, JobSubmissionEvent) and event.job_id in self._job_services and event.scheduled_run_times:
+            with self._busy_lock:
+                self._busy_since[event.job_id] = min(event.scheduled_run_times)
+
+    def _on_finished(self, event: SchedulerEvent) -> None:
+        if isinstance(event, JobExecutionEvent):
+            with self._busy_lock:
+                self._busy_since.pop(event.job_id, None)
+
+    def _on_skipped(self, event: SchedulerEvent) -> None:
+        job = self._job_services.get(getattr(event, "job_id", ""))
+        if job is None:
+            return  # a confirmation run (a one-off) or a job of no service
+        service_id, interval_s = job
+        with self._busy_lock:
+            since = self._busy_since.get(event.job_id)
+        due = getattr(event, "scheduled_run_times", None) or [getattr(event, "scheduled_run_time", None)]
+        now = max((t for t in due if t is not None), default=datetime.now(UTC))
+        lag = (now - since).total_seconds() if since is not None else interval_s
+        self.skips.skipped(service_id, max(lag, 0.0), interval_s)
 
     def _jitter(self, interval: timedelta) -> float:
         return min(interval.total_seconds() * self.jitter_fraction, MAX_JITTER_S)
@@ -164,7 +231,12 @@ class ProbeScheduler:
         if self._stopping.is_set():
             return None
         with self._limits[service.id]:
+            if self._stopping.is_set():  # waited for the service's slot while the scheduler stopped
+                return None
             result = self.runner.run(service, canary, kind)
+        if self._discarding.is_set():  # finished during a shutdown that keeps nothing: it may measure the shutdown
+            log.debug("%s %s: result dropped, the scheduler is stopping", kind, service.id)
+            return None
         try:
             self.on_result(result)
         except Exception:  # noqa: BLE001 - one failed hand-off must not stop the schedule
@@ -214,8 +286,19 @@ class ProbeScheduler:
         except Exception:  # noqa: BLE001 - shutting down, or the scheduler is gone: nothing to confirm
             log.debug("confirmation of %s not scheduled", service.id, exc_info=True)
 
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop scheduling; with ``wait`` let in-flight probes finish (their results are stored)."""
+    def shutdown(self, wait: bool = True, *, keep_in_flight: bool = True) -> None:
+        """Stop scheduling; with ``wait`` also wait for the runs in flight.
+
+        Those runs' results are handed over as usual, unless ``keep_in_flight`` is False: then
+        nothing that finishes from now on is kept (``genstatus demo`` stops its emulator right after,
+        and a run cut short by that measures the shutdown, not the service).  Can be called again,
+        e.g. first without waiting and keeping nothing, then with ``wait`` to join the workers.
+        """
+        if not keep_in_flight:
+            self._discarding.set()
         self._stopping.set()
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=wait)
+            self._scheduler.shutdown(wait=False)
+            self.skips.flush()
+        if wait:
+            self._executor.shutdown(wait=True)
