@@ -215,7 +215,7 @@ def test_aggd_fit_degenerate_samples_are_finite():
 def test_shape_inversion_matches_the_gamma_function():
     for alpha in (0.3, 0.8, 1.0, 2.0, 3.5, 14.0):
         rho = math.gamma(2 / alpha) ** 2 / (math.gamma(1 / alpha) * math.gamma(3 / alpha))
-        assert float(np.interp(rho, bq._RHOS, bq._ALPHAS)) == pytest.approx(alpha, rel=1e-6)
+        assert float(np.interp(rho, bq._rho_table(), bq._ALPHAS)) == pytest.approx(alpha, rel=1e-6)
     rng = np.random.default_rng(4)
     gaussian = rng.normal(0, 1, 200_000)
     alpha, mean, sl, sr = bq.aggd_fit(gaussian)
@@ -223,6 +223,68 @@ def test_shape_inversion_matches_the_gamma_function():
     assert sl == pytest.approx(1, abs=0.01) and sr == pytest.approx(1, abs=0.01)
     laplace = rng.laplace(0, 1, 200_000)
     assert bq.aggd_fit(laplace)[0] == pytest.approx(1.0, abs=0.03)
+
+
+def _scipy_brisque(grey: np.ndarray) -> float | None:
+    """The score as computed with scipy (``ndimage.correlate1d`` along the rows, ``special.gammaln``), as this
+    module did before it dropped scipy to start faster."""
+    from scipy import ndimage, special
+
+    def local_mean(image):
+        rows = image.shape[0]
+        padded = np.pad(image, ((3, 3), (0, 0)))
+        out = bq._GAUSS[3] * image
+        for k in range(3):
+            out += bq._GAUSS[k] * (padded[k:k + rows] + padded[6 - k:6 - k + rows])
+        return ndimage.correlate1d(out, bq._GAUSS, axis=1, mode="constant", cval=0.0)
+
+    alphas = bq._ALPHAS
+    rhos = np.exp(2 * special.gammaln(2 / alphas) - special.gammaln(1 / alphas) - special.gammaln(3 / alphas))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bq, "_local_mean", local_mean)
+        patch.setattr(bq, "_rho_table", lambda: rhos)
+        patch.setattr(bq.math, "lgamma", lambda x: float(special.gammaln(x)))
+        return bq.brisque_score(grey)
+
+
+def test_local_mean_is_bit_for_bit_scipys():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    for shape in ((384, 384), (17, 5), (1, 9), (9, 1), (255, 384)):
+        image = rng.random(shape)
+        mu = bq._local_mean(image)
+        rows = image.shape[0]
+        padded = np.pad(image, ((3, 3), (0, 0)))
+        columns = bq._GAUSS[3] * image
+        for k in range(3):
+            columns += bq._GAUSS[k] * (padded[k:k + rows] + padded[6 - k:6 - k + rows])
+        assert np.array_equal(mu, ndimage.correlate1d(columns, bq._GAUSS, axis=1, mode="constant", cval=0.0)), shape
+
+
+def test_rho_table_matches_scipys_gammaln():
+    from scipy import special
+
+    alphas = bq._ALPHAS
+    rhos = np.exp(2 * special.gammaln(2 / alphas) - special.gammaln(1 / alphas) - special.gammaln(3 / alphas))
+    assert np.allclose(bq._rho_table(), rhos, rtol=1e-11, atol=1e-14)  # lgamma differences of ~50 near alpha 0.02
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_scores_equal_the_scipy_computation(name):
+    picture = reference_pictures()[name]
+    assert bq.brisque_score(picture) == pytest.approx(_scipy_brisque(picture), rel=1e-10, abs=1e-10)
+
+
+def test_scoring_does_not_import_scipy():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from monitor.scoring import brisque as bq; "
+            "bq.brisque_score(np.arange(4096, dtype=np.uint8).reshape(64, 64)); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_model_loads_from_package_data():

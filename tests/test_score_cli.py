@@ -70,6 +70,72 @@ def test_fuzz_random_and_truncated_bytes_never_crash(tmp_path, capsys):
         path.write_bytes(blob)
         code, out, _ = run(capsys, "score", str(path), "--json", "--reference", str(path))
         data = json.loads(out)
-        assert code in (0, 1) and set(data) == KEYS and 0 <= data["score"] <= 1
-        if code == 0:
-            assert data["verdict"] == "pass"
+        assert set(data) == KEYS and 0 <= data["score"] <= 1
+        not_judged = {"empty", "undecodable", "unexpected_format", "decompression_bomb"} & set(data["flags"])
+        assert code == (2 if not_judged else 0 if data["verdict"] == "pass" else 1), (code, data)
+
+
+def _pictures(tmp_path):
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    good.write_bytes(encode_png(render_image("apple", 1, "m", 256, 256)))
+    other = tmp_path / "other.png"
+    other.write_bytes(encode_png(render_image("a lighthouse at night", 9, "m", 256, 256)))
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (256, 256), (90, 90, 90)).save(blank)
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(noise)
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture\n")
+    return good, other, blank, noise, text
+
+
+def test_repeated_and_listed_references_are_all_kept(tmp_path, capsys):
+    """``--reference a --reference b`` kept only b; ``--reference a b`` kept both: both forms keep both now."""
+    from monitor.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["score", "x.png", "--reference", "a.png", "--reference", "b.png"]).reference == ["a.png", "b.png"]
+    assert parser.parse_args(["score", "x.png", "--reference", "a.png", "b.png"]).reference == ["a.png", "b.png"]
+    assert parser.parse_args(["score", "x.png", "--reference", "a.png", "b.png", "--reference", "c.png"]).reference == [
+        "a.png", "b.png", "c.png"]
+    good, other, *_ = _pictures(tmp_path)
+    # the image is one of the references: 0 bits from the nearest only when that reference was kept
+    for argv in (["--reference", str(good), "--reference", str(other)], ["--reference", str(other), "--reference", str(good)],
+                 ["--reference", str(other), str(good)]):
+        code, out, _ = run(capsys, "score", str(good), "--json", *argv)
+        data = json.loads(out)
+        assert code == 0 and data["reference_distance"] == 0, (argv, data)
+
+
+def test_a_reference_that_cannot_serve_is_named_in_reasons(tmp_path, capsys):
+    good, other, blank, noise, text = _pictures(tmp_path)
+    code, out, _ = run(capsys, "score", str(good), "--json", "--reference", str(good), str(blank), "--reference", str(noise),
+                       str(text))
+    data = json.loads(out)
+    assert code == 0 and data["verdict"] == "pass" and data["reference_distance"] == 0, data
+    dropped = [r for r in data["reasons"] if r.startswith("reference ")]
+    assert len(dropped) == 3, data["reasons"]
+    assert dropped[0].startswith(f"reference {blank} dropped: the image is blank"), dropped
+    assert dropped[1].startswith(f"reference {noise} dropped: the image looks like random noise"), dropped
+    assert dropped[2] == f"reference {text} dropped: the bytes are not an image format Pillow can read", dropped
+    # every reference dropped: judged without a profile, and said so
+    code, out, _ = run(capsys, "score", str(good), "--reference", str(blank))
+    assert code == 0 and f"reference {blank} dropped: the image is blank" in out and "bits from" not in out, out
+
+
+def test_a_file_that_is_not_an_image_exits_2_and_a_broken_picture_1(tmp_path, capsys):
+    """2: we could not judge it (missing, unreadable, not an image); 1: judged and failed."""
+    good, _, blank, _, text = _pictures(tmp_path)
+    code, out, err = run(capsys, "score", str(text))
+    assert code == 2 and "fail" in out and "not an image format" in out and err == "", (out, err)
+    code, out, _ = run(capsys, "score", str(text), "--json")
+    assert code == 2 and json.loads(out)["flags"] == ["undecodable"]
+    (tmp_path / "empty.png").write_bytes(b"")
+    assert run(capsys, "score", str(tmp_path / "empty.png"))[0] == 2
+    (tmp_path / "cut.png").write_bytes(good.read_bytes()[:-200])  # a real PNG cut short: a broken picture
+    code, out, _ = run(capsys, "score", str(tmp_path / "cut.png"), "--json")
+    assert code == 1 and "truncated" in json.loads(out)["flags"], out
+    assert run(capsys, "score", str(blank))[0] == 1
+    assert run(capsys, "score", str(tmp_path / "missing.png"))[0] == 2

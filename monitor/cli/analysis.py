@@ -6,9 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from monitor.cli.common import EXIT_OK, EXIT_UNHEALTHY, UsageError, load
+from monitor.cli.common import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE, UsageError, load
 
 MAX_IMAGE_FILE = 64 * 2**20  # read no further: ``score /dev/zero`` must not fill the memory
+#: flags of a file ``score`` could not judge (exit 2): no bytes, not an image, a format or a size it does not
+#: decode.  A truncated or corrupt image *was* judged (a broken picture): exit 1.
+NOT_JUDGED = frozenset({"empty", "undecodable", "unexpected_format", "decompression_bomb"})
 
 
 def printable_path(path: str) -> str:
@@ -64,14 +67,16 @@ def cmd_score(args: argparse.Namespace) -> int:
         return data
 
     data = read(args.image, "image")
-    references = [read(path, "reference") for path in args.reference or []]
+    named = [(printable_path(path), read(path, "reference")) for path in args.reference or []]
     if args.expect_text:
         from monitor.scoring.ocr import ocr_available
 
         if not ocr_available():
             raise UsageError("--expect-text needs the OCR extra: pip install 'genstatus[ocr]'")
-    assessment = score_image(data, prompt=args.prompt, references=references or None, noise_check=True,
-                             expect_text=args.expect_text)
+    profile, references, dropped = _hand_profile(named) if named else (None, [], [])
+    assessment = score_image(data, prompt=args.prompt, references=references or None,
+                             profile=profile if references else None, noise_check=True, expect_text=args.expect_text)
+    assessment.reasons.extend(dropped)
     result = assessment.to_dict()
     if args.json:
         print(json.dumps(result, indent=2))
@@ -82,5 +87,27 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(line)
         for reason in result["reasons"]:
             print(f"  {reason}")
+    if NOT_JUDGED & set(assessment.flags):
+        return EXIT_USAGE
     return EXIT_OK if assessment.verdict is Verdict.PASS else EXIT_UNHEALTHY
 
+
+
+def _hand_profile(named: list[tuple[str, bytes]]):
+    """The profile of the ``--reference`` pictures (judged whatever the seed), the bytes of those kept, and
+    a line per picture left out, naming it and saying why: one that fails scoring itself (not an image,
+    blank, noise ...) cannot say what this canary normally looks like."""
+    from monitor.enums import Verdict
+    from monitor.scoring.pipeline import run_stages
+    from monitor.scoring.profile import ReferenceProfile, reference_from_assessment
+    from monitor.scoring.types import ScoringInput
+
+    entries, kept, dropped = [], [], []
+    for name, data in named:
+        assessment = run_stages(ScoringInput(data=data, want_thumbnail=False))
+        if assessment.valid and assessment.verdict is not Verdict.FAIL:
+            entries.append(reference_from_assessment(assessment, with_thumbnail=False))
+            kept.append(data)
+        else:
+            dropped.append(f"reference {name} dropped: {assessment.reasons[0] if assessment.reasons else 'not usable'}")
+    return ReferenceProfile(images=entries, always_match=True), kept, dropped

@@ -8,13 +8,16 @@ import logging
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from monitor.config import Config, config_path, load_config
-from probes.registry import provider_issues
+if TYPE_CHECKING:  # the config schema (pydantic, its validators) is imported by the commands that load one
+    from monitor.config import Config
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
 DEFAULT_WEB_PORT = 8080
 DEFAULT_EMULATOR_PORT = 8765
+#: ``monitor.config.DEFAULT_CONFIG_NAME``, repeated here for ``--help`` (test_cli_imports checks they agree)
+DEFAULT_CONFIG_NAME = "genstatus.yaml"
 
 
 class UsageError(Exception):
@@ -23,6 +26,9 @@ class UsageError(Exception):
 
 def load(args: argparse.Namespace) -> Config:
     """The config named by ``-c`` (or the default), checked with the provider rules as well."""
+    from monitor.config import load_config
+    from probes.registry import provider_issues
+
     return load_config(args.config, checks=[provider_issues])
 
 
@@ -58,6 +64,7 @@ def service_and_canary(config, service_id: str, canary_id: str | None):
 
 def require_plugins(config, args: argparse.Namespace, *, load_models: bool) -> None:
     """Optional quality checks the config asks for must be able to run here (exit 2 otherwise)."""
+    from monitor.config import config_path
     from monitor.scoring.plugins import plugin_problems
 
     problems = plugin_problems(config, load_models=load_models)

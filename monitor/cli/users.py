@@ -8,12 +8,12 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from monitor.cli.common import EXIT_OK, UsageError, load
-from monitor.store.models import ApiToken, User
+
+if TYPE_CHECKING:  # the database layer is imported by the user commands only, not by every genstatus start
+    from sqlalchemy.orm import Session
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
@@ -45,6 +45,8 @@ def add_user_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPa
 @contextmanager
 def _database(args: argparse.Namespace) -> Iterator[Session]:
     """The config's database, migrated to the latest schema, in one transaction."""
+    from sqlalchemy.orm import Session
+
     from monitor.store.db import make_engine
     from monitor.store.migrate import upgrade
 
@@ -81,6 +83,9 @@ def _valid_name(name: str) -> str:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from monitor.store.models import User
     from web.admin.passwords import hash_password
 
     name = _valid_name(args.name)
@@ -93,6 +98,9 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_user_password(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from monitor.store.models import User
     from web.admin.passwords import hash_password
 
     with _database(args) as session:
@@ -105,6 +113,10 @@ def cmd_user_password(args: argparse.Namespace) -> int:
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from monitor.store.models import User
+
     with _database(args) as session:
         users = session.scalars(select(User).order_by(User.name)).all()
         for user in users:
@@ -116,6 +128,10 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def cmd_user_remove(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from monitor.store.models import ApiToken, User
+
     with _database(args) as session:
         user = session.scalar(select(User).where(User.name == args.name))
         if user is None:

@@ -10,8 +10,6 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from monitor.config.alerts import AlertsConfig
 from monitor.config.detection import DetectionSettings
@@ -269,6 +267,9 @@ class Config(Strict):
     @classmethod
     def _database_url(cls, value: str) -> str:
         """A URL the store can open: SQLite or PostgreSQL, with a port that exists."""
+        from sqlalchemy.engine import make_url  # here: a one-shot `score` or `check-config` never needs the ORM
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url(value)
             port = url.port

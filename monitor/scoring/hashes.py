@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import imagehash
 
+from monitor.scoring.phash import phash
 from monitor.scoring.types import Assessment, ScoringInput
 
 HASHES = ("phash", "dhash", "whash", "colorhash")
@@ -19,12 +20,12 @@ def perceptual_hashes(given: ScoringInput, out: Assessment) -> None:
 
 
 def hash_image(out: Assessment) -> dict[str, str]:
-    small = out.small
+    luma = out.luma  # pHash, dHash and wHash convert to L first: converted once, shared
     return {
-        "phash": str(imagehash.phash(small)),
-        "dhash": str(imagehash.dhash(small)),
-        "whash": str(imagehash.whash(small, image_scale=64)),  # 64-bit Haar wavelet hash (structure at 8 x 8)
-        "colorhash": str(imagehash.colorhash(small, binbits=3)),  # hue/saturation histogram (colour drift)
+        "phash": str(phash(luma)),  # imagehash's bits, without importing scipy
+        "dhash": str(imagehash.dhash(luma)),
+        "whash": str(imagehash.whash(luma, image_scale=64)),  # 64-bit Haar wavelet hash (structure at 8 x 8)
+        "colorhash": str(imagehash.colorhash(out.small, binbits=3)),  # hue/saturation histogram (colour drift)
     }
 
 

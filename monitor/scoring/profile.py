@@ -143,6 +143,8 @@ def image_statistics(small_rgb: np.ndarray, grey: np.ndarray) -> tuple[dict[str,
 
 def thumbnail(image: Image.Image, side: int = THUMBNAIL_SIDE) -> bytes:
     """A small WebP of the picture (aspect kept) for pages; a few kB."""
+    from PIL import WebPImagePlugin  # noqa: F401 - registers WEBP; else save() first imports all ~40 Pillow plugins
+
     copy = image.convert("RGB") if image.mode != "RGB" else image.copy()
     factor = max(1, min(copy.width, copy.height) // (2 * side))
     if factor > 1:

@@ -94,7 +94,10 @@ def with_webp_size(data: bytes, width: int, height: int) -> bytes:
 
 @functools.cache
 def odd_images() -> dict[str, tuple[bytes, int, set[str], str]]:
-    """name -> (file bytes, exit code, flags that must be there, a flag that must not be)."""
+    """name -> (file bytes, exit code, flags that must be there, a flag that must not be).
+
+    Exit 2: ``score`` could not judge the file (not an image, an unsupported format or size); 1: it judged
+    a picture bad (truncated, blank, noise ...)."""
     rng = np.random.default_rng(7)
     base = picture()
     png, jpeg = encode(base, "PNG"), encode(base, "JPEG", quality=90)
@@ -109,19 +112,19 @@ def odd_images() -> dict[str, tuple[bytes, int, set[str], str]]:
     return {
         "truncated.png": (png[: len(png) // 2], 1, {"truncated"}, "blank"),
         "truncated.jpg": (jpeg[: len(jpeg) // 2], 1, {"truncated"}, "blank"),
-        "header-only.png": (png[:33], 1, {"undecodable"}, "blank"),
-        "signature-only.png": (b"\x89PNG\r\n\x1a\n", 1, {"undecodable"}, "blank"),
-        "zero-bytes.png": (b"", 1, {"empty"}, "blank"),
-        "html-error-page.png": (b"<!doctype html><html><body><h1>502 Bad Gateway</h1></body></html>\n", 1, {"undecodable"}, ""),
-        "json-error.png": (b'{"error": {"code": "content_policy_violation"}}', 1, {"undecodable"}, ""),
-        "svg.png": (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', 1, {"undecodable"}, ""),
-        "random-bytes.png": (rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(), 1, {"undecodable"}, ""),
-        "bad-header-crc.png": (png[:29] + b"\x00\x00\x00\x00" + png[33:], 1, set(), "blank"),
-        "tiff.png": (encode(base, "TIFF"), 1, {"unexpected_format"}, ""),
-        "bmp.png": (encode(base, "BMP"), 1, {"unexpected_format"}, ""),
-        "gif-with-a-4-gigapixel-screen.gif": (bytes(gif_screen), 1, {"decompression_bomb"}, ""),
-        "jpeg-claiming-65500-squared.jpg": (with_jpeg_size(jpeg, 65500, 65500), 1, {"decompression_bomb"}, ""),
-        "png-claiming-2-gigapixel-row.png": (png_of_zeros(2**31 - 1, 1, 8, 0, 0)[:33] + chunk(b"IEND", b""), 1,
+        "header-only.png": (png[:33], 2, {"undecodable"}, "blank"),
+        "signature-only.png": (b"\x89PNG\r\n\x1a\n", 2, {"undecodable"}, "blank"),
+        "zero-bytes.png": (b"", 2, {"empty"}, "blank"),
+        "html-error-page.png": (b"<!doctype html><html><body><h1>502 Bad Gateway</h1></body></html>\n", 2, {"undecodable"}, ""),
+        "json-error.png": (b'{"error": {"code": "content_policy_violation"}}', 2, {"undecodable"}, ""),
+        "svg.png": (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', 2, {"undecodable"}, ""),
+        "random-bytes.png": (rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(), 2, {"undecodable"}, ""),
+        "bad-header-crc.png": (png[:29] + b"\x00\x00\x00\x00" + png[33:], 2, {"undecodable"}, "blank"),
+        "tiff.png": (encode(base, "TIFF"), 2, {"unexpected_format"}, ""),
+        "bmp.png": (encode(base, "BMP"), 2, {"unexpected_format"}, ""),
+        "gif-with-a-4-gigapixel-screen.gif": (bytes(gif_screen), 2, {"decompression_bomb"}, ""),
+        "jpeg-claiming-65500-squared.jpg": (with_jpeg_size(jpeg, 65500, 65500), 2, {"decompression_bomb"}, ""),
+        "png-claiming-2-gigapixel-row.png": (png_of_zeros(2**31 - 1, 1, 8, 0, 0)[:33] + chunk(b"IEND", b""), 2,
                                              {"decompression_bomb"}, ""),
         "animated.gif": (encode(base.convert("P"), "GIF", save_all=True, append_images=frames, duration=100, loop=0), 0, set(), ""),
         "animated.webp": (encode(base, "WEBP", save_all=True, append_images=[base.rotate(90)], duration=100), 0, set(), ""),
@@ -182,7 +185,7 @@ def test_an_odd_image_gets_a_verdict_not_a_traceback(tmp_path, capsys, quick, na
     assert flags <= set(result["flags"]), result
     assert not not_flag or not_flag not in result["flags"], result
     assert (result["verdict"] == "pass") == (code == 0) and 0 <= result["score"] <= 1, result
-    if run.code == 1 and result["verdict"] == "fail":
+    if run.code in (1, 2) and result["verdict"] == "fail":
         assert result["reasons"], result  # a person can read why
     assert run.seconds < quick, f"{run.seconds:.2f} CPU s, a good picture took {quick - SLACK_S:.2f}"
 
@@ -194,18 +197,19 @@ def test_noise_is_called_noise_in_the_text_output_too(tmp_path, capsys):
     assert run.code == 1 and "fail" in run.out and "random noise" in run.out and "blank" not in run.out, run.text
 
 
-#: name -> (a maker of the file's bytes, exit code, flag): refused from the header, or (the last) decoded within bounds
+#: name -> (a maker of the file's bytes, exit code, flag): refused from the header (exit 2: not judged), or (the
+#: last) decoded within bounds
 COSTLY = {
-    "16-bit-8192-squared.png": (lambda: png_of_zeros(8192, 8192, 16, 0, 8192 * 2), 1, "decompression_bomb"),
-    "strip-1x60000000.png": (lambda: png_of_zeros(1, 60_000_000, 8, 2, 3), 1, "decompression_bomb"),
-    "bomb-30000-squared-1-bit.png": (lambda: png_of_zeros(30_000, 30_000, 1, 0, 30_000 // 8), 1, "decompression_bomb"),
-    "rgba-8192-squared.png": (lambda: png_of_zeros(8192, 8192, 8, 6, 8192 * 4, fill=b"\x80"), 1, "decompression_bomb"),
+    "16-bit-8192-squared.png": (lambda: png_of_zeros(8192, 8192, 16, 0, 8192 * 2), 2, "decompression_bomb"),
+    "strip-1x60000000.png": (lambda: png_of_zeros(1, 60_000_000, 8, 2, 3), 2, "decompression_bomb"),
+    "bomb-30000-squared-1-bit.png": (lambda: png_of_zeros(30_000, 30_000, 1, 0, 30_000 // 8), 2, "decompression_bomb"),
+    "rgba-8192-squared.png": (lambda: png_of_zeros(8192, 8192, 8, 6, 8192 * 4, fill=b"\x80"), 2, "decompression_bomb"),
     "palette-transparent-8192-squared.png": (lambda: png_of_zeros(8192, 8192, 8, 3, 8192, fill=b"\x05", extra=chunk(
-        b"PLTE", bytes(range(256)) * 3) + chunk(b"tRNS", b"\x80" * 256)), 1, "decompression_bomb"),
-    "webp-claiming-8192-squared.webp": (lambda: with_webp_size(encode(picture(), "WEBP", lossless=True), 8192, 8192), 1,
+        b"PLTE", bytes(range(256)) * 3) + chunk(b"tRNS", b"\x80" * 256)), 2, "decompression_bomb"),
+    "webp-claiming-8192-squared.webp": (lambda: with_webp_size(encode(picture(), "WEBP", lossless=True), 8192, 8192), 2,
                                         "decompression_bomb"),
     "progressive-jpeg-claiming-8192-squared.jpg": (lambda: with_jpeg_size(encode(picture(), "JPEG", progressive=True),
-                                                                          8192, 8192), 1, "decompression_bomb"),
+                                                                          8192, 8192), 2, "decompression_bomb"),
     "rgb-8192-squared.png": (lambda: png_of_zeros(8192, 8192, 8, 2, 8192 * 3, fill=b"\x80"), 1, "blank"),  # allowed: decoded
 }
 
