@@ -48,9 +48,23 @@ COLOUR_COVER = 0.98  # the colours needed to cover this share of the pixels
 LOW_DETAIL_P99 = 2.0
 
 
+def block_means(rgb: np.ndarray, side: int = 64) -> np.ndarray:
+    """Means (float32) of the ``side`` x ``side`` blocks of an 8-bit picture whose sides are multiples of
+    ``side``, by integer sums of strided slices: the sums are exact and the block area a power of two
+    for the analysis copy, so this equals the float32 ``mean`` over the blocks at a fifth of its cost."""
+    step_y, step_x = rgb.shape[0] // side, rgb.shape[1] // side
+    wide = rgb.astype(np.uint32)
+    columns = wide[:, 0::step_x].copy()
+    for i in range(1, step_x):
+        columns += wide[:, i::step_x]
+    sums = columns[0::step_y].copy()
+    for i in range(1, step_y):
+        sums += columns[i::step_y]
+    return sums.astype(np.float32) / np.float32(step_x * step_y)
+
+
 def blank_or_uniform(given: ScoringInput, out: Assessment) -> None:
-    rgb = np.asarray(out.small, dtype=np.float32)
-    thumb = rgb.reshape(64, rgb.shape[0] // 64, 64, rgb.shape[1] // 64, 3).mean(axis=(1, 3))
+    thumb = block_means(np.asarray(out.small, dtype=np.uint8))
     spread = float(thumb.std(axis=(0, 1)).max())  # per channel: an iso-luminant colour picture is not blank
     out.metrics["spread"] = spread
     if spread < UNIFORM_STDDEV:
@@ -83,7 +97,7 @@ def neighbour_correlation(grey: np.ndarray) -> float:
 def pure_noise(given: ScoringInput, out: Assessment) -> None:
     if not given.noise_check:
         return
-    rgb = np.asarray(out.small, dtype=np.float32)
+    rgb = out.rgb32
     corr = max(neighbour_correlation(rgb[..., c]) for c in range(3))  # smooth in any channel is a picture
     out.metrics["neighbour_correlation"] = corr
     if corr < NOISE_CORRELATION:

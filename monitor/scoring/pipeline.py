@@ -6,7 +6,7 @@ import time
 
 from monitor.config import QualityConfig
 from monitor.scoring.profile import ReferenceProfile
-from monitor.scoring.types import Assessment, ScoringInput, Stage
+from monitor.scoring.types import Assessment, ScoringInput, Stage, rgb_or_grey
 
 #: seconds of scoring after which the remaining stages are skipped (decoding is bounded in bytes by
 #: ``validate.MAX_DECODED_BYTES``, so even the largest picture accepted reaches the budget check)
@@ -14,10 +14,11 @@ SCORING_BUDGET_S = 10.0
 
 
 def _stages() -> list[Stage]:
-    from monitor.scoring import brisque, clip, detectors, hashes, ocr, references, validate
+    from monitor.scoring import brisque, clip, detectors, hashes, ocr, references, resolution, validate
 
-    return [validate.decode_and_validate, *detectors.DETECTORS, hashes.perceptual_hashes, brisque.no_reference_quality,
-            references.measure, references.compare, references.stuck, ocr.expected_text, clip.prompt_agreement]
+    return [validate.decode_and_validate, *detectors.DETECTORS, resolution.upscaled, hashes.perceptual_hashes,
+            brisque.no_reference_quality, references.measure, references.compare, references.stuck, ocr.expected_text,
+            clip.prompt_agreement]
 
 
 def score_image(
@@ -51,6 +52,8 @@ def run_stages(given: ScoringInput, *, keep_image: bool = False, budget_s: float
     began = time.monotonic()
     stages = _stages()
     for index, stage in enumerate(stages):
+        if not (given.all_metrics or _read_by_verdict(stage, given)):
+            continue
         stage(given, assessment)
         if assessment.decisive:
             break
@@ -61,9 +64,9 @@ def run_stages(given: ScoringInput, *, keep_image: bool = False, budget_s: float
             assessment.reasons.append(f"scoring stopped after {spent:.1f}s (budget {budget_s:g}s); skipped: {skipped}")
             break
     if given.want_thumbnail and assessment.image is not None:
-        from monitor.scoring.profile import thumbnail
-
-        assessment.thumbnail = thumbnail(assessment.image)
+        previous = given.previous_thumbnail
+        same_file = previous is not None and previous[0] == assessment.sha256
+        assessment.thumbnail = previous[1] if previous is not None and same_file else _thumbnail(assessment.image)
     if not keep_image:
         release(assessment)
     return assessment
@@ -71,9 +74,27 @@ def run_stages(given: ScoringInput, *, keep_image: bool = False, budget_s: float
 
 def release(assessment: Assessment) -> None:
     """Drop the decoded pixels: nothing keeps them alive past scoring."""
-    assessment.image = None
-    assessment._small = None
-    assessment._grey = None
+    assessment.release()
+
+
+def _thumbnail(image) -> bytes:
+    """``profile.thumbnail`` of the picture box-reduced to about the thumbnail's size first: the
+    Lanczos filter then works on a few hundred pixels, not on a full-size copy."""
+    from monitor.scoring.profile import THUMBNAIL_SIDE, thumbnail
+
+    image = rgb_or_grey(image)
+    factor = min(image.width, image.height) // THUMBNAIL_SIDE
+    return thumbnail(image.reduce(factor) if factor > 1 else image)
+
+
+def _read_by_verdict(stage: Stage, given: ScoringInput) -> bool:
+    """False for a stage that only measures figures nothing will read: BRISQUE and the profile
+    statistics are judged against a reference profile only (``references.compare``), never alone."""
+    from monitor.scoring import brisque, references
+
+    if stage is brisque.no_reference_quality or stage is references.measure:
+        return given.profile is not None and bool(given.profile.images)
+    return True
 
 
 def reference_entry(data: bytes, *, seed: int | None = None, quality: QualityConfig | None = None,

@@ -35,6 +35,12 @@ class ScoringInput:
     seed_random: bool = False  # a new picture is due every run (``seed: random``, or a provider without seeds)
     want_thumbnail: bool = False  # keep a small WebP of the image in ``Assessment.thumbnail``
     recent: list[RecentOutput] = field(default_factory=list)  # the canary's previous outputs, newest first
+    #: measure every metric; False (the runner): the metric-only stages (BRISQUE, the profile statistics)
+    #: run only when a reference profile reads their figures -- the verdict is the same either way
+    all_metrics: bool = True
+    #: (sha256, thumbnail) of this canary's previous output: reused when the image is the same file
+    #: (a fixed seed gives the same picture run after run), instead of encoding the same thumbnail again
+    previous_thumbnail: tuple[str, bytes] | None = None
 
 
 @dataclass
@@ -59,6 +65,8 @@ class Assessment:
     image: Image.Image | None = field(default=None, repr=False)
     _small: Image.Image | None = field(default=None, repr=False)
     _grey: np.ndarray | None = field(default=None, repr=False)
+    _luma: Image.Image | None = field(default=None, repr=False)
+    _rgb32: np.ndarray | None = field(default=None, repr=False)
 
     def fail(self, flag: str, reason: str, *, invalid: bool = False) -> None:
         """Record a decisive failure: the pipeline stops after this stage."""
@@ -91,11 +99,30 @@ class Assessment:
         return self._small
 
     @property
+    def luma(self) -> Image.Image:
+        """:attr:`small` in mode L (converted once: the detectors and three of the hashes read it)."""
+        if self._luma is None:
+            self._luma = self.small.convert("L")
+        return self._luma
+
+    @property
     def grey(self) -> np.ndarray:
         """Luminance (float32, 0..255) of :attr:`small`."""
         if self._grey is None:
-            self._grey = np.asarray(self.small.convert("L"), dtype=np.float32)
+            self._grey = np.asarray(self.luma, dtype=np.float32)
         return self._grey
+
+    @property
+    def rgb32(self) -> np.ndarray:
+        """:attr:`small` as float32 (H x W x 3), made once for the detectors that need floats."""
+        if self._rgb32 is None:
+            self._rgb32 = np.asarray(self.small, dtype=np.float32)
+        return self._rgb32
+
+    def release(self) -> None:
+        """Drop the decoded pixels and every copy made of them: nothing keeps them alive past scoring."""
+        self.image = self._small = self._luma = None
+        self._grey = self._rgb32 = None
 
     def to_dict(self) -> dict:
         score = self.score if math.isfinite(self.score) else 0.0
