@@ -324,14 +324,14 @@ FLAT_ART = {"pixel_art": "pixel art of a knight, 8-bit sprite", "flat": "a flat 
             "gradient": "a minimalist poster: a smooth colour gradient and two flat shapes"}
 
 
-def upscale_nearest(img: Image.Image, factor: float, jpeg_quality: int | None = None) -> bytes:
+def upscale_nearest(img: Image.Image, factor: float, quality: int | None = None, fmt: str = "JPEG") -> bytes:
     """``img`` shrunk to 1/``factor`` of its size (Lanczos) and blown up again with nearest-neighbour
-    to the same size -- a provider's low-resolution draft at the requested size -- as PNG, or as
-    JPEG re-encoded after the upscale."""
+    to the same size -- a provider's low-resolution draft at the requested size -- as PNG, or with a
+    ``quality``, re-encoded after the upscale as ``fmt`` (JPEG or WEBP)."""
     w, h = img.size
     small = img.resize((max(1, round(w / factor)), max(1, round(h / factor))), Image.Resampling.LANCZOS)
     up = small.resize((w, h), Image.Resampling.NEAREST)
-    return encode(up, "JPEG", quality=jpeg_quality) if jpeg_quality else _png(up)
+    return encode(up, fmt, quality=quality) if quality and fmt != "PNG" else _png(up)
 
 
 def flat_art(kind: str, index: int, side: int = 512) -> Image.Image:

@@ -14,7 +14,7 @@ from benchmarks.quality_set import FLAT_ART, flat_art, picture, upscale_nearest
 from monitor.config import ServiceConfig
 from monitor.enums import Outcome, Verdict
 from monitor.scoring import score_image
-from monitor.scoring.resolution import block_factor
+from monitor.scoring.resolution import RINGING, block_factor, boundary_profiles, comb
 from probes.emulator.images import image_for, lowres, render_image
 from probes.emulator.stability import SERVICE_DEFAULTS as STABILITY_DEFAULTS
 from probes.providers.openai import OpenAIAdapter
@@ -31,6 +31,12 @@ def png(img: Image.Image) -> bytes:
 def jpeg(img: Image.Image, quality: int = 85) -> bytes:
     out = io.BytesIO()
     img.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def webp(img: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    img.save(out, "WEBP", quality=quality)
     return out.getvalue()
 
 
@@ -80,19 +86,64 @@ def test_non_square_and_different_factors_per_axis_are_handled():
     assert "upscaled" in score_image(png(small.resize((640, 384), Image.Resampling.NEAREST))).flags
 
 
-@pytest.mark.parametrize("factor", [4, 8])
-def test_jpeg_reencoded_upscale_is_flagged(factor):
-    """Ringing inside the blocks after the re-encode is well under the block edges (the 8 x 8 grid of a
-    1/8 draft coincides with JPEG's own: its blocks stay flat, unlike JPEG's blocks on real content)."""
-    pictures = [picture(family, i, 512) for family in ("shapes", "text") for i in range(3)]
+@pytest.mark.parametrize("factor", [3, 4, 8])
+def test_jpeg_reencoded_upscale_is_flagged_with_its_factor(factor):
+    """JPEG q85 after the upscale (what many providers serve): ringing fills the quiet boundaries, but
+    the block edges still stand out as a comb; at 512 px a 1/8 draft sits on JPEG's own grid (its
+    blocks stay flat, unlike JPEG's blocks on real content), at 500 px it drifts across it (8.06)."""
+    pictures = [picture(family, i, side) for family in ("canary", "landscape", "text", "shapes", "night", "texture")
+                for i, side in ((0, 512), (1, 500), (2, 512))]
+    factors = [block_factor(Image.open(io.BytesIO(upscale_nearest(img, factor, 85))))[0] for img in pictures]
+    caught = [f for f in factors if f >= 2]
+    assert len(caught) >= 16, factors  # 18 of 18 measured
+    assert all(abs(f - factor) <= 0.5 for f in caught), factors
+
+
+@pytest.mark.parametrize("factor", [3, 4, 8])
+def test_jpeg_reencoded_upscale_of_photographs_is_flagged(factor):
+    pytest.importorskip("skimage")  # the photographs bundled with scikit-image (benchmarks/quality_set.py)
+    pictures = [picture("photo", i, 512 if i % 2 else 500) for i in range(6)]
     caught = sum("upscaled" in score_image(upscale_nearest(img, factor, 85)).flags for img in pictures)
     assert caught >= 5, caught
 
 
-def test_jpeg_reencoded_upscale_of_photographs_is_flagged():
-    pytest.importorskip("skimage")  # the photographs bundled with scikit-image (benchmarks/quality_set.py)
-    caught = sum("upscaled" in score_image(upscale_nearest(picture("photo", i, 512), 4, 85)).flags for i in range(6))
-    assert caught >= 5, caught
+def test_webp_reencoded_upscale_off_the_codec_grid_is_flagged():
+    pictures = [picture(family, 0, 512) for family in ("landscape", "text", "shapes", "night")]
+    caught = sum(block_factor(Image.open(io.BytesIO(upscale_nearest(img, 3, 90, "WEBP"))))[0] == pytest.approx(3, abs=0.5)
+                 for img in pictures)
+    assert caught >= 3, caught
+
+
+def test_comb_of_a_jpeg_draft_repeats_along_the_picture_and_a_clean_jpegs_does_not():
+    draft = Image.open(io.BytesIO(upscale_nearest(picture("landscape", 1, 500), 3, 85)))
+    clean = Image.open(io.BytesIO(jpeg(picture("landscape", 1, 500), 85)))
+    for img in (draft, clean):
+        grey = np.asarray(img.convert("L"), dtype=np.float32)
+        columns = comb(boundary_profiles(grey, 1, RINGING)[1], 8)
+        if img is draft:
+            assert columns.holds and columns.period == pytest.approx(500 / 167), columns
+        else:
+            assert not columns.holds, columns
+
+
+def test_mid_block_peak_of_a_smooth_jpeg_is_not_a_comb():
+    """A smooth JPEG keeps mostly the lowest frequency of each 8 x 8 block, a half cosine whose
+    differences peak mid-block: on its own that is a period-8 (or 4) comb off JPEG's grid, measured
+    1.4 x the rest along the whole of this picture; periods that share JPEG's grid need 2 x."""
+    img = picture("landscape", 2, 512)
+    data = jpeg(img, 85)
+    assert block_factor(Image.open(io.BytesIO(data)))[0] == 0
+    assert "upscaled" in score_image(upscale_nearest(img, 4, 85)).flags
+
+
+def test_flat_codec_blocks_need_edges_a_smooth_clean_jpeg_does_not_have():
+    """Fog at quality 60 keeps each 8 x 8 block's mean only, as flat as a 1/8 draft's, but with edges
+    of ~0.5 grey levels; the same fog drawn as a 1/8 draft has no more (and is missed: nothing tells)."""
+    for index in range(4):
+        fog = picture("fog", index, 512)
+        assert block_factor(Image.open(io.BytesIO(jpeg(fog, 60))))[0] == 0
+    draft = Image.open(io.BytesIO(upscale_nearest(picture("night", 2, 512), 8, 85)))
+    assert block_factor(draft)[0] == 8  # dim, but edges of 2.4 grey levels on flat blocks
 
 
 def test_bilinear_upscale_is_still_caught_by_the_sharpness_check_not_by_this_one():
@@ -107,7 +158,7 @@ def test_bilinear_upscale_is_still_caught_by_the_sharpness_check_not_by_this_one
 def test_clean_photo_like_pictures_in_every_encoding_are_not_flagged(index):
     for family in ("landscape", "texture", "night", "fog", "text", "shapes"):
         img = picture(family, index, 512 if index % 2 else 500)
-        for data in (png(img), jpeg(img, 85), jpeg(img, 60)):
+        for data in (png(img), jpeg(img, 85), jpeg(img, 60), jpeg(img, 95), webp(img, 75), webp(img, 90)):
             a = score_image(data)
             assert "upscaled" not in a.flags, (family, index, a.metrics)
 
@@ -121,7 +172,7 @@ def test_blurred_picture_is_not_read_as_blocks():
 def test_flat_art_logos_and_gradients_are_not_flagged_even_without_their_prompt(kind):
     for index in range(8):
         img = flat_art(kind, index)
-        for data in (png(img), jpeg(img)):
+        for data in (png(img), jpeg(img), jpeg(img, 60), jpeg(img, 95), webp(img, 75), webp(img, 90)):
             assert block_factor(Image.open(io.BytesIO(data)))[0] == 0, (kind, index)
 
 
@@ -149,6 +200,10 @@ def test_tiny_and_degenerate_pictures_do_not_break_it():
     for img in (Image.new("RGB", (8, 8), (1, 2, 3)), Image.new("L", (40, 3000), 128),
                 Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 700, 3), dtype=np.uint8))):
         assert block_factor(img)[0] == 0
+        for data in (jpeg(img.convert("RGB")), webp(img.convert("RGB"), 90)):  # the comb and codec-grid tests too
+            assert block_factor(Image.open(io.BytesIO(data)))[0] == 0
+    for size in ((1, 500), (500, 1), (3, 3)):
+        assert block_factor(Image.open(io.BytesIO(jpeg(Image.new("RGB", size, (9, 9, 9))))))[0] == 0
 
 
 def test_emulator_lowres_image_is_the_requested_size_and_blocky():
@@ -195,5 +250,9 @@ def test_benchmark_upscale_section_smoke():
     caught = {r["name"]: r["value"] for r in rows}
     assert caught["upscaled caught: 1/4 png, no reference"] >= 80
     assert caught["upscaled false alarms: clean procedural"] == 0
+    assert "upscaled caught: 1/3 webp_q90, no reference" in names
+    assert any("jpeg_q60/jpeg_q85/jpeg_q95/webp_q75/webp_q90" in r["note"] for r in rows if "clean procedural" in r["name"])
+    assert caught["upscaled caught: 1/4 jpeg_q85, no reference"] >= 80
     speed = bench_quality.upscale_speed(rounds=2, warmup=1)
     assert speed[1]["name"] == "upscale check / decode" and speed[1]["value"] > 0
+    assert speed[2]["name"] == "upscale check, JPEG q85" and speed[2]["value"] > 0

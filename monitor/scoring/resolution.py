@@ -20,6 +20,25 @@ almost nothing between.  Flagged when, on both axes:
 
 A JPEG or WebP re-encode after the upscale puts ringing inside the blocks, so for those formats
 the lattice and energy limits are looser (``*_LOSSY``) and the edges must be stronger (below).
+Ringing still fills most quiet boundaries of a picture with fine detail, so two more tests look for
+the lattice in a re-encoded picture (``block_factor``):
+
+* a comb (``comb``): for each candidate period P (2 .. ``COMB_MAX_PERIOD``, the integers and the
+  ``size / m`` of a factor that does not divide the size) and phase, the mean difference on the
+  boundaries one in P against the rest, after taking ``RINGING`` grey levels off every difference
+  (what ringing adds).  Flagged when both axes pick the same period, its boundaries at least
+  ``COMB_RATIO`` times the rest over the whole profile *and* in ``COMB_CONSISTENT`` of its
+  ``COMB_CHUNKS`` stretches: a clean picture's best comb comes from a few strong edges (a logo, a
+  line of text) and does not repeat along the picture.  Periods that share a factor with the codec's
+  block (2, 4, 6, 8) would put their teeth on the codec's own edges, or at the same places inside
+  its blocks, where a smooth JPEG's differences peak: the codec's edges are left out and those
+  periods need ``COMB_RATIO_IN_BLOCK``.  Periods above ``COMB_MAX_PERIOD`` are left to the lattice
+  test (an 8-bit gradient is a staircase of long steps, on both axes when it runs diagonally);
+* a 1/8 draft on JPEG's own grid (``codec_grid_flat``): every 8 x 8 block of the re-encode is one
+  source pixel, which JPEG stores as its mean alone, so the blocks are flat to within
+  ``CODEC_GRID_FLAT`` of their edges' difference.  A clean JPEG is that flat only where the content
+  is (fog, at quality 60: edges of <= 0.5 grey levels measured), so the edges must carry at least
+  ``CODEC_GRID_FLAT_LEVEL``.
 
 Why the confounders do not fire:
 
@@ -39,13 +58,15 @@ Why the confounders do not fire:
   pixel art, 8-bit, sprite, pixelated, ...) or when the references given show the same block size
   (``genstatus score --reference``: the canary's normal is blocky).
 
-Cost: one full-size greyscale conversion and differences over at most ``SAMPLES`` rows and columns
-(benchmarks/bench_quality.py measures it against a bare decode).
+Cost: one full-size greyscale conversion and differences over at most ``SAMPLES`` rows and columns,
+plus for JPEG/WebP the comb of ~17 periods over each profile (benchmarks/bench_quality.py measures
+both against a bare decode).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 from dataclasses import dataclass
 
@@ -81,6 +102,21 @@ CODEC_GRID_ENERGY = 0.005
 CODEC_GRID_LEVEL = 3.0
 #: format -> side of its transform blocks: JPEG's 8 x 8 DCT, WebP (VP8)'s 4 x 4
 CODEC_BLOCKS = {"JPEG": 8, "WEBP": 4}
+#: the comb test for JPEG and WebP (benchmarks/bench_quality.py --section upscale: no clean picture of
+#: the set, at JPEG q60..q95 or WebP q75..q90, holds; most drafts re-encoded at q85 hold in 7 or 8 of 8
+#: stretches)
+RINGING = 1.0  # grey levels taken off every difference for the comb: the codec's ringing
+COMB_MAX_PERIOD = 9.0
+COMB_RATIO = 1.25  # grid boundaries / the rest, over the profile and in each stretch
+COMB_RATIO_IN_BLOCK = 2.0  # the same for periods that share the codec's block grid (see ``comb``)
+COMB_CHUNKS = 8
+COMB_CONSISTENT = 0.85  # share of the stretches with any difference in which the comb holds
+COMB_MIN_STRETCHES = 4  # stretches with any difference (a mostly flat picture shows too little)
+COMB_MIN_LEVEL = 0.05  # grey levels above ringing: the grid boundaries' mean minus the rest's
+COMB_MIN_TEETH = 16  # grid boundaries for one comb
+#: 1/8 drafts on JPEG's grid: off-grid / on-grid mean difference at most, and the on-grid edges' excess
+CODEC_GRID_FLAT = 0.01
+CODEC_GRID_FLAT_LEVEL = 0.75
 
 
 @dataclass(frozen=True)
@@ -98,12 +134,39 @@ class AxisBlocks:
 NO_BLOCKS = AxisBlocks(0.0, 0.0, 0.0, 1.0, 0.0, frozenset())
 
 
-def boundary_profile(grey: np.ndarray, axis: int) -> np.ndarray:
-    """Mean |difference| across each boundary perpendicular to ``axis`` (1: column boundaries)."""
+@dataclass(frozen=True)
+class Comb:
+    """The best comb along one axis: boundaries one in ``period`` (pixels) against the rest."""
+
+    period: float
+    ratio: float  # mean difference on the comb / off it, in units of the ratio it needs (1: just enough)
+    level: float  # the same as a difference, grey levels (after RINGING)
+    consistent: float  # share of the profile's stretches (with any difference) where the comb holds
+    stretches: int  # stretches with any difference
+
+    @property
+    def holds(self) -> bool:
+        """Strong enough, above the ringing and all along the picture."""
+        return (self.period >= 2 and self.ratio >= 1 and self.level >= COMB_MIN_LEVEL
+                and self.consistent >= COMB_CONSISTENT and self.stretches >= COMB_MIN_STRETCHES)
+
+
+NO_COMB = Comb(0.0, 0.0, 0.0, 0.0, 0)
+
+
+def boundary_profiles(grey: np.ndarray, axis: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean |difference| across each boundary perpendicular to ``axis`` (1: column boundaries), and
+    the same with ``floor`` grey levels taken off each difference (what is left below 0 counts as 0)."""
     other = grey.shape[1 - axis]
     step = max(1, other // SAMPLES)
     sampled = grey[::step, :] if axis == 1 else grey[:, ::step]
-    return np.abs(np.diff(sampled, axis=axis)).mean(axis=1 - axis)
+    diff = np.abs(np.diff(sampled, axis=axis))
+    plain = diff.mean(axis=1 - axis)
+    if not floor:
+        return plain, plain
+    np.subtract(diff, floor, out=diff)
+    np.maximum(diff, 0, out=diff)
+    return plain, diff.mean(axis=1 - axis)
 
 
 def axis_blocks(profile: np.ndarray) -> AxisBlocks:
@@ -136,6 +199,84 @@ def axis_blocks(profile: np.ndarray) -> AxisBlocks:
     return AxisBlocks(mean_period, quiet, lattice, energy, level, grids)
 
 
+def comb_periods(size: int) -> list[tuple[int, int]]:
+    """Candidate block periods along a side of ``size`` pixels, as fractions (numerator, denominator):
+    2 .. COMB_MAX_PERIOD and, for a factor that does not divide the side, ``size / m`` for the draft
+    sizes m around ``size / k``."""
+    periods = {(k, 1) for k in range(2, int(COMB_MAX_PERIOD) + 1)}
+    for k in range(2, int(COMB_MAX_PERIOD) + 1):
+        periods.update((size, m) for m in (size // k, -(-size // k)) if m > 0 and size % m)
+    return sorted(p for p in periods if 1.5 < p[0] / p[1] <= COMB_MAX_PERIOD)
+
+
+def comb(profile: np.ndarray, codec_block: int | None = None) -> Comb:
+    """The comb (period and phase) along which ``profile`` stands out most.
+
+    Boundary ``i`` lies before pixel ``i + 1``; with blocks of P = a / b pixels the edges are the
+    boundaries whose phase ``(i + 1) mod P`` falls in a window one pixel wide, tried every half pixel.
+    In units of 1 / b the phase is the integer ``(i + 1) * b mod a``, so cumulative sums over those
+    give every window's sum exactly, for a few small vector ops per period.
+
+    A period that shares a factor with the codec's block (2, 4, 6, 8 for both) puts its teeth at the
+    same few places inside every codec block: the codec's own edges are left out of both sides, and
+    the teeth must stand out by ``COMB_RATIO_IN_BLOCK`` -- a smooth JPEG keeps mostly each block's
+    lowest frequencies, a half cosine whose differences peak mid-block (up to 1.5 x the rest).  Other
+    periods drift across the codec's grid and are measured on every boundary."""
+    position = np.arange(1, profile.size + 1, dtype=np.int64)
+    values = profile.astype(np.float64)
+    off_grid = position % codec_block != 0 if codec_block else np.ones(profile.size, bool)
+
+    def teeth(a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(kept boundaries, their phase in units of 1 / b, the half-pixel window starts in those units)."""
+        in_block = bool(codec_block) and b == 1 and math.gcd(a, codec_block or 1) > 1
+        kept = off_grid if in_block else np.ones(profile.size, bool)
+        return kept, (position[kept] * b) % a, -(-np.arange(2 * a // b + 1) * b // 2)
+
+    best: tuple[float, int, int, int] | None = None  # (ratio / needed, a, b, window start)
+    for a, b in comb_periods(profile.size + 1):
+        kept, phase, starts = teeth(a, b)
+        sums = np.concatenate(([0.0], np.cumsum(np.tile(np.bincount(phase, values[kept], a), 2))))
+        counts = np.concatenate(([0], np.cumsum(np.tile(np.bincount(phase, minlength=a), 2))))
+        starts = starts[starts < a]
+        on_sum, on_count = sums[starts + b] - sums[starts], (counts[starts + b] - counts[starts]).astype(np.float64)
+        off_count = phase.size - on_count
+        usable = (on_count >= COMB_MIN_TEETH) & (off_count > 0)
+        if not usable.any():
+            continue
+        off_mean = (sums[a] - on_sum) / np.maximum(off_count, 1)
+        ratio = np.where(usable, on_sum / np.maximum(on_count, 1) / np.maximum(off_mean, 1e-3), 0.0)
+        needed = COMB_RATIO_IN_BLOCK if kept is off_grid else COMB_RATIO
+        i = int(np.argmax(ratio))
+        if best is None or ratio[i] / needed > best[0]:
+            best = (float(ratio[i]) / needed, a, b, int(starts[i]))
+    if best is None:
+        return NO_COMB
+    score, a, b, start = best
+    kept, phase, _ = teeth(a, b)
+    needed = COMB_RATIO_IN_BLOCK if kept is off_grid else COMB_RATIO
+    values, on = values[kept], (phase - start) % a < b
+    level = float(values[on].mean() - values[~on].mean())
+    held = stretches = 0
+    for part, part_on in zip(np.array_split(values, COMB_CHUNKS), np.array_split(on, COMB_CHUNKS)):
+        if not part_on.any() or part_on.all():
+            continue
+        on_mean, off_mean = float(part[part_on].mean()), float(part[~part_on].mean())
+        if max(on_mean, off_mean) < 0.1:
+            continue  # a flat stretch says nothing either way
+        stretches += 1
+        held += on_mean > needed * off_mean
+    return Comb(a / b, score, level, held / max(stretches, 1), stretches)
+
+
+def codec_grid_flat(profile: np.ndarray, block: int) -> bool:
+    """The boundaries off the codec's block grid are all but silent next to those on it (blocks flat)."""
+    on = np.arange(1, profile.size + 1) % block == 0
+    if on.sum() < COMB_MIN_TEETH // 2:
+        return False
+    on_mean, off_mean = float(profile[on].mean()), float(profile[~on].mean())
+    return off_mean <= CODEC_GRID_FLAT * on_mean and on_mean - off_mean >= CODEC_GRID_FLAT_LEVEL
+
+
 def is_blocky(axis: AxisBlocks, codec_block: int | None = None) -> bool:
     """A block lattice on this axis; ``codec_block``: the picture is a JPEG/WebP with blocks of that side."""
     if codec_block is None:
@@ -149,18 +290,28 @@ def is_blocky(axis: AxisBlocks, codec_block: int | None = None) -> bool:
 
 def block_factor(image: Image.Image, fmt: str | None = None) -> tuple[float, AxisBlocks, AxisBlocks]:
     """(upscale factor, column axis, row axis) of a picture stored as ``fmt`` (default: its own format);
-    the factor is 0 unless both axes show a block lattice that is not the codec's own."""
+    the factor is 0 unless both axes show a block lattice that is not the codec's own (in JPEG and
+    WebP: or the same comb, or in JPEG flat blocks on its own grid with edges between them)."""
     fmt = fmt if fmt is not None else image.format
     block = CODEC_BLOCKS.get(fmt or "")
     grey = np.asarray(image.convert("L"), dtype=np.float32)
-    across_columns = axis_blocks(boundary_profile(grey, 1))
-    across_rows = axis_blocks(boundary_profile(grey, 0))
-    if not all(is_blocky(axis, block) for axis in (across_columns, across_rows)):
+    (column_profile, column_floored), (row_profile, row_floored) = (
+        boundary_profiles(grey, axis, RINGING if block else 0.0) for axis in (1, 0))
+    across_columns, across_rows = axis_blocks(column_profile), axis_blocks(row_profile)
+    if all(is_blocky(axis, block) for axis in (across_columns, across_rows)) and not (
+            block in across_columns.grids and block in across_rows.grids
+            and min(across_columns.level, across_rows.level) < CODEC_GRID_LEVEL):  # the codec's own, on smooth content
+        return (across_columns.period + across_rows.period) / 2, across_columns, across_rows
+    if block is None:
         return 0.0, across_columns, across_rows
-    if block in across_columns.grids and block in across_rows.grids and \
-            min(across_columns.level, across_rows.level) < CODEC_GRID_LEVEL:
-        return 0.0, across_columns, across_rows  # the codec's own blocks on smooth content
-    return (across_columns.period + across_rows.period) / 2, across_columns, across_rows
+    if block == CODEC_BLOCKS["JPEG"] and all(codec_grid_flat(p, block) for p in (column_profile, row_profile)):
+        return float(block), across_columns, across_rows  # a 1/8 draft on JPEG's own grid
+    column_comb = comb(column_floored, block)
+    if column_comb.holds:  # (most clean pictures stop here: the row comb is not needed)
+        row_comb = comb(row_floored, block)
+        if row_comb.holds and abs(column_comb.period - row_comb.period) <= 0.6:
+            return (column_comb.period + row_comb.period) / 2, across_columns, across_rows
+    return 0.0, across_columns, across_rows
 
 
 def _reference_factors(references: list[bytes]) -> list[float]:
