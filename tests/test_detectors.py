@@ -100,3 +100,15 @@ def test_reference_drift_and_blur():
     assert 0.0 <= blurred.score <= 1.0
     assert score_image(ref).reference_distance is None
     assert score_image(ref, references=[b"junk"]).verdict is Verdict.PASS  # an unusable reference is skipped
+
+
+def test_a_fine_even_texture_is_not_blank_but_a_noisy_fill_is():
+    """A fine texture averages to one grey at 64 px; only a fill is also flat at 256 px."""
+    y, x = np.mgrid[0:768, 0:768]
+    rng = np.random.default_rng(3)
+    mesh = 150.0 - 60 * ((x % 6 == 0) | (y % 6 == 0)) + rng.normal(0, 3, x.shape)  # a window screen
+    for picture in (mesh, 120.0 + 70 * (((x // 3) + (y // 3)) % 2)):  # and a fine chessboard
+        data = enc(Image.fromarray(picture.clip(0, 255).astype(np.uint8)).convert("RGB"), "JPEG", quality=90)
+        assert "blank" not in score_image(data).flags
+    fill = Image.fromarray((128 + rng.normal(0, 1.5, x.shape)).clip(0, 255).astype(np.uint8)).convert("RGB")
+    assert "blank" in score_image(enc(fill, "JPEG", quality=85)).flags

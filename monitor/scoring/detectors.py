@@ -5,7 +5,9 @@ the cost does not grow with the picture.  The thresholds come from what the fail
 a wide margin to what varied procedural content measures (benchmarks/quality_set.py: canary
 pictures, fractal landscapes, text pages, textures, soft shapes, dim night scenes, fog):
 
-* blank/uniform: luminance spread < 2 grey levels on 64 x 64 -- a fill, even with JPEG noise.
+* blank/uniform: luminance spread < 2 grey levels on 64 x 64 -- a fill, even with JPEG noise --
+  *and* < 8 on the 256 x 256 copy: a fine even texture (a chessboard, a mesh, sand) also averages
+  to one grey at 64 px, but it is a picture (and independent noise is the noise check's to judge).
 * near-black placeholder: >= 97 % of the pixels darker than 24/255 *and* a 99th percentile
   below 128 -- a black card with at most a small grey notice.  A dim night scene keeps its
   lights and its 1 % brightest pixels well above that; a prompt that asks for darkness
@@ -35,6 +37,8 @@ from monitor.scoring.types import Assessment, ScoringInput
 # Standard deviation of 8-bit luminance on a 64x64 thumbnail; a real picture is far above this,
 # while a flat fill (even with JPEG noise or a faint gradient) stays below it.
 UNIFORM_STDDEV = 2.0
+#: the same on the 256 x 256 copy: a flat fill with JPEG noise stays near 1-2, a fine texture is far above
+UNIFORM_FINE_STDDEV = 8.0
 DARK_LEVEL = 24  # luminance below which a pixel counts as black
 DARK_FRACTION = 0.97
 DARK_P99 = 128.0
@@ -67,10 +71,16 @@ def blank_or_uniform(given: ScoringInput, out: Assessment) -> None:
     thumb = block_means(np.asarray(out.small, dtype=np.uint8))
     spread = float(thumb.std(axis=(0, 1)).max())  # per channel: an iso-luminant colour picture is not blank
     out.metrics["spread"] = spread
-    if spread < UNIFORM_STDDEV:
+    if spread < UNIFORM_STDDEV and _fine_spread(out) < UNIFORM_FINE_STDDEV:
         mean = float(thumb.mean())
         shade = "black" if mean < 16 else ("white" if mean > 239 else "a single colour")
         out.fail("blank", f"the image is blank: almost uniform {shade} (luminance spread {spread:.2f})")
+
+
+def _fine_spread(out: Assessment) -> float:
+    """The largest per-channel standard deviation of the 256 x 256 analysis copy."""
+    pixels = np.asarray(out.small, dtype=np.float32)
+    return float(pixels.reshape(-1, pixels.shape[-1] if pixels.ndim == 3 else 1).std(axis=0).max())
 
 
 def near_black(given: ScoringInput, out: Assessment) -> None:
