@@ -26,15 +26,15 @@ MAX_JSON_CONTAINERS = 100_000
 AUTH_STATUSES = frozenset({401, 402, 403})
 
 
-def read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
+def read_head(ctx: ProbeContext, response: httpx.Response, limit: int = MAX_ERROR_BODY, what: str = "error body") -> bytes:
     """The start of an error body: enough to classify it, however long the body is."""
     head = b""
     for chunk in response.iter_bytes():
-        ctx.check_deadline("error body")
+        ctx.check_deadline(what)
         head += chunk
-        if len(head) >= MAX_ERROR_BODY:
+        if len(head) >= limit:
             break
-    return head[:MAX_ERROR_BODY]
+    return head[:limit]
 
 
 def bad_output(detail: str, response: httpx.Response, request_id_header: str | None = None) -> ProbeFailure:

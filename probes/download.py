@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from monitor.enums import Outcome
+from probes.answers import read_head
 from probes.deadline import exchange
 from probes.failure import ProbeFailure
 
@@ -111,7 +112,7 @@ def _refused(ctx: ProbeContext, response: httpx.Response) -> ProbeFailure:
     message the reason quotes.  A 429 is the store's rate limit (``rate_limited``).
     """
     status = response.status_code
-    code, message = error_fields(_read_head(ctx, response))
+    code, message = error_fields(read_head(ctx, response, MAX_ERROR_HEAD, "image download error body"))
     said = f" {code}" + (f": {message}" if message else "") if code else ""
     if status == 429:
         return ProbeFailure(Outcome.RATE_LIMITED, f"the image URL the provider returned answered HTTP 429{said}",
@@ -124,16 +125,6 @@ def _refused(ctx: ProbeContext, response: httpx.Response) -> ProbeFailure:
         what = "the provider's output could not be fetched"
     return ProbeFailure(Outcome.BAD_OUTPUT, f"the image URL the provider returned answered HTTP {status}{said} ({what})",
                         http_status=status)
-
-
-def _read_head(ctx: ProbeContext, response: httpx.Response) -> bytes:
-    head = b""
-    for chunk in response.iter_bytes():
-        ctx.check_deadline("image download error body")
-        head += chunk
-        if len(head) >= MAX_ERROR_HEAD:
-            break
-    return head[:MAX_ERROR_HEAD]
 
 
 def error_fields(head: bytes) -> tuple[str, str]:
