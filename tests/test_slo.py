@@ -41,13 +41,19 @@ def result(at: datetime, outcome: Outcome) -> ResultRecord:
                        outcome=outcome, latency_ms={"total": 1000.0})
 
 
-def test_alert_written_once_per_long_window(tmp_path):
+def one_service(tmp_path):
+    """A service with a 99.5 % SLO in a fresh SQLite store: (config, engine, store)."""
     config = parse_config("canaries: [{id: c, prompt: x}]\nservices: [{id: svc, name: Svc, provider: openai, canaries: [c],"
                           " interval: 1m, slo: {availability: 99.5}}]\n", env={})
     engine = make_engine(f"sqlite:///{tmp_path / 'slo.db'}")
     upgrade(engine)
     store = ResultStore(engine)
     store.sync_catalog(config)
+    return config, engine, store
+
+
+def test_alert_written_once_per_long_window(tmp_path):
+    config, engine, store = one_service(tmp_path)
     for minute in range(60):  # a run a minute for an hour, failing for the last 20 minutes
         outcome = Outcome.SERVER_ERROR if minute >= 40 else Outcome.OK
         store.record(result(NOW - timedelta(minutes=60 - minute), outcome))
@@ -83,12 +89,7 @@ def test_dedupe_key_never_refuses_what_the_window_allows():
 
 def test_confirmation_runs_are_not_counted_as_samples(tmp_path):
     """A failed canary followed by its burst of failing confirmations is one failure, not six."""
-    config = parse_config("canaries: [{id: c, prompt: x}]\nservices: [{id: svc, name: Svc, provider: openai, canaries: [c],"
-                          " interval: 1m, slo: {availability: 99.5}}]\n", env={})
-    engine = make_engine(f"sqlite:///{tmp_path / 'slo.db'}")
-    upgrade(engine)
-    store = ResultStore(engine)
-    store.sync_catalog(config)
+    config, engine, store = one_service(tmp_path)
     for minute in range(60):  # one failing canary in the hour, the rest good
         at = NOW - timedelta(minutes=60 - minute)
         store.record(result(at, Outcome.SERVER_ERROR if minute == 58 else Outcome.OK))
