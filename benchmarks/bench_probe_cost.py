@@ -339,8 +339,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
              note=f"target <= {OUTSIDE_TARGET_MS:g} ms: {'PASS' if cpu['outside'] <= OUTSIDE_TARGET_MS else 'FAIL'}; "
                   f"{cpu['probes']} probes"),
         dict(name="  adapter + HTTP client", value=cpu["adapter"], unit="ms",
-             note=f"{cpu['requests']:.1f} requests per probe; the emulator (werkzeug) closes every connection, so "
-                  "each request also pays a TCP connect that a keep-alive provider does not"),
+             note=f"{cpu['requests']:.1f} requests per probe over kept-alive connections, as to a provider; "
+                  "httpx's own work is most of it"),
         dict(name="  reference lookup", value=cpu["references"], unit="ms"),
         dict(name="  store (row, rollups, thumbnail)", value=cpu["store"], unit="ms"),
         dict(name="CPU per probe in scoring", value=cpu["scoring"], unit="ms"),

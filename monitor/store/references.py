@@ -8,8 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, Integer, Select, bindparam, delete, insert, select
 
 from monitor.scoring.profile import (
     RecentOutput,
@@ -57,15 +58,22 @@ def save_profile(engine: Engine, service_id: str, canary_id: str, entries: list[
             connection.execute(insert(table), rows)
 
 
+def _recent_outputs_statement() -> Select[tuple[Any, Any, Any]]:
+    """Built once: building it cost more than running it (parameters ``p_service``, ``p_canary``, ``p_limit``)."""
+    table = table_of(ProbeResultRow)
+    return (select(table.c.seed, table.c.hashes, table.c.image_sha256)
+            .where(table.c.service_id == bindparam("p_service"), table.c.canary_id == bindparam("p_canary"),
+                   table.c.phash.is_not(None))
+            .order_by(table.c.started_at.desc()).limit(bindparam("p_limit", type_=Integer)))
+
+
+_RECENT_OUTPUTS = _recent_outputs_statement()
+
+
 def recent_outputs(engine: Engine, service_id: str, canary_id: str, limit: int = RECENT_OUTPUTS) -> list[RecentOutput]:
     """The canary's newest scored outputs (any region), newest first."""
-    table = table_of(ProbeResultRow)
     with engine.connect() as connection:
-        rows = connection.execute(
-            select(table.c.seed, table.c.hashes, table.c.image_sha256)
-            .where(table.c.service_id == service_id, table.c.canary_id == canary_id, table.c.phash.is_not(None))
-            .order_by(table.c.started_at.desc()).limit(limit)
-        ).all()
+        rows = connection.execute(_RECENT_OUTPUTS, {"p_service": service_id, "p_canary": canary_id, "p_limit": limit}).all()
     return [RecentOutput(seed=seed, hashes=dict(hashes or {}), sha256=sha) for seed, hashes, sha in rows]
 
 

@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Delete,
     Engine,
     Insert,
     String,
     Table,
+    bindparam,
     delete,
     insert,
     or_,
@@ -156,19 +158,34 @@ def _catalog_upsert(table: Table, dialect_name: str, columns: tuple[str, ...]) -
 THUMBNAILS_KEPT = 12
 
 
+def _prune_thumbnails(without_canary: bool) -> Delete:
+    """The thumbnail pruning statement, built once (building it per write cost more than running it);
+    parameters ``p_service``, ``p_canary`` (unless ``without_canary``) and ``p_now``."""
+    table = result_images
+    same = (table.c.service_id == bindparam("p_service")) & (
+        table.c.canary_id.is_(None) if without_canary else table.c.canary_id == bindparam("p_canary"))
+    newest = (select(table.c.result_id).where(same).order_by(table.c.result_id.desc())
+              .limit(1).offset(THUMBNAILS_KEPT - 1).scalar_subquery())
+    return delete(table).where(same, table.c.result_id < newest,
+                               or_(table.c.keep_until.is_(None), table.c.keep_until < bindparam("p_now")))
+
+
+_PRUNE_CANARY = _prune_thumbnails(without_canary=False)
+_PRUNE_NO_CANARY = _prune_thumbnails(without_canary=True)
+_DROP_EXPIRED_IMAGES = (update(result_images)
+                        .where(result_images.c.keep_until < bindparam("p_now"), result_images.c.image.is_not(None))
+                        .values(image=None))
+
+
 def prune_result_images(connection, service_id: str, canary_id: str | None) -> None:
     """Drop thumbnails beyond the newest ``THUMBNAILS_KEPT`` of a canary, except full images still
     within their ``keep_until``; and drop expired full images of any canary."""
-    table = result_images
-    same = (table.c.service_id == service_id) & (
-        table.c.canary_id.is_(None) if canary_id is None else table.c.canary_id == canary_id)
-    newest = (select(table.c.result_id).where(same).order_by(table.c.result_id.desc())
-              .limit(1).offset(THUMBNAILS_KEPT - 1).scalar_subquery())
     now = utcnow()
-    connection.execute(delete(table).where(same, table.c.result_id < newest,
-                                           or_(table.c.keep_until.is_(None), table.c.keep_until < now)))
-    connection.execute(update(table).where(table.c.keep_until < now, table.c.image.is_not(None))
-                       .values(image=None))
+    if canary_id is None:
+        connection.execute(_PRUNE_NO_CANARY, {"p_service": service_id, "p_now": now})
+    else:
+        connection.execute(_PRUNE_CANARY, {"p_service": service_id, "p_canary": canary_id, "p_now": now})
+    connection.execute(_DROP_EXPIRED_IMAGES, {"p_now": now})
 
 
 def is_connection_problem(exc: BaseException) -> bool:
@@ -223,6 +240,8 @@ class ResultStore:
         self.engine = engine
         dialect = engine.dialect.name
         self._raw_insert = insert(probe_results)
+        self._raw_insert_returning_id = self._raw_insert.returning(probe_results.c.id)
+        self._image_insert = insert(result_images)
         self._rollups: list[RollupStatement] = list(default_rollups() if rollups is None else rollups)
         self._service_upsert = _catalog_upsert(
             table_of(Service), dialect, ("name", "group_name", "provider", "model", "position", "active")
@@ -351,9 +370,9 @@ class ResultStore:
     def _write_with_image(self, connection, key: str, result: ResultRecord) -> None:
         """The raw row plus its ``result_images`` row; older thumbnails of the canary are pruned."""
         result_id = connection.execute(
-            self._raw_insert.returning(probe_results.c.id), {**raw_row(result), "idempotency_key": key}
+            self._raw_insert_returning_id, {**raw_row(result), "idempotency_key": key}
         ).scalar_one()
-        connection.execute(insert(result_images), {
+        connection.execute(self._image_insert, {
             "result_id": result_id, "service_id": result.service, "canary_id": result.canary,
             "created_at": result.started_at, "thumbnail": result.thumbnail, "image": result.kept_image,
             "image_format": result.image_format if result.kept_image is not None else None,

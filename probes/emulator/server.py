@@ -15,15 +15,17 @@ break a provider on purpose::
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterable
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Protocol
 
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import LimitedStream
 
 from probes.emulator.faults import SERVICE_KEY, FaultBoard
 from probes.emulator.registry import EMULATORS
@@ -47,9 +49,145 @@ class ProviderEmulator(Protocol):
         ...
 
 
-class _QuietHandler(WSGIRequestHandler):
+#: how long an idle kept-alive connection waits for its next request (nginx's default)
+KEEP_ALIVE_IDLE_S = 75.0
+#: the most of an unread request body drained to keep its connection; a bigger one closes it
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+class _OpenConnections:
+    """The sockets a server's handlers hold, so ``stop`` can close kept-alive ones too."""
+
+    def __init__(self) -> None:
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+
+    def discard(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def close_all(self) -> None:
+        with self._lock:
+            sockets, self._sockets = list(self._sockets), set()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the handler thread waiting for a next request
+            except OSError:
+                pass
+
+
+class _KeepAliveHandler(WSGIRequestHandler):
+    """HTTP/1.1 with persistent connections, as providers serve it.
+
+    werkzeug's development handler closes every connection (it cannot tell where an unread request
+    body ends), so every request would pay a TCP connect a real provider does not charge.  This one
+    reads the unread rest of each request body (``Content-Length`` or chunked) before the next
+    request line, answers with a ``Content-Length``, and closes only when the client asks
+    (``Connection: close``, HTTP/1.0), when a body cannot be drained, or after
+    ``KEEP_ALIVE_IDLE_S`` without a request.  Responses are buffered: the emulators build
+    every answer in memory anyway.
+    """
+
+    protocol_version = "HTTP/1.1"
+    connections: _OpenConnections | None = None
+    quiet = True
+
+    def setup(self) -> None:
+        super().setup()
+        if self.connections is not None:
+            self.connections.add(self.connection)
+
+    def finish(self) -> None:
+        if self.connections is not None:
+            self.connections.discard(self.connection)
+        super().finish()
+
+    def handle_one_request(self) -> None:
+        self.connection.settimeout(KEEP_ALIVE_IDLE_S)  # the wait for a request line and its headers
+        super().handle_one_request()
+
     def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
+        if not self.quiet:
+            super().log_request(*args, **kwargs)
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        if not format.startswith("Request timed out"):  # an idle connection reaching its end
+            super().log_error(format, *args)
+
+    def make_environ(self) -> WSGIEnvironment:
+        environ = super().make_environ()
+        if not environ.get("wsgi.input_terminated"):  # chunked bodies are bounded by werkzeug already
+            try:
+                length = max(0, int(environ.get("CONTENT_LENGTH") or 0))
+            except ValueError:
+                length = 0
+                self.close_connection = True  # where this body ends is unknown
+            environ["wsgi.input"] = LimitedStream(self.rfile, length)  # type: ignore[arg-type]
+        return environ
+
+    def run_wsgi(self) -> None:
+        self.connection.settimeout(None)  # the request's own pace is the client's business
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.environ = environ = self.make_environ()
+        try:
+            status, headers, body = self._call(self.server.app, environ)
+        except Exception as exc:  # noqa: BLE001 - a bug in an emulator answers 500, as werkzeug's does
+            if self.server.passthrough_errors:
+                raise
+            self.server.log("error", f"Error on request {self.command} {self.path}: {type(exc).__name__}: {exc}")
+            status, headers, body = self._call(InternalServerError(), environ)
+        self._drain(environ)
+        code_text, _, message = status.partition(" ")
+        code = int(code_text)
+        self.send_response(code, message)
+        names = {name.lower() for name, _ in headers}
+        for name, value in headers:
+            if name.lower() != "connection":
+                self.send_header(name, value)
+        bodiless = self.command == "HEAD" or 100 <= code < 200 or code in (204, 304)
+        if "content-length" not in names and not bodiless:
+            self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if body and not bodiless:
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    @staticmethod
+    def _call(app: Any, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], bytes]:
+        answer: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer[:] = [status, headers]
+            return lambda data: None  # the emulators never use the legacy write()
+
+        chunks = app(environ, start_response)
+        try:
+            body = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return answer[0], answer[1], body
+
+    def _drain(self, environ: WSGIEnvironment) -> None:
+        """Read what the emulator left of the request body, so the next request line comes next."""
+        stream = environ["wsgi.input"]
+        drained = 0
+        try:
+            while drained <= DRAIN_LIMIT:
+                piece = stream.read(65536)
+                if not piece:
+                    return
+                drained += len(piece)
+        except (OSError, ValueError, HTTPException):  # a broken chunk, a client gone mid-body
+            pass
+        self.close_connection = True
 
 
 class EmulatorServer:
@@ -71,7 +209,9 @@ class EmulatorServer:
                 Rule("/_faults/<provider>", methods=["POST", "DELETE"], endpoint="provider"),
             ]
         )
-        handler = WSGIRequestHandler if log_requests else _QuietHandler
+        self._connections = _OpenConnections()
+        handler = type("EmulatorHandler", (_KeepAliveHandler,),
+                       {"connections": self._connections, "quiet": not log_requests})
         self._server: BaseWSGIServer = make_server(host, port, self._app, threaded=True, request_handler=handler)
         self._thread: threading.Thread | None = None
 
@@ -109,6 +249,7 @@ class EmulatorServer:
             self._thread.join(timeout=5)
             self._thread = None
         self._server.server_close()
+        self._connections.close_all()  # kept-alive connections end with the server, as a provider's would
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
