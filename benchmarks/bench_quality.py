@@ -52,12 +52,14 @@ from benchmarks.quality_set import (
     DEGRADED,
     FLAT_ART,
     NEEDS_REFERENCE,
+    PERIODIC,
     PHOTO,
     PROCEDURAL,
     available_photos,
     degrade,
     encode,
     flat_art,
+    periodic_texture,
     photo_crop,
     photos_available,
     picture,
@@ -586,9 +588,12 @@ def profile_report(judgments: list[Judgment], tolerance: float | None = None, bl
 # The clean pictures (PNG, JPEG q60/q85/q95, WebP q75/q90), and pictures that are flat or blocky on purpose
 # (pixel art, logos, flat illustrations and gradients: quality_set.FLAT_ART) with the prompt that asks for
 # them, in the same encodings, must not be flagged ``upscaled``; pixel art is also judged without that
-# prompt against itself as the reference.
+# prompt against itself as the reference.  So must natural periodic textures (quality_set.PERIODIC: a
+# window screen, a fabric weave, a brick wall, a tiled floor, a chessboard, a spreadsheet, at periods
+# 3..9 px, with grain and with or without blur), judged with their prompt.
 
 UPSCALE_FACTORS = (2, 3, 4, 8)
+PERIODIC_GROUP = "periodic textures"
 #: encoding -> (Pillow format, quality): what a draft is served as, and the clean pictures' encodings
 UPSCALE_ENCODINGS = {"png": ("PNG", None), "jpeg_q85": ("JPEG", 85), "webp_q90": ("WEBP", 90)}
 UPSCALE_CLEAN = {"png": ("PNG", None), "jpeg_q60": ("JPEG", 60), "jpeg_q85": ("JPEG", 85),
@@ -597,13 +602,13 @@ UPSCALE_CLEAN = {"png": ("PNG", None), "jpeg_q60": ("JPEG", 60), "jpeg_q85": ("J
 UPSCALE_TARGETS = {"png": 90.0, "jpeg_q85": 85.0}
 UPSCALE_MAX_FALSE_ALARMS = 1.0  # % of clean pictures flagged ``upscaled``
 UPSCALE_MAX_MS = 10.0  # the check on a decoded 1024 x 1024 picture
-UPSCALE_SET = dict(per_family=4, photos=None, flat=8)
-UPSCALE_QUICK = dict(per_family=1, photos=3, flat=2)
+UPSCALE_SET = dict(per_family=4, photos=None, flat=8, periodic=14)
+UPSCALE_QUICK = dict(per_family=1, photos=3, flat=2, periodic=7)
 
 
 @dataclass
 class UpscaleCase:
-    group: str  # "photo", "procedural", or a FLAT_ART kind
+    group: str  # "photo", "procedural", a FLAT_ART kind or "periodic textures"
     name: str
     factor: int  # 0: a clean picture
     encoding: str
@@ -625,7 +630,8 @@ def _encodings(img: Image.Image, png: bytes) -> Iterator[tuple[str, bytes]]:
         yield encoding, png if fmt == "PNG" else encode(img, fmt, quality=quality)
 
 
-def evaluate_upscale(per_family: int = 4, photos: int | None = None, flat: int = 8) -> list[UpscaleCase]:
+def evaluate_upscale(per_family: int = 4, photos: int | None = None, flat: int = 8,
+                     periodic: int = 14) -> list[UpscaleCase]:
     cases: list[UpscaleCase] = []
     pictures = [(f, i) for f in PROCEDURAL for i in range(per_family)]
     if photos_available():
@@ -652,6 +658,12 @@ def evaluate_upscale(per_family: int = 4, photos: int | None = None, flat: int =
                     cases.append(_upscale_case(kind, f"{kind}#{index}", 0, encoding, data, ref, prompt))
             if kind == "pixel_art":  # no prompt saying so: the blocky reference says it is this canary's normal
                 cases.append(_upscale_case("pixel_art (reference, no prompt)", f"{kind}#{index}", 0, "png", png, png))
+    for kind, prompt in PERIODIC.items():
+        for index in range(periodic):  # periods 3..9, every other one blurred; 500 px too (off every grid)
+            img = periodic_texture(kind, index, 512 if index % 2 == 0 else 500)
+            png = encode_png(img)
+            for encoding, data in _encodings(img, png):
+                cases.append(_upscale_case(PERIODIC_GROUP, f"{kind}#{index}", 0, encoding, data, None, prompt))
     return cases
 
 
@@ -710,7 +722,7 @@ def upscale_figures(cases: list[UpscaleCase]) -> list[dict[str, Any]]:
                     note += f"; target >= {target:g} %" + ("" if caught >= target else "  << SHORT")
                 figures.append(dict(name=f"upscaled caught: 1/{factor} {encoding}, {where}", value=caught, unit="%",
                                     note=note))
-    clean_groups = [*GROUPS, *FLAT_ART, "pixel_art (reference, no prompt)"]
+    clean_groups = [*GROUPS, *FLAT_ART, "pixel_art (reference, no prompt)", PERIODIC_GROUP]
     for group in clean_groups:
         chosen = [c for c in cases if c.factor == 0 and c.group == group]
         if not chosen:

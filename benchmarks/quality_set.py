@@ -390,3 +390,62 @@ def flat_art(kind: str, index: int, side: int = 512) -> Image.Image:
             draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
         return img
     raise ValueError(kind)
+
+
+#: natural periodic textures that a canary may well ask for, each with such a prompt: a lattice of
+#: edges at one spacing, but not one of flat blocks (resolution.py must not read them as a draft)
+PERIODIC = {"mesh": "a close-up photo of a window screen", "weave": "macro photo of woven linen fabric",
+            "brick": "a red brick wall", "tiles": "a tiled bathroom floor", "chessboard": "a chessboard, top view",
+            "sheet": "a spreadsheet on a monitor"}
+
+
+def periodic_texture(kind: str, index: int, side: int = 512) -> Image.Image:
+    """A picture of :data:`PERIODIC` ``kind`` over smooth shading with grain (sigma 2..6 grey levels),
+    at period 3..9 px (``index`` picks the period, the grain and, every other one, a 0.6 px blur):
+    a window screen (dark 1-px lines both ways), a fabric weave (two crossed square or sine waves),
+    a brick wall (offset rows with mortar lines), a tiled floor (tiles with grout and their own
+    shade), a chessboard and a spreadsheet (grid lines and text)."""
+    rng = np.random.default_rng((37, list(PERIODIC).index(kind), index))
+    period = 3 + index % 7
+    sigma = 2 + 2 * (index % 3)
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32)
+    shade = 120 + 50 * np.sin(x / rng.uniform(60, 120) + rng.uniform(0, 6)) + 35 * np.cos(y / rng.uniform(50, 100))
+    if kind == "mesh":
+        t = shade - rng.uniform(30, 70) * ((x % period == 0) | (y % period == 0))
+    elif kind == "weave":
+        if index % 2:
+            warp, weft = np.sin(2 * np.pi * x / period), np.sin(2 * np.pi * y / period)
+        else:
+            warp, weft = np.sign(np.sin(2 * np.pi * (x + 0.5) / period)), np.sign(np.sin(2 * np.pi * (y + 0.5) / period))
+        t = shade + 25 * warp * weft + 10 * warp
+    elif kind == "brick":
+        height, width = period * 2, period * 4
+        row = y // height
+        mortar = (y % height == 0) | ((x + (row % 2) * width // 2) % width == 0)
+        tone = rng.uniform(-25, 25, (side // height + 2, side // width + 3))
+        column = ((x + (row % 2) * width // 2) // width).astype(int)
+        t = shade + tone[row.astype(int), column] + 60 * mortar
+    elif kind == "tiles":
+        size = period * 2
+        grout = (x % size < 1) | (y % size < 1)
+        tone = rng.uniform(-15, 15, (side // size + 1, side // size + 1))
+        t = shade + tone[(y // size).astype(int), (x // size).astype(int)] - 45 * grout
+    elif kind == "chessboard":
+        t = 60 + 120 * (((x // period) + (y // period)) % 2) + 0.2 * (shade - 120)
+    elif kind == "sheet":
+        img = Image.new("L", (side, side), 250)
+        draw = ImageDraw.Draw(img)
+        pitch = period + 6
+        for yy in range(0, side, pitch):
+            draw.line([(0, yy), (side, yy)], fill=180)
+        for xx in range(0, side, pitch * 4):
+            draw.line([(xx, 0), (xx, side)], fill=180)
+            for yy in range(0, side, pitch):
+                draw.text((xx + 3, yy + 1), f"{rng.uniform(0, 99):.1f}", fill=20, font_size=max(6, pitch - 2))
+        t = np.asarray(img, dtype=np.float32) + 0.1 * (shade - 120)
+    else:
+        raise ValueError(kind)
+    grey = np.clip(t + rng.normal(0, sigma, t.shape), 0, 255)
+    tint = np.array([1.0, 0.92, 0.8]) if kind != "sheet" else np.ones(3)
+    img = Image.fromarray(np.clip(grey[..., None] * tint, 0, 255).astype(np.uint8))
+    return img.filter(ImageFilter.GaussianBlur(0.6)) if index % 2 else img

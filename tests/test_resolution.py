@@ -10,11 +10,11 @@ import pytest
 from PIL import Image, ImageFilter
 
 from benchmarks import bench_quality
-from benchmarks.quality_set import FLAT_ART, flat_art, picture, upscale_nearest
+from benchmarks.quality_set import FLAT_ART, PERIODIC, flat_art, periodic_texture, picture, upscale_nearest
 from monitor.config import ServiceConfig
 from monitor.enums import Outcome, Verdict
 from monitor.scoring import score_image
-from monitor.scoring.resolution import RINGING, block_factor, boundary_profiles, comb
+from monitor.scoring.resolution import RINGING, block_factor, blocks_explain_edges, boundary_profiles, comb
 from probes.emulator.images import image_for, lowres, render_image
 from probes.emulator.stability import SERVICE_DEFAULTS as STABILITY_DEFAULTS
 from probes.providers.openai import OpenAIAdapter
@@ -146,6 +146,64 @@ def test_flat_codec_blocks_need_edges_a_smooth_clean_jpeg_does_not_have():
     assert block_factor(draft)[0] == 8  # dim, but edges of 2.4 grey levels on flat blocks
 
 
+@pytest.mark.parametrize("kind", list(PERIODIC))
+def test_natural_periodic_textures_are_not_read_as_blocks(kind):
+    """A window screen, a weave, bricks, tiles, a chessboard or a spreadsheet repeat their edges at one
+    spacing (3..9 px here, with grain of 2..6 grey levels, blurred or not), but are not a picture made
+    of blocks: never ``upscaled``, in PNG, JPEG q60/q85/q95 or WebP q75/q90."""
+    for index in range(14):
+        img = periodic_texture(kind, index, 512 if index % 2 == 0 else 500)
+        for data in (png(img), jpeg(img, 60), jpeg(img, 85), jpeg(img, 95), webp(img, 75), webp(img, 90)):
+            assert block_factor(Image.open(io.BytesIO(data)))[0] == 0, (kind, index)
+    a = score_image(jpeg(periodic_texture(kind, 3, 512)), prompt=PERIODIC[kind])
+    assert "upscaled" not in a.flags, a.metrics
+
+
+def test_window_screen_at_every_period_passes_as_jpeg():
+    """Thin dark lines every 3..9 px over shading with grain (sigma 4) used to be flagged at every period
+    (edges at one spacing all along the picture), but a line is a step between two cells alike inside."""
+    y, x = np.mgrid[0:768, 0:768]
+    rng = np.random.default_rng(1)
+    for period in range(3, 10):
+        base = 120 + 60 * np.sin(x / 90.0) + 40 * np.cos(y / 70.0) - 50.0 * ((x % period == 0) | (y % period == 0))
+        grey = np.clip(base + rng.normal(0, 4, base.shape), 0, 255).astype(np.uint8)
+        img = Image.fromarray(grey).convert("RGB")
+        for data in (jpeg(img, 85), jpeg(img, 95), jpeg(img.filter(ImageFilter.GaussianBlur(0.6)), 85)):
+            decoded = Image.open(io.BytesIO(data))
+            assert not blocks_explain_edges(np.asarray(decoded.convert("L"), dtype=np.float32), 1, period)
+            assert "upscaled" not in score_image(data, prompt="a photo of a window screen").flags, period
+
+
+def test_blocks_explain_the_edges_of_a_draft_and_not_of_a_pattern():
+    """The block test on its own: a JPEG draft's edges are its blocks' differences; a chessboard's
+    are too, but its blocks alternate (two apart alike); a brick wall's mortar is a step between
+    bricks alike."""
+    draft = np.asarray(Image.open(io.BytesIO(upscale_nearest(picture("landscape", 1, 512), 4, 85))).convert("L"),
+                       dtype=np.float32)
+    assert all(blocks_explain_edges(draft, axis, 4) for axis in (1, 0))
+    for kind, index in (("chessboard", 1), ("brick", 1), ("mesh", 1)):  # period 4 each (bricks: 8 x 16)
+        grey = np.asarray(Image.open(io.BytesIO(jpeg(periodic_texture(kind, index, 512), 85))).convert("L"),
+                          dtype=np.float32)
+        period = 8 if kind == "brick" else 4
+        assert not all(blocks_explain_edges(grey, axis, period) for axis in (1, 0)), kind
+
+
+def test_noisy_chessboard_png_is_not_a_lattice_of_copies_but_the_same_without_grain_is():
+    """The grain inside each square leaves no boundary exactly 0: not blocks, though the edges repeat."""
+    noisy = periodic_texture("chessboard", 1, 512)  # 4 px squares, grain
+    assert block_factor(Image.open(io.BytesIO(png(noisy))))[0] == 0
+    squares = (np.add.outer(np.arange(512) // 4, np.arange(512) // 4) % 2 * 120 + 60).astype(np.uint8)
+    assert block_factor(Image.fromarray(squares))[0] == pytest.approx(4)
+
+
+def test_chessboard_aligned_to_the_jpeg_grid_is_not_a_1_8_draft():
+    """8 px squares on JPEG's grid whose grain q60 wiped out are as flat as a 1/8 draft's blocks, but
+    every other square is alike, where a draft's blocks vary with what it shows."""
+    board = periodic_texture("chessboard", 12, 512)  # 8 px squares, grain sigma 2
+    for quality in (60, 85, 95):
+        assert block_factor(Image.open(io.BytesIO(jpeg(board, quality))))[0] == 0, quality
+
+
 def test_bilinear_upscale_is_still_caught_by_the_sharpness_check_not_by_this_one():
     img = photo_like(5)
     small = img.resize((85, 85), Image.Resampling.BILINEAR)
@@ -242,7 +300,7 @@ def test_lowres_fault_on_a_seeded_provider_is_degraded_quality(emulator, canary)
 
 
 def test_benchmark_upscale_section_smoke():
-    cases = bench_quality.evaluate_upscale(per_family=1, photos=0, flat=1)
+    cases = bench_quality.evaluate_upscale(per_family=1, photos=0, flat=1, periodic=1)
     rows = bench_quality.upscale_figures(cases)
     names = [r["name"] for r in rows]
     assert "upscaled caught: 1/3 png, no reference" in names and "upscaled caught: 1/8 jpeg_q85, with reference" in names
@@ -250,6 +308,7 @@ def test_benchmark_upscale_section_smoke():
     caught = {r["name"]: r["value"] for r in rows}
     assert caught["upscaled caught: 1/4 png, no reference"] >= 80
     assert caught["upscaled false alarms: clean procedural"] == 0
+    assert caught["upscaled false alarms: periodic textures"] == 0
     assert "upscaled caught: 1/3 webp_q90, no reference" in names
     assert any("jpeg_q60/jpeg_q85/jpeg_q95/webp_q75/webp_q90" in r["note"] for r in rows if "clean procedural" in r["name"])
     assert caught["upscaled caught: 1/4 jpeg_q85, no reference"] >= 80

@@ -6,12 +6,14 @@ sharp, so the sharpness checks (which catch the smooth, bilinear kind against re
 
 What gives it away is *where* neighbouring pixels differ.  For each column boundary the mean
 absolute luminance difference across it is taken over sampled rows (and likewise for row
-boundaries); inside a block it is ~0, at the block edges it carries all the picture's detail.  So
+boundaries); inside a block it is 0, at the block edges it carries all the picture's detail.  So
 the active boundaries (above a share of the strong ones) form a lattice: consecutive gaps of
 ``floor(k)`` or ``ceil(k)`` pixels (a factor that does not divide the size gives both), with
 almost nothing between.  Flagged when, on both axes:
 
-* at least ``QUIET_SHARE`` of the boundaries are quiet (a 2x upscale has half of them quiet),
+* at least ``QUIET_SHARE`` of the boundaries are quiet (a 2x upscale has half of them quiet) and, in a
+  lossless picture, at least ``ZERO_SHARE`` are exactly 0 on every sampled line (a block's pixels are
+  copies; a chessboard or a weave with grain has no such boundary),
 * at least ``LATTICE_SHARE`` of the gaps between active boundaries are the period (>= 2), the
   period + 1 or a small multiple of it (an edge between two alike source pixels is quiet), over at
   least ``MIN_BLOCKS`` gaps and with at least ``MAIN_SHARE`` of them the period or period + 1, and
@@ -40,6 +42,14 @@ the lattice in a re-encoded picture (``block_factor``):
   is (fog, at quality 60: edges of <= 0.5 grey levels measured), so the edges must carry at least
   ``CODEC_GRID_FLAT_LEVEL``.
 
+Edges repeating at one spacing are also what a window screen, a woven fabric, a brick wall, a tiled
+floor, a chessboard or a spreadsheet shows, and their cells' grain is partly smoothed by the codec.  So
+whatever found the blocks in a JPEG or WebP, they must also be blocks (``blocks_explain_edges``, on
+both axes): the step at each block edge is the difference between the interiors of the two blocks it
+separates (at least ``EDGE_EXPLAINED`` of it; a thin line -- mesh, mortar, grout -- is a step between
+two cells alike inside) and blocks two apart differ at least ``BLOCK_LAG2`` as much as neighbours (a
+draft is a small picture; a chessboard or a weave alternates two kinds of cell).
+
 Why the confounders do not fire:
 
 * flat illustrations and logos: flat areas are quiet everywhere, but the active boundaries come
@@ -54,13 +64,15 @@ Why the confounders do not fire:
 * 8-bit gradients are staircases too (a slope of 1/3 grey level per pixel is a step every 3
   pixels), but only along the gradient: in PNG their steps are one grey level and the lattice
   seldom shows on both axes; JPEG/WebP are held to ``MIN_LEVEL_LOSSY``;
+* natural periodic textures: see ``blocks_explain_edges`` (benchmarks/quality_set.py
+  ``periodic_texture``: none flagged at periods 3..9, grain 2..6 grey levels, blurred or not);
 * pixel art is a deliberate lattice: skipped when the prompt asks for it (``PIXEL_ART_PROMPT``:
   pixel art, 8-bit, sprite, pixelated, ...) or when the references given show the same block size
   (``genstatus score --reference``: the canary's normal is blocky).
 
 Cost: one full-size greyscale conversion and differences over at most ``SAMPLES`` rows and columns,
-plus for JPEG/WebP the comb of ~17 periods over each profile (benchmarks/bench_quality.py measures
-both against a bare decode).
+plus for JPEG/WebP the comb of ~17 periods over each profile, and the block test on the sampled lines
+when blocks were found (benchmarks/bench_quality.py measures both against a bare decode).
 """
 
 from __future__ import annotations
@@ -81,6 +93,8 @@ PIXEL_ART_PROMPT = re.compile(r"\b(pixel[- ]?art|pixelated|pixelart|8[- ]?bit|16
 SAMPLES = 256  # rows (columns) sampled for the column (row) boundary profile
 ACTIVE_SHARE = 0.3  # a boundary above this share of the strong ones (97th percentile) is active
 QUIET_SHARE = 0.4
+#: boundaries with no difference at all on any sampled line (PNG): a k x k draft has 1 - 1/k of them
+ZERO_SHARE = 0.4
 LATTICE_SHARE = 0.8
 QUIET_ENERGY = 0.25
 #: the same two for JPEG and WebP, whose ringing inside the blocks blurs the lattice (held to
@@ -117,6 +131,14 @@ COMB_MIN_TEETH = 16  # grid boundaries for one comb
 #: 1/8 drafts on JPEG's grid: off-grid / on-grid mean difference at most, and the on-grid edges' excess
 CODEC_GRID_FLAT = 0.01
 CODEC_GRID_FLAT_LEVEL = 0.75
+#: JPEG/WebP blocks found by any of the tests above must be blocks (``blocks_explain_edges``): the
+#: step at each edge is the difference of the two blocks' interiors (>= 1.0 x measured on drafts;
+#: a window screen's, brick wall's or tiled floor's lines < 0.8 x) ...
+EDGE_EXPLAINED = 0.9
+#: ... and the blocks make a picture, not a pattern two blocks long: blocks two apart differ at least
+#: this share of what neighbours do (drafts >= 0.45 measured; a chessboard, a weave <= 0.24)
+BLOCK_LAG2 = 0.35
+EXPLAIN_LINES = 128  # lines sampled for it (a draft's block rows repeat: fewer than for the profiles)
 
 
 @dataclass(frozen=True)
@@ -129,6 +151,7 @@ class AxisBlocks:
     energy: float  # mean quiet / mean active difference
     level: float  # the strong boundaries' mean difference (97th percentile), grey levels
     grids: frozenset[int]  # the codec block sizes (CODEC_BLOCKS) whose grid the active boundaries sit on
+    zero: float = 0.0  # share of boundaries with no difference on any sampled line
 
 
 NO_BLOCKS = AxisBlocks(0.0, 0.0, 0.0, 1.0, 0.0, frozenset())
@@ -176,6 +199,7 @@ def axis_blocks(profile: np.ndarray) -> AxisBlocks:
     level = float(np.percentile(profile, 97))
     if level < MIN_LEVEL:
         return NO_BLOCKS
+    zero = float(np.mean(profile == 0))
     active = profile > ACTIVE_SHARE * level
     positions = np.flatnonzero(active)
     if positions.size < MIN_BLOCKS + 1:
@@ -185,7 +209,7 @@ def axis_blocks(profile: np.ndarray) -> AxisBlocks:
     counts = np.bincount(gaps)
     period = int(np.argmax(counts[2:]) + 2) if counts.size > 2 else 0
     if period < 2:
-        return AxisBlocks(0.0, quiet, 0.0, 1.0, level, frozenset())
+        return AxisBlocks(0.0, quiet, 0.0, 1.0, level, frozenset(), zero)
     regular = (gaps == period) | (gaps == period + 1)
     # a block edge too faint to be active (two source pixels nearly alike) doubles a gap
     lattice = float((regular | ((gaps % period == 0) & (gaps <= 4 * period))).mean())
@@ -196,7 +220,7 @@ def axis_blocks(profile: np.ndarray) -> AxisBlocks:
     energy = quiet_mean / max(float(profile[active].mean()), 1e-6)
     grids = frozenset(block for block in CODEC_BLOCKS.values()
                       if period % block == 0 and float(np.mean(positions % block == block - 1)) > 0.8)
-    return AxisBlocks(mean_period, quiet, lattice, energy, level, grids)
+    return AxisBlocks(mean_period, quiet, lattice, energy, level, grids, zero)
 
 
 def comb_periods(size: int) -> list[tuple[int, int]]:
@@ -277,11 +301,43 @@ def codec_grid_flat(profile: np.ndarray, block: int) -> bool:
     return off_mean <= CODEC_GRID_FLAT * on_mean and on_mean - off_mean >= CODEC_GRID_FLAT_LEVEL
 
 
+def blocks_explain_edges(grey: np.ndarray, axis: int, period: float) -> bool:
+    """Along ``axis`` (1: across columns), the picture is blocks of ``period`` pixels: the step at each
+    block edge is (on average) the difference of the two blocks' interiors, and blocks two apart differ
+    about as much as neighbours do.
+
+    A window screen, a brick wall's mortar or a tiled floor's grout is a thin line: a large step at
+    the edge between two cells alike inside.  A chessboard or a weave is two kinds of cell in turn:
+    every other block alike.  A draft is a small picture: its steps are its pixels' differences."""
+    other = grey.shape[1 - axis]
+    # lines spread by the golden ratio: a pattern of any period cannot put them all on its lines
+    picked = np.unique((np.arange(min(EXPLAIN_LINES, other)) * 0.6180339887 % 1 * other).astype(np.int64))
+    lines = grey[picked, :] if axis == 1 else np.ascontiguousarray(grey[:, picked].T)
+    profile = np.abs(np.diff(lines, axis=1)).mean(axis=0)
+    phase = np.arange(1, profile.size + 1) % period
+    windows = [((phase - start) % period) < 1 for start in np.arange(0, period, 0.5)]
+    best = max(windows, key=lambda on: float(profile[on].mean()) if on.any() else 0.0)
+    edges = np.flatnonzero(best)
+    edges = edges[np.diff(edges, prepend=-2) > 1]  # boundary i lies between pixels i and i + 1
+    if edges.size < 5:
+        return False
+    first, last = edges[:-1] + 1, edges[1:]  # each block's pixels, first..last
+    inner = last - first >= 2  # drop the pixels next to the edges (a line sits there) when any are left
+    first, last = first + inner, last - inner
+    sums = np.zeros((lines.shape[0], lines.shape[1] + 1), np.float32)  # grey levels: exact in float32
+    np.cumsum(lines, axis=1, out=sums[:, 1:])
+    means = (sums[:, last + 1] - sums[:, first]) / (last - first + 1)
+    step = float(np.abs(lines[:, edges[1:-1] + 1] - lines[:, edges[1:-1]]).mean())
+    neighbours = float(np.abs(np.diff(means, axis=1)).mean())
+    two_apart = float(np.abs(means[:, 2:] - means[:, :-2]).mean())
+    return neighbours >= EDGE_EXPLAINED * step and two_apart >= BLOCK_LAG2 * neighbours and step > 0
+
+
 def is_blocky(axis: AxisBlocks, codec_block: int | None = None) -> bool:
     """A block lattice on this axis; ``codec_block``: the picture is a JPEG/WebP with blocks of that side."""
-    if codec_block is None:
-        return (axis.period >= 2 and axis.quiet >= QUIET_SHARE and axis.lattice >= LATTICE_SHARE
-                and axis.energy <= QUIET_ENERGY)
+    if codec_block is None:  # a lossless picture: the blocks' pixels are exact copies
+        return (axis.period >= 2 and axis.quiet >= QUIET_SHARE and axis.zero >= ZERO_SHARE
+                and axis.lattice >= LATTICE_SHARE and axis.energy <= QUIET_ENERGY)
     # faint edges count only with flat blocks off the codec's grid: the codec cannot have made those
     strong = axis.level >= MIN_LEVEL_LOSSY or (axis.energy <= CODEC_GRID_ENERGY and codec_block not in axis.grids)
     return (strong and axis.period >= 2 and axis.quiet >= QUIET_SHARE and axis.lattice >= LATTICE_SHARE_LOSSY
@@ -301,17 +357,22 @@ def block_factor(image: Image.Image, fmt: str | None = None) -> tuple[float, Axi
     if all(is_blocky(axis, block) for axis in (across_columns, across_rows)) and not (
             block in across_columns.grids and block in across_rows.grids
             and min(across_columns.level, across_rows.level) < CODEC_GRID_LEVEL):  # the codec's own, on smooth content
-        return (across_columns.period + across_rows.period) / 2, across_columns, across_rows
-    if block is None:
+        factor = (across_columns.period + across_rows.period) / 2
+    elif block is None:
         return 0.0, across_columns, across_rows
-    if block == CODEC_BLOCKS["JPEG"] and all(codec_grid_flat(p, block) for p in (column_profile, row_profile)):
-        return float(block), across_columns, across_rows  # a 1/8 draft on JPEG's own grid
-    column_comb = comb(column_floored, block)
-    if column_comb.holds:  # (most clean pictures stop here: the row comb is not needed)
-        row_comb = comb(row_floored, block)
-        if row_comb.holds and abs(column_comb.period - row_comb.period) <= 0.6:
-            return (column_comb.period + row_comb.period) / 2, across_columns, across_rows
-    return 0.0, across_columns, across_rows
+    elif block == CODEC_BLOCKS["JPEG"] and all(codec_grid_flat(p, block) for p in (column_profile, row_profile)):
+        factor = float(block)  # a 1/8 draft on JPEG's own grid
+    else:
+        factor = 0.0
+        column_comb = comb(column_floored, block)
+        if column_comb.holds:  # (most clean pictures stop here: the row comb is not needed)
+            row_comb = comb(row_floored, block)
+            if row_comb.holds and abs(column_comb.period - row_comb.period) <= 0.6:
+                factor = (column_comb.period + row_comb.period) / 2
+    if block is not None and factor and not all(
+            blocks_explain_edges(grey, axis, factor) for axis in (1, 0)):  # a periodic texture, not blocks
+        factor = 0.0
+    return factor, across_columns, across_rows
 
 
 def _reference_factors(references: list[bytes]) -> list[float]:
