@@ -73,7 +73,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 
         if not ocr_available():
             raise UsageError("--expect-text needs the OCR extra: pip install 'genstatus[ocr]'")
-    profile, references, dropped = _hand_profile(named) if named else (None, [], [])
+    profile = None
+    references: list[bytes] = []
+    dropped: list[str] = []
+    if named:
+        from monitor.scoring.pipeline import hand_references
+
+        profile, references, dropped = hand_references([data for _, data in named], [name for name, _ in named])
     assessment = score_image(data, prompt=args.prompt, references=references or None,
                              profile=profile if references else None, noise_check=True, expect_text=args.expect_text)
     assessment.reasons.extend(dropped)
@@ -90,24 +96,3 @@ def cmd_score(args: argparse.Namespace) -> int:
     if NOT_JUDGED & set(assessment.flags):
         return EXIT_USAGE
     return EXIT_OK if assessment.verdict is Verdict.PASS else EXIT_UNHEALTHY
-
-
-
-def _hand_profile(named: list[tuple[str, bytes]]):
-    """The profile of the ``--reference`` pictures (judged whatever the seed), the bytes of those kept, and
-    a line per picture left out, naming it and saying why: one that fails scoring itself (not an image,
-    blank, noise ...) cannot say what this canary normally looks like."""
-    from monitor.enums import Verdict
-    from monitor.scoring.pipeline import run_stages
-    from monitor.scoring.profile import ReferenceProfile, reference_from_assessment
-    from monitor.scoring.types import ScoringInput
-
-    entries, kept, dropped = [], [], []
-    for name, data in named:
-        assessment = run_stages(ScoringInput(data=data, want_thumbnail=False))
-        if assessment.valid and assessment.verdict is not Verdict.FAIL:
-            entries.append(reference_from_assessment(assessment, with_thumbnail=False))
-            kept.append(data)
-        else:
-            dropped.append(f"reference {name} dropped: {assessment.reasons[0] if assessment.reasons else 'not usable'}")
-    return ReferenceProfile(images=entries, always_match=True), kept, dropped

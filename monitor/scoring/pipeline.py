@@ -111,5 +111,24 @@ def reference_entry(data: bytes, *, seed: int | None = None, quality: QualityCon
 
 def profile_from_images(images: list[bytes], *, quality: QualityConfig | None = None) -> ReferenceProfile:
     """An ad-hoc profile of pictures given by hand (``genstatus score --reference``): drift is always judged."""
-    entries = [e for e in (reference_entry(d, quality=quality, with_thumbnail=False) for d in images) if e is not None]
-    return ReferenceProfile(images=entries, always_match=True)
+    return hand_references(images, quality=quality)[0]
+
+
+def hand_references(images: list[bytes], names: list[str] | None = None, *, quality: QualityConfig | None = None,
+                    ) -> tuple[ReferenceProfile, list[bytes], list[str]]:
+    """The ad-hoc profile of pictures given by hand, the pictures it kept, and one line per picture left
+    out, naming it (``names``, else its position) and saying why: a picture that fails scoring itself
+    (not an image, blank, noise ...) cannot say what the canary normally looks like."""
+    from monitor.enums import Verdict
+    from monitor.scoring.profile import reference_from_assessment
+
+    entries, kept, dropped = [], [], []
+    for index, data in enumerate(images):
+        assessment = run_stages(ScoringInput(data=data, quality=quality or QualityConfig(), want_thumbnail=False))
+        if assessment.valid and assessment.verdict is not Verdict.FAIL:
+            entries.append(reference_from_assessment(assessment, with_thumbnail=False))
+            kept.append(data)
+        else:
+            name = names[index] if names else f"#{index + 1}"
+            dropped.append(f"reference {name} dropped: {assessment.reasons[0] if assessment.reasons else 'not usable'}")
+    return ReferenceProfile(images=entries, always_match=True), kept, dropped
